@@ -1,0 +1,7 @@
+//! evm-executor: the binary's library half: configuration, store backends, logging and the
+//! command implementations. The stage logic itself lives in the `stages` crate.
+
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod store;

@@ -1,0 +1,99 @@
+//! The `evm-executor` command line.
+
+use clap::{Parser, Subcommand};
+use evm_executor::commands::{self, CommandError, Context};
+use evm_executor::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Executes EVM blocks that a Block Syncer writes into Pika (or the embedded store) and writes
+/// receipts and world state back.
+#[derive(Parser)]
+#[command(name = "evm-executor", version, about)]
+struct Cli {
+    /// Config file (default: config/config.toml when it exists; `EVM_EXECUTOR_*` variables
+    /// override each key).
+    #[arg(long, global = true, env = "EVM_EXECUTOR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a geth-style genesis (config + alloc) into the store as block 0 and its state.
+    Init {
+        /// The genesis JSON file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+    /// Import a chain file in geth `export` format into blk:* as the Block Syncer would.
+    Import {
+        /// The chain file (concatenated RLP blocks).
+        file: PathBuf,
+    },
+    /// Show sync height, execution progress, stage checkpoints, chain and backend.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    evm_executor::logging::init(&config.log);
+    match run(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, config: Config) -> Result<(), CommandError> {
+    let ctx = Context::open(config)?;
+    match command {
+        Command::Init { genesis } => {
+            let outcome = commands::init::run(&ctx, &genesis)?;
+            let verb = if outcome.written {
+                "initialised"
+            } else {
+                "already initialised"
+            };
+            println!(
+                "{verb}: chain id {}, {} accounts",
+                outcome.chain_id, outcome.accounts
+            );
+            println!("genesis state root: {:#x}", outcome.state_root);
+            println!("genesis block hash: {:#x}", outcome.genesis_hash);
+        }
+        Command::Import { file } => {
+            let outcome = commands::import::run(&ctx, &file)?;
+            println!(
+                "imported {} blocks ({}..={}), {} transactions; idx:sync:progress = {}",
+                outcome.blocks, outcome.first, outcome.last, outcome.transactions, outcome.last
+            );
+        }
+        Command::Status { json } => {
+            let report = commands::status::run(&ctx)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{report}");
+            }
+        }
+    }
+    Ok(())
+}

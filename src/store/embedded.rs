@@ -1,0 +1,180 @@
+//! `embedded`: the store in a local redb file, for a first run without any server.
+//!
+//! redb is pure Rust, crash-safe (copy-on-write B-trees with checksummed commits), and takes a
+//! file lock so two processes cannot corrupt one file. Each value is kept as an 8-byte
+//! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
+//! as absent and are removed by later writes to the same key or by [`EmbeddedStore::purge_expired`].
+
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use stages::store::{Store, StoreError, WriteBatch, WriteOp};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const BACKEND: &str = "embedded";
+const EXPIRY_LEN: usize = 8;
+
+fn backend_error(context: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        message: format!("{context}: {error}"),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The value part of a stored entry, or `None` when it has expired (or is malformed).
+fn live_value(entry: &[u8], now: u64) -> Option<&[u8]> {
+    let (expiry, value) = entry.split_at_checked(EXPIRY_LEN)?;
+    let expiry = u64::from_be_bytes(expiry.try_into().ok()?);
+    (expiry == 0 || expiry > now).then_some(value)
+}
+
+/// The store in one redb file.
+pub struct EmbeddedStore {
+    db: Database,
+}
+
+impl EmbeddedStore {
+    /// Open (or create) the store at `path`, creating parent directories.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| backend_error(&format!("cannot create {}", parent.display()), e))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => backend_error(
+                &format!("{shown}"),
+                "already opened by another evm-executor process",
+            ),
+            other => backend_error(&format!("cannot open {shown}"), other),
+        })?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| backend_error("begin write", e))?;
+        txn.open_table(TABLE)
+            .map_err(|e| backend_error("create table", e))?;
+        txn.commit().map_err(|e| backend_error("commit", e))?;
+        Ok(Self { db })
+    }
+
+    /// Delete every expired entry; returns how many were removed.
+    pub fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend_error("begin write", e))?;
+        let before;
+        let after;
+        {
+            let mut table = txn
+                .open_table(TABLE)
+                .map_err(|e| backend_error("open table", e))?;
+            before = table.len().map_err(|e| backend_error("count", e))?;
+            table
+                .retain(|_, entry| live_value(entry, now).is_some())
+                .map_err(|e| backend_error("purge expired", e))?;
+            after = table.len().map_err(|e| backend_error("count", e))?;
+        }
+        txn.commit().map_err(|e| backend_error("commit", e))?;
+        Ok(before - after)
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn backend_name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .multi_get(std::slice::from_ref(&key.to_string()))?
+            .pop()
+            .flatten())
+    }
+
+    fn multi_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let now = now_ms();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| backend_error("begin read", e))?;
+        let table = txn
+            .open_table(TABLE)
+            .map_err(|e| backend_error("open table", e))?;
+        keys.iter()
+            .map(|key| {
+                let entry = table.get(key.as_str()).map_err(|e| backend_error(key, e))?;
+                Ok(entry.and_then(|guard| live_value(guard.value(), now).map(<[u8]>::to_vec)))
+            })
+            .collect()
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend_error("begin write", e))?;
+        {
+            let mut table = txn
+                .open_table(TABLE)
+                .map_err(|e| backend_error("open table", e))?;
+            let mut entry = Vec::new();
+            for op in batch.ops() {
+                match op {
+                    WriteOp::Set { key, value, ttl } => {
+                        let expiry = ttl.map_or(0, |ttl| now + ttl.as_millis().max(1) as u64);
+                        entry.clear();
+                        entry.extend_from_slice(&expiry.to_be_bytes());
+                        entry.extend_from_slice(value);
+                        table
+                            .insert(key.as_str(), entry.as_slice())
+                            .map_err(|e| backend_error(key, e))?;
+                    }
+                    WriteOp::Delete { key } => {
+                        table
+                            .remove(key.as_str())
+                            .map_err(|e| backend_error(key, e))?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| backend_error("commit", e))
+    }
+
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| backend_error("begin read", e))?;
+        let table = txn
+            .open_table(TABLE)
+            .map_err(|e| backend_error("open table", e))?;
+        let mut keys = Vec::new();
+        for item in table
+            .range(prefix..)
+            .map_err(|e| backend_error(prefix, e))?
+        {
+            let (key, entry) = item.map_err(|e| backend_error(prefix, e))?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if live_value(entry.value(), now).is_some() {
+                keys.push(key.to_string());
+            }
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,17 @@
+//! The two store backends behind [`stages::store::Store`]: `pika` (any Redis-protocol server)
+//! and `embedded` (a local redb file). Which one runs is `storage.backend`.
+
+pub mod embedded;
+pub mod pika;
+
+use crate::config::{Backend, StorageConfig};
+use stages::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Open the backend the config names.
+pub fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config.backend {
+        Backend::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.embedded.path)?),
+        Backend::Pika => Arc::new(pika::PikaStore::connect(&config.pika)?),
+    })
+}

@@ -1,0 +1,15 @@
+//! The stages crate: everything evm-executor knows about blocks, state and the store's data
+//! contract, independent of any particular store client.
+//!
+//! - [`store`]: the small store trait the stages talk to.
+//! - [`keys`] and [`contract`]: the data contract (key layout, JSON values).
+//! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists.
+//! - [`genesis`]: genesis state, state root and genesis header.
+//! - [`stage_id`]: the names of the pipeline stages.
+
+pub mod block;
+pub mod contract;
+pub mod genesis;
+pub mod keys;
+pub mod stage_id;
+pub mod store;

@@ -1,0 +1,138 @@
+//! The store interface every stage talks to.
+//!
+//! Stage logic depends on this trait alone, never on a Redis client or an on-disk engine: the
+//! `evm-executor` package provides the two backends (`pika` and `embedded`). Keys are plain
+//! strings (already prefixed by [`crate::keys::Keys`]); values are raw bytes.
+
+use std::time::Duration;
+
+/// One write inside a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `key` to `value`, expiring after `ttl` when given.
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    /// Delete `key` (a no-op when it is absent).
+    Delete { key: String },
+}
+
+/// An ordered list of writes sent together (pipelined on Pika, one transaction on the embedded
+/// store). Backends promise order, not atomicity: the crash rule (DESIGN §2) never relies on a
+/// batch landing whole, so every batch must be safe to replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue a set without expiry.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(WriteOp::Set {
+            key: key.into(),
+            value: value.into(),
+            ttl: None,
+        });
+        self
+    }
+
+    /// Queue a set that expires after `ttl`.
+    pub fn set_with_ttl(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        ttl: Duration,
+    ) -> &mut Self {
+        self.ops.push(WriteOp::Set {
+            key: key.into(),
+            value: value.into(),
+            ttl: Some(ttl),
+        });
+        self
+    }
+
+    /// Queue a delete.
+    pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
+        self.ops.push(WriteOp::Delete { key: key.into() });
+        self
+    }
+
+    /// The queued writes, in order.
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+
+    /// Number of queued writes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A failure of the store itself (not of the data in it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server could not be reached or the connection broke; waiting may fix it.
+    #[error("store unreachable ({backend}): {message}")]
+    Unavailable {
+        backend: &'static str,
+        message: String,
+    },
+    /// The store answered with an error or its files are damaged; waiting will not fix it.
+    #[error("store error ({backend}): {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// True when retrying later can succeed (a lost connection, a server restart).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// A key-value store with the semantics of the Redis commands Pika supports (GET, MGET, SET with
+/// EX, DEL, SCAN with MATCH). Implementations are shared between threads.
+pub trait Store: Send + Sync {
+    /// A short name for logs and `status` (`pika`, `embedded`).
+    fn backend_name(&self) -> &'static str;
+
+    /// The value at `key`, or `None` when absent or expired.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The values at `keys`, in the same order (one round trip where the backend allows).
+    fn multi_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Apply `batch` in order.
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+
+    /// Every live key that starts with `prefix`, in no particular order.
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Set one key without expiry.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.set(key, value);
+        self.write(&batch)
+    }
+
+    /// Delete one key.
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(&batch)
+    }
+}
