@@ -3,5 +3,6 @@
 
 pub mod commands;
 pub mod config;
+pub mod eftest;
 pub mod logging;
 pub mod store;

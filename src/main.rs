@@ -32,6 +32,21 @@ enum Command {
         /// The chain file (concatenated RLP blocks).
         file: PathBuf,
     },
+    /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
+    /// the executor's store, state and execution code.
+    EfTest {
+        /// Directory of fixture JSON files, or a release .tar.zst.
+        path: PathBuf,
+        /// Only tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Where each test's temporary store is created (default: the system temp dir).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// List every failure with its reason.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Show sync height, execution progress, stage checkpoints, chain and backend.
     Status {
         /// Print JSON instead of text.
@@ -60,8 +75,18 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, config: Config) -> Result<(), CommandError> {
+    if let Command::EfTest {
+        path,
+        filter,
+        work_dir,
+        verbose,
+    } = command
+    {
+        return ef_test(&path, filter.as_deref(), work_dir, verbose);
+    }
     let ctx = Context::open(config)?;
     match command {
+        Command::EfTest { .. } => unreachable!("handled above"),
         Command::Init { genesis } => {
             let outcome = commands::init::run(&ctx, &genesis)?;
             let verb = if outcome.written {
@@ -96,4 +121,30 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+fn ef_test(
+    path: &std::path::Path,
+    filter: Option<&str>,
+    work_dir: Option<PathBuf>,
+    verbose: bool,
+) -> Result<(), CommandError> {
+    let work_dir = work_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("evm-executor-ef-test-{}", std::process::id()))
+    });
+    let report = evm_executor::eftest::run(path, filter, &work_dir)
+        .map_err(|e| CommandError::EfTest(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&work_dir);
+    for (name, reason) in report
+        .failures
+        .iter()
+        .take(if verbose { usize::MAX } else { 20 })
+    {
+        println!("FAIL {name}: {reason}");
+    }
+    println!("{report}");
+    match report.total().failed {
+        0 => Ok(()),
+        failed => Err(CommandError::EfTest(format!("{failed} tests failed"))),
+    }
 }

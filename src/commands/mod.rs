@@ -44,6 +44,9 @@ pub enum CommandError {
         /// What went wrong.
         reason: String,
     },
+    /// The conformance run failed or could not start.
+    #[error("ef-test: {0}")]
+    EfTest(String),
     /// A block's body does not match its header.
     #[error(transparent)]
     BodyMismatch(#[from] BodyMismatch),

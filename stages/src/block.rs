@@ -65,6 +65,22 @@ struct BodyRlp {
     withdrawals: Option<Withdrawals>,
 }
 
+/// Blob transactions inside a block carry no sidecar (EIP-4844's network form is not a block form).
+fn reject_sidecars(
+    what: &'static str,
+    key: &str,
+    transactions: &[TxEnvelope],
+) -> Result<(), CorruptRlp> {
+    match transactions.iter().position(|tx| matches!(tx, TxEnvelope::Eip4844(signed) if matches!(signed.tx(), alloy_consensus::TxEip4844Variant::TxEip4844WithSidecar(_)))) {
+        Some(index) => Err(CorruptRlp {
+            what,
+            key: key.to_string(),
+            reason: format!("transaction {index} is a blob transaction with its sidecar"),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn decode_exact<T: Decodable>(
     what: &'static str,
     key: &str,
@@ -96,7 +112,9 @@ pub fn encode_header(header: &Header) -> Vec<u8> {
 
 /// Decode the transaction list stored at `blk:txs:{n}`.
 pub fn decode_transactions(key: &str, bytes: &[u8]) -> Result<Vec<TxEnvelope>, CorruptRlp> {
-    decode_exact("transaction list", key, bytes)
+    let transactions: Vec<TxEnvelope> = decode_exact("transaction list", key, bytes)?;
+    reject_sidecars("transaction list", key, &transactions)?;
+    Ok(transactions)
 }
 
 /// Encode a transaction list as `blk:txs:{n}` holds it.
@@ -109,6 +127,7 @@ pub fn encode_transactions(transactions: &[TxEnvelope]) -> Vec<u8> {
 /// Decode the full body stored at `blk:body:{n}`.
 pub fn decode_body(key: &str, bytes: &[u8]) -> Result<BlockBody<TxEnvelope>, CorruptRlp> {
     let body: BodyRlp = decode_exact("block body", key, bytes)?;
+    reject_sidecars("block body", key, &body.transactions)?;
     Ok(BlockBody {
         transactions: body.transactions,
         ommers: body.ommers,
@@ -145,6 +164,7 @@ pub fn decode_block(origin: &str, buf: &mut &[u8]) -> Result<ChainBlock, Corrupt
             .ok_or_else(|| corrupt(format!("header of {header_len} bytes overruns the input")))?,
     );
     let block = Block::<TxEnvelope>::decode(buf).map_err(|e| corrupt(e.to_string()))?;
+    reject_sidecars("block", origin, &block.body.transactions)?;
     Ok(ChainBlock {
         header: block.header,
         hash,

@@ -4,12 +4,20 @@
 //! - [`store`]: the small store trait the stages talk to.
 //! - [`keys`] and [`contract`]: the data contract (key layout, JSON values).
 //! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists.
+//! - [`chain`]: chain specs (fork schedule, blob parameters).
 //! - [`genesis`]: genesis state, state root and genesis header.
 //! - [`stage_id`]: the names of the pipeline stages.
 
 pub mod block;
+pub mod chain;
+pub mod commit;
 pub mod contract;
+pub mod execute;
 pub mod genesis;
 pub mod keys;
+pub mod load;
+pub mod record;
 pub mod stage_id;
+pub mod state;
 pub mod store;
+pub mod validate;

@@ -1,0 +1,50 @@
+# evm-executor: build, run, test.
+#   make run    the main job on the embedded store (no server needed)
+#   make test   everything CI runs: installs redis-server if missing, fmt check, clippy, all tests
+
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/release/evm-executor
+# Where the shared test data lives (chains, conformance suites, BSC data).
+EVM_EXECUTOR_FIXTURES ?= $(CURDIR)/../shared/fixtures
+export EVM_EXECUTOR_FIXTURES
+# The demo run's store and chain.
+RUN_DIR ?= data/demo
+RUN_CHAIN ?= $(EVM_EXECUTOR_FIXTURES)/chains/geth-ethtest
+
+.PHONY: build run test test-deps lint fmt clean
+
+build:
+	$(CARGO) build --release
+
+run: build
+	@mkdir -p $(RUN_DIR)
+	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
+		$(BIN) init --genesis $(RUN_CHAIN)/genesis.json
+	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
+		$(BIN) import $(RUN_CHAIN)/chain.rlp
+	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
+		$(BIN) status
+
+# Tests start their own redis-server; install it where it is missing (Debian/Ubuntu).
+test-deps:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@test -d "$(EVM_EXECUTOR_FIXTURES)" || { echo "fixtures not found at $(EVM_EXECUTOR_FIXTURES); set EVM_EXECUTOR_FIXTURES"; exit 1; }
+
+test: test-deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) test --release --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,454 @@
+//! Block execution: one block through revm (alloy-evm's Ethereum block executor) over the state
+//! layers, verified against its header, turned into an [`ExecutionRecord`].
+//!
+//! Nothing is written anywhere here: a block that fails any check returns an error and leaves
+//! no trace; a block that passes returns its record for the later stages to apply.
+
+use crate::block::ChainBlock;
+use crate::chain::ChainSpec;
+use crate::record::{AccountChange, AccountState, ExecutionRecord, StorageChange};
+use crate::state::{StateError, StateLayers};
+use crate::validate::{check_header, HeaderViolation};
+use alloy_consensus::{proofs, Header, ReceiptEnvelope, TxEnvelope, TxReceipt};
+use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
+use alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS;
+use alloy_evm::block::{
+    BlockExecutionError, BlockExecutor, BlockExecutorFactory, BlockValidationError,
+};
+use alloy_evm::eth::{
+    receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
+};
+use alloy_evm::{EthEvmFactory, Evm, EvmEnv, EvmFactory};
+use alloy_hardforks::EthereumHardforks;
+use alloy_primitives::{Address, Bloom, B256, U256};
+use revm::database::states::bundle_state::BundleRetention;
+use revm::database::{BundleState, State};
+use revm::Database;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Why a block was rejected or could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The header breaks a rule relative to its parent.
+    #[error("block {block}: invalid header: {violation}")]
+    Header {
+        /// Block number.
+        block: u64,
+        /// The rule broken.
+        violation: HeaderViolation,
+    },
+    /// A transaction is invalid (nonce, balance, intrinsic gas, gas caps, blob rules, …).
+    #[error("block {block}: transaction {index} ({hash:#x}) invalid: {reason}")]
+    Transaction {
+        /// Block number.
+        block: u64,
+        /// Position in the block.
+        index: usize,
+        /// Transaction hash.
+        hash: B256,
+        /// What revm found.
+        reason: String,
+    },
+    /// Execution's result differs from what the header commits to.
+    #[error("block {block}: {field} mismatch: header says {expected}, execution gives {got}")]
+    Mismatch {
+        /// Block number.
+        block: u64,
+        /// The header field (`gasUsed`, `receiptsRoot`, `logsBloom`, `blobGasUsed`, `requestsHash`).
+        field: &'static str,
+        /// What execution produced.
+        got: String,
+        /// What the header says.
+        expected: String,
+    },
+    /// The block breaks a block-level rule (system contracts, requests, withdrawals, …).
+    #[error("block {block}: {reason}")]
+    Invalid {
+        /// Block number.
+        block: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// State could not be read (store down, corrupt value): not the block's fault.
+    #[error("block {block}: cannot read state: {error}")]
+    State {
+        /// Block number.
+        block: u64,
+        /// The failure.
+        error: StateError,
+    },
+}
+
+impl BlockError {
+    /// True when the block itself is at fault (re-executing the same data cannot succeed).
+    pub fn is_invalid_block(&self) -> bool {
+        !matches!(self, BlockError::State { .. })
+    }
+}
+
+/// Find a [`StateError`] in an error's source chain (revm wraps database errors).
+fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StateError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<StateError>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn clone_state_error(error: &StateError) -> StateError {
+    match error {
+        StateError::Store(e) => StateError::Store(match e {
+            crate::store::StoreError::Unavailable { backend, message } => {
+                crate::store::StoreError::Unavailable {
+                    backend,
+                    message: message.clone(),
+                }
+            }
+            crate::store::StoreError::Backend { backend, message } => {
+                crate::store::StoreError::Backend {
+                    backend,
+                    message: message.clone(),
+                }
+            }
+        }),
+        StateError::Malformed(e) => {
+            StateError::Malformed(crate::contract::MalformedValue::new(&e.key, &e.reason))
+        }
+        StateError::MissingCode { hash, key } => StateError::MissingCode {
+            hash: *hash,
+            key: key.clone(),
+        },
+        StateError::MissingHeader { number, key } => StateError::MissingHeader {
+            number: *number,
+            key: key.clone(),
+        },
+    }
+}
+
+fn classify(block: u64, error: BlockExecutionError) -> BlockError {
+    if let Some(state) = state_error_in(&error) {
+        return BlockError::State {
+            block,
+            error: clone_state_error(state),
+        };
+    }
+    BlockError::Invalid {
+        block,
+        reason: error.to_string(),
+    }
+}
+
+/// Execute `block` (whose transactions were sent by `senders`) on top of `parent` over `layers`.
+pub fn execute_block(
+    spec: &Arc<ChainSpec>,
+    layers: &StateLayers,
+    block: &ChainBlock,
+    senders: &[Address],
+    parent: &Header,
+) -> Result<ExecutionRecord, BlockError> {
+    let number = block.number();
+    let header = &block.header;
+    check_header(spec, header, parent).map_err(|violation| BlockError::Header {
+        block: number,
+        violation,
+    })?;
+    if senders.len() != block.body.transactions.len() {
+        return Err(BlockError::Invalid {
+            block: number,
+            reason: format!(
+                "{} senders for {} transactions",
+                senders.len(),
+                block.body.transactions.len()
+            ),
+        });
+    }
+
+    let env = EvmEnv::for_eth_block(
+        header,
+        spec,
+        spec.chain_id,
+        spec.blob_params_at(header.timestamp),
+    );
+    let mut state = State::builder()
+        .with_database_ref(layers.reader())
+        .with_bundle_update()
+        .build();
+    let factory = EthBlockExecutorFactory::new(
+        AlloyReceiptBuilder::default(),
+        Arc::clone(spec),
+        EthEvmFactory::default(),
+    );
+    let evm = factory.evm_factory().create_evm(&mut state, env);
+    let ctx = EthBlockExecutionCtx {
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        ommers: &block.body.ommers,
+        withdrawals: block
+            .body
+            .withdrawals
+            .as_ref()
+            .map(|w| Cow::Borrowed(w.as_slice())),
+        extra_data: header.extra_data.clone(),
+        tx_count_hint: Some(block.body.transactions.len()),
+        slot_number: None,
+    };
+    let mut executor = factory.create_executor(evm, ctx);
+    executor
+        .apply_pre_execution_changes()
+        .map_err(|e| classify(number, e))?;
+    for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
+        let recovered = alloy_consensus::transaction::Recovered::new_unchecked(tx, *sender);
+        executor
+            .execute_transaction(recovered)
+            .map_err(|error| transaction_error(number, index, tx, error))?;
+    }
+    if spec.is_prague_active_at_timestamp(header.timestamp) {
+        require_system_contracts(number, executor.evm_mut().db_mut())?;
+    }
+    let (_, result) = executor.finish().map_err(|e| classify(number, e))?;
+
+    verify_result(
+        spec,
+        header,
+        &result.receipts,
+        result.gas_used,
+        result.blob_gas_used,
+        &result.requests,
+    )?;
+    state.merge_transitions(BundleRetention::Reverts);
+    let bundle = state.take_bundle();
+    let (accounts, storage) =
+        changes_from_bundle(layers, &bundle).map_err(|error| BlockError::State {
+            block: number,
+            error,
+        })?;
+    let codes = bundle
+        .contracts
+        .iter()
+        .map(|(hash, code)| (*hash, code.original_bytes()))
+        .collect();
+    Ok(ExecutionRecord {
+        number,
+        hash: block.hash,
+        parent_hash: header.parent_hash,
+        gas_used: result.gas_used,
+        receipts: result.receipts,
+        accounts,
+        storage,
+        codes,
+    })
+}
+
+fn transaction_error(
+    block: u64,
+    index: usize,
+    tx: &TxEnvelope,
+    error: BlockExecutionError,
+) -> BlockError {
+    if let Some(state) = state_error_in(&error) {
+        return BlockError::State {
+            block,
+            error: clone_state_error(state),
+        };
+    }
+    let reason = match &error {
+        BlockExecutionError::Validation(BlockValidationError::InvalidTx { error, .. }) => {
+            error.to_string()
+        }
+        other => other.to_string(),
+    };
+    BlockError::Transaction {
+        block,
+        index,
+        hash: *tx.tx_hash(),
+        reason,
+    }
+}
+
+/// From Prague the EIP-7002 and EIP-7251 contracts must exist (a block cannot be built without
+/// them); alloy-evm treats a call to empty code as success, so check here.
+fn require_system_contracts<DB: Database<Error = E>, E: std::error::Error + 'static>(
+    block: u64,
+    db: &mut DB,
+) -> Result<(), BlockError> {
+    for (name, address) in [
+        (
+            "EIP-7002 withdrawal request",
+            WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+        ),
+        (
+            "EIP-7251 consolidation request",
+            CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+        ),
+    ] {
+        let account = db.basic(address).map_err(|e| match state_error_in(&e) {
+            Some(state) => BlockError::State {
+                block,
+                error: clone_state_error(state),
+            },
+            None => BlockError::Invalid {
+                block,
+                reason: e.to_string(),
+            },
+        })?;
+        let has_code = account.is_some_and(|a| {
+            a.code_hash != crate::contract::EMPTY_CODE_HASH && !a.code_hash.is_zero()
+        });
+        if !has_code {
+            return Err(BlockError::Invalid {
+                block,
+                reason: format!("{name} contract {address} has no code"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn mismatch(
+    block: u64,
+    field: &'static str,
+    got: impl std::fmt::Display,
+    expected: impl std::fmt::Display,
+) -> BlockError {
+    BlockError::Mismatch {
+        block,
+        field,
+        got: got.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Compare execution's output with the header.
+fn verify_result(
+    spec: &ChainSpec,
+    header: &Header,
+    receipts: &[ReceiptEnvelope],
+    gas_used: u64,
+    blob_gas_used: u64,
+    requests: &alloy_eips::eip7685::Requests,
+) -> Result<(), BlockError> {
+    let block = header.number;
+    if gas_used != header.gas_used {
+        return Err(mismatch(block, "gasUsed", gas_used, header.gas_used));
+    }
+    let root = proofs::calculate_receipt_root(receipts);
+    if root != header.receipts_root {
+        return Err(mismatch(
+            block,
+            "receiptsRoot",
+            format!("{root:#x}"),
+            format!("{:#x}", header.receipts_root),
+        ));
+    }
+    let mut bloom = Bloom::ZERO;
+    for receipt in receipts {
+        bloom.accrue_bloom(&receipt.bloom());
+    }
+    if bloom != header.logs_bloom {
+        return Err(mismatch(block, "logsBloom", bloom, header.logs_bloom));
+    }
+    if spec.is_cancun_active_at_timestamp(header.timestamp)
+        && Some(blob_gas_used) != header.blob_gas_used
+    {
+        return Err(mismatch(
+            block,
+            "blobGasUsed",
+            blob_gas_used,
+            format!("{:?}", header.blob_gas_used),
+        ));
+    }
+    if spec.is_prague_active_at_timestamp(header.timestamp) {
+        let hash = requests.requests_hash();
+        if Some(hash) != header.requests_hash {
+            return Err(mismatch(
+                block,
+                "requestsHash",
+                format!("{hash:#x}"),
+                format!("{:?}", header.requests_hash),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn account_state(info: &revm::state::AccountInfo) -> AccountState {
+    AccountState {
+        balance: info.balance,
+        nonce: info.nonce,
+        code_hash: info.code_hash,
+    }
+}
+
+/// The block's account and storage changes with pre-values, sorted. For an account whose
+/// storage was wiped, every slot it held before is listed (from the layers), not just the ones
+/// the block touched.
+fn changes_from_bundle(
+    layers: &StateLayers,
+    bundle: &BundleState,
+) -> Result<(Vec<AccountChange>, Vec<StorageChange>), StateError> {
+    let mut accounts = Vec::new();
+    let mut storage = Vec::new();
+    for (address, account) in &bundle.state {
+        let pre = account.original_info.as_ref().map(account_state);
+        let post = account.info.as_ref().map(account_state);
+        let wiped = account.was_destroyed();
+        if wiped {
+            let before = layers.existing_slots(address)?;
+            for (slot, pre_value) in &before {
+                let post_value = account
+                    .storage
+                    .get(slot)
+                    .map_or(U256::ZERO, |s| s.present_value);
+                if post_value != *pre_value {
+                    storage.push(StorageChange {
+                        address: *address,
+                        slot: *slot,
+                        pre: *pre_value,
+                        post: post_value,
+                    });
+                }
+            }
+            for (slot, value) in &account.storage {
+                if !value.present_value.is_zero() && !before.iter().any(|(s, _)| s == slot) {
+                    storage.push(StorageChange {
+                        address: *address,
+                        slot: *slot,
+                        pre: U256::ZERO,
+                        post: value.present_value,
+                    });
+                }
+            }
+        } else {
+            for (slot, value) in &account.storage {
+                if value.is_changed() {
+                    storage.push(StorageChange {
+                        address: *address,
+                        slot: *slot,
+                        pre: value.previous_or_original_value,
+                        post: value.present_value,
+                    });
+                }
+            }
+        }
+        if pre != post || wiped {
+            accounts.push(AccountChange {
+                address: *address,
+                pre,
+                post,
+                storage_wiped: wiped,
+            });
+        }
+    }
+    accounts.sort_by_key(|a| a.address);
+    storage.sort_by_key(|s| (s.address, s.slot));
+    Ok((accounts, storage))
+}
+
+/// The hash a block's header commits to for its receipts (for callers that check stored ones).
+pub fn receipts_root(receipts: &[ReceiptEnvelope]) -> B256 {
+    proofs::calculate_receipt_root(receipts)
+}

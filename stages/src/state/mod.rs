@@ -1,0 +1,345 @@
+//! The state layers (DESIGN §4): reads go (1) the overlay of blocks executed but not yet
+//! committed → (2) LRU caches → (3) the store. Execution writes nothing here directly: a block's
+//! changes arrive as its [`ExecutionRecord`] through [`StateLayers::absorb`] and leave the overlay
+//! with [`StateLayers::release`] once the commit stage has applied them.
+//!
+//! [`StateReader`] adapts the layers to revm's `DatabaseRef`.
+
+pub mod cache;
+
+use crate::block::decode_header;
+use crate::contract::{decode_word, AccountJson, MalformedValue, EMPTY_CODE_HASH};
+use crate::keys::Keys;
+use crate::record::{AccountState, ExecutionRecord};
+use crate::store::{Store, StoreError};
+use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use cache::{CacheSizes, StateCache};
+use lru::LruCache;
+use revm::bytecode::Bytecode;
+use revm::database_interface::DBErrorMarker;
+use revm::state::AccountInfo;
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+/// Block hashes kept for BLOCKHASH (it reaches 256 back).
+const BLOCK_HASH_CACHE: usize = 512;
+
+/// A failure to read state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value does not decode.
+    #[error(transparent)]
+    Malformed(#[from] MalformedValue),
+    /// An account names code the store does not have.
+    #[error("code {hash:#x} missing from the store (key {key})")]
+    MissingCode {
+        /// The code hash.
+        hash: B256,
+        /// The key it was looked up under.
+        key: String,
+    },
+    /// BLOCKHASH asked for a block whose header is not in the store.
+    #[error("header of block {number} missing from the store (key {key}), needed for BLOCKHASH")]
+    MissingHeader {
+        /// The block number.
+        number: u64,
+        /// The key it was looked up under.
+        key: String,
+    },
+}
+
+impl DBErrorMarker for StateError {}
+
+/// One in-flight block's changes, as the overlay holds them.
+#[derive(Debug, Default)]
+struct BlockChanges {
+    number: u64,
+    accounts: HashMap<Address, Option<AccountState>>,
+    storage: HashMap<(Address, U256), U256>,
+    wiped: HashSet<Address>,
+    codes: HashMap<B256, Bytes>,
+}
+
+impl BlockChanges {
+    fn from_record(record: &ExecutionRecord) -> Self {
+        let mut changes = Self {
+            number: record.number,
+            ..Self::default()
+        };
+        for account in &record.accounts {
+            changes.accounts.insert(account.address, account.post);
+            if account.storage_wiped {
+                changes.wiped.insert(account.address);
+            }
+        }
+        for slot in &record.storage {
+            changes.storage.insert((slot.address, slot.slot), slot.post);
+        }
+        changes.codes.extend(record.codes.iter().cloned());
+        changes
+    }
+}
+
+/// The overlay, the caches and the store, read as one state.
+pub struct StateLayers {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    cache: Mutex<StateCache>,
+    /// In-flight blocks, oldest first.
+    overlay: RwLock<VecDeque<BlockChanges>>,
+    block_hashes: Mutex<LruCache<u64, B256>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StateLayers {
+    /// Layers over `store` with caches of the given sizes.
+    pub fn new(store: Arc<dyn Store>, keys: Keys, sizes: CacheSizes) -> Self {
+        Self {
+            store,
+            keys,
+            cache: Mutex::new(StateCache::new(sizes)),
+            overlay: RwLock::new(VecDeque::new()),
+            block_hashes: Mutex::new(LruCache::new(
+                NonZeroUsize::new(BLOCK_HASH_CACHE).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// The store below the layers.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Run `f` on the caches (for metrics).
+    pub fn with_cache<T>(&self, f: impl FnOnce(&StateCache) -> T) -> T {
+        f(&lock(&self.cache))
+    }
+
+    fn overlay(&self) -> std::sync::RwLockReadGuard<'_, VecDeque<BlockChanges>> {
+        self.overlay.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The account at the head of the layers.
+    pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
+        if let Some(found) = self
+            .overlay()
+            .iter()
+            .rev()
+            .find_map(|b| b.accounts.get(address))
+        {
+            return Ok(*found);
+        }
+        if let Some(found) = lock(&self.cache).account(address) {
+            return Ok(found);
+        }
+        let key = self.keys.latest_account(address);
+        let account = match self.store.get(&key)? {
+            Some(bytes) => {
+                let json = AccountJson::decode(&key, &bytes)?;
+                Some(AccountState {
+                    balance: json.balance,
+                    nonce: json.nonce,
+                    code_hash: json.code_hash,
+                })
+            }
+            None => None,
+        };
+        lock(&self.cache).put_account(*address, account);
+        Ok(account)
+    }
+
+    /// A storage slot at the head of the layers (zero when unset).
+    pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        for block in self.overlay().iter().rev() {
+            if let Some(value) = block.storage.get(&(*address, *slot)) {
+                return Ok(*value);
+            }
+            if block.wiped.contains(address) {
+                return Ok(U256::ZERO);
+            }
+        }
+        if let Some(value) = lock(&self.cache).storage(address, slot) {
+            return Ok(value);
+        }
+        let key = self.keys.latest_storage(address, &B256::from(*slot));
+        let value = match self.store.get(&key)? {
+            Some(bytes) => decode_word(&key, &bytes)?,
+            None => U256::ZERO,
+        };
+        lock(&self.cache).put_storage(*address, *slot, value);
+        Ok(value)
+    }
+
+    /// Every non-zero slot of `address` at the head of the layers (for a self-destruct, whose
+    /// record must carry the pre-values of all the storage it wipes).
+    pub fn existing_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>, StateError> {
+        let prefix = self.keys.latest_storage_prefix(address);
+        let keys = self.store.scan_prefix(&prefix)?;
+        let values = self.store.multi_get(&keys)?;
+        let mut slots: std::collections::BTreeMap<U256, U256> = Default::default();
+        for (key, value) in keys.iter().zip(values) {
+            let Some(bytes) = value else { continue };
+            let hex = key.strip_prefix(&prefix).unwrap_or_default();
+            let slot = B256::from_slice(
+                &alloy_primitives::hex::decode(hex)
+                    .ok()
+                    .filter(|b| b.len() == 32)
+                    .ok_or_else(|| {
+                        MalformedValue::new(key, "key does not end in a 32-byte slot")
+                    })?,
+            );
+            slots.insert(slot.into(), decode_word(key, &bytes)?);
+        }
+        for block in self.overlay().iter() {
+            if block.wiped.contains(address) {
+                slots.clear();
+            }
+            for ((owner, slot), value) in &block.storage {
+                if owner == address {
+                    slots.insert(*slot, *value);
+                }
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .filter(|(_, value)| !value.is_zero())
+            .collect())
+    }
+
+    /// Code by hash.
+    pub fn code(&self, hash: &B256) -> Result<Bytecode, StateError> {
+        if *hash == EMPTY_CODE_HASH || hash.is_zero() {
+            return Ok(Bytecode::default());
+        }
+        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
+            return Ok(Bytecode::new_raw(code.clone()));
+        }
+        if let Some(code) = lock(&self.cache).code(hash) {
+            return Ok(code);
+        }
+        let key = self.keys.code(hash);
+        let bytes = self
+            .store
+            .get(&key)?
+            .ok_or(StateError::MissingCode { hash: *hash, key })?;
+        let code = Bytecode::new_raw(bytes.into());
+        lock(&self.cache).put_code(*hash, code.clone());
+        Ok(code)
+    }
+
+    /// The hash of block `number`, from its stored header.
+    pub fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        if let Some(hash) = lock(&self.block_hashes).get(&number) {
+            return Ok(*hash);
+        }
+        let key = self.keys.header(number);
+        let bytes = self.store.get(&key)?.ok_or(StateError::MissingHeader {
+            number,
+            key: key.clone(),
+        })?;
+        let (_, hash) = decode_header(&key, &bytes).map_err(|e| MalformedValue::new(&key, e))?;
+        lock(&self.block_hashes).put(number, hash);
+        Ok(hash)
+    }
+
+    /// Remember a block hash (known from the block being executed), sparing a store read.
+    pub fn note_block_hash(&self, number: u64, hash: B256) {
+        lock(&self.block_hashes).put(number, hash);
+    }
+
+    /// Take a freshly executed block's changes into the overlay and the caches.
+    pub fn absorb(&self, record: &ExecutionRecord) {
+        let changes = BlockChanges::from_record(record);
+        {
+            let mut cache = lock(&self.cache);
+            for address in &changes.wiped {
+                cache.wipe_storage(*address);
+            }
+            for (address, account) in &changes.accounts {
+                cache.put_account(*address, *account);
+            }
+            for ((address, slot), value) in &changes.storage {
+                cache.put_storage(*address, *slot, *value);
+            }
+        }
+        self.note_block_hash(record.number, record.hash);
+        self.overlay
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(changes);
+    }
+
+    /// Drop block `number` (and anything older) from the overlay: the store now has it.
+    pub fn release(&self, number: u64) {
+        let mut overlay = self.overlay.write().unwrap_or_else(PoisonError::into_inner);
+        while overlay.front().is_some_and(|b| b.number <= number) {
+            overlay.pop_front();
+        }
+    }
+
+    /// Forget every in-flight change and cached value (after an unwind or a failed block).
+    pub fn reset(&self) {
+        self.overlay
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        lock(&self.cache).clear();
+        lock(&self.block_hashes).clear();
+    }
+
+    /// revm's view of these layers.
+    pub fn reader(&self) -> StateReader<'_> {
+        StateReader { layers: self }
+    }
+}
+
+/// The layers as a revm database.
+#[derive(Clone, Copy)]
+pub struct StateReader<'a> {
+    layers: &'a StateLayers,
+}
+
+impl std::fmt::Debug for StateReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateReader")
+    }
+}
+
+impl revm::DatabaseRef for StateReader<'_> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.layers.account(&address)?.map(|account| AccountInfo {
+            balance: account.balance,
+            nonce: account.nonce,
+            code_hash: account.code_hash,
+            code: None,
+            ..AccountInfo::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.layers.code(&code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        self.layers.storage(&address, &index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        self.layers.block_hash(number)
+    }
+}

@@ -1,0 +1,251 @@
+//! The integration tests' shared harness: where the fixtures are, a real `redis-server` per
+//! test, the two store backends as the CLI sees them, running the built binary, and an RLP
+//! framing reader written independently of the project's codecs.
+//!
+//! Each test binary uses a different part of the harness, so unused items are allowed here.
+#![allow(dead_code, unused_macros)]
+
+pub mod chain;
+pub mod redis_server;
+pub mod rlp;
+
+use evm_executor::store::embedded::EmbeddedStore;
+use redis_server::RedisServer;
+use stages::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+/// The environment variable that points the tests at another copy of the fixtures.
+pub const FIXTURES_ENV: &str = "EVM_EXECUTOR_FIXTURES";
+/// The prefix of the binary's configuration overrides.
+const CONFIG_ENV_PREFIX: &str = "EVM_EXECUTOR_";
+/// How many times the CLI retries an unreachable Redis in tests, so a lost server fails the
+/// test instead of hanging it (the binary's default is to retry for ever).
+pub const TEST_PIKA_MAX_RETRIES: &str = "3";
+
+/// The shared fixtures: `$EVM_EXECUTOR_FIXTURES`, else `../shared/fixtures` next to the
+/// workspace. Panics (failing the test) when the directory does not exist.
+pub fn fixtures_dir() -> PathBuf {
+    let dir = std::env::var_os(FIXTURES_ENV).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.is_dir(),
+        "fixtures directory {} not found; set {FIXTURES_ENV} to the shared fixtures",
+        dir.display()
+    );
+    dir
+}
+
+/// One environment override for the CLI.
+pub fn var(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_string(), value.into())
+}
+
+/// A store the CLI can be pointed at: a real Redis server or an embedded redb file.
+pub enum Backend {
+    /// `storage.backend = "pika"` against a server the test owns.
+    Redis(RedisServer),
+    /// `storage.backend = "embedded"` with the file `store.redb` in this temp dir.
+    Embedded(TempDir),
+}
+
+impl Backend {
+    /// A fresh Redis server.
+    pub fn redis() -> Self {
+        Self::Redis(RedisServer::start())
+    }
+
+    /// A fresh embedded store location (the file does not exist yet).
+    pub fn embedded() -> Self {
+        Self::Embedded(tempfile::tempdir().expect("temp dir for the embedded store"))
+    }
+
+    /// `pika` or `embedded`, as `status` names the backend.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => "pika",
+            Self::Embedded(_) => "embedded",
+        }
+    }
+
+    /// The embedded store's file.
+    fn embedded_path(dir: &TempDir) -> PathBuf {
+        dir.path().join("store.redb")
+    }
+
+    /// Where the backend is, as `status` shows it: `host:port` or the file path.
+    pub fn location(&self) -> String {
+        match self {
+            Self::Redis(server) => server.addr(),
+            Self::Embedded(dir) => Self::embedded_path(dir).display().to_string(),
+        }
+    }
+
+    /// The `EVM_EXECUTOR_*` overrides that select this backend.
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Redis(server) => vec![
+                var("EVM_EXECUTOR_STORAGE_BACKEND", "pika"),
+                var("EVM_EXECUTOR_STORAGE_PIKA_ADDR", server.addr()),
+                var(
+                    "EVM_EXECUTOR_STORAGE_PIKA_MAX_RETRIES",
+                    TEST_PIKA_MAX_RETRIES,
+                ),
+            ],
+            Self::Embedded(dir) => vec![
+                var("EVM_EXECUTOR_STORAGE_BACKEND", "embedded"),
+                var(
+                    "EVM_EXECUTOR_STORAGE_EMBEDDED_PATH",
+                    Self::embedded_path(dir).display().to_string(),
+                ),
+            ],
+        }
+    }
+
+    /// Run the CLI against this backend with `extra` overrides after the backend's own.
+    pub fn cli(&self, extra: &[(String, String)], args: &[&str]) -> Output {
+        let mut env = self.env();
+        env.extend_from_slice(extra);
+        run_cli(&env, args)
+    }
+
+    /// Every key in the store. For the embedded store, call only while no CLI process runs
+    /// (redb locks the file).
+    pub fn all_keys(&self) -> BTreeSet<String> {
+        match self {
+            Self::Redis(server) => server.keys(),
+            Self::Embedded(dir) => open_embedded(dir)
+                .scan_prefix("")
+                .expect("scan the embedded store")
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Every key with its value. For the embedded store, call only while no CLI process runs.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        match self {
+            Self::Redis(server) => server.snapshot(),
+            Self::Embedded(dir) => {
+                let store = open_embedded(dir);
+                let keys = store.scan_prefix("").expect("scan the embedded store");
+                let values = store.multi_get(&keys).expect("read the embedded store");
+                keys.into_iter()
+                    .zip(values)
+                    .filter_map(|(key, value)| Some((key, value?)))
+                    .collect()
+            }
+        }
+    }
+
+    /// The value at `key`. For the embedded store, call only while no CLI process runs.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self {
+            Self::Redis(server) => server.get(key),
+            Self::Embedded(dir) => open_embedded(dir)
+                .get(key)
+                .expect("read the embedded store"),
+        }
+    }
+
+    /// The JSON value at `key`; panics when absent or not JSON.
+    pub fn get_json(&self, key: &str) -> serde_json::Value {
+        let bytes = self
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} is not in the store"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{key} is not JSON: {e}"))
+    }
+}
+
+fn open_embedded(dir: &TempDir) -> EmbeddedStore {
+    EmbeddedStore::open(&Backend::embedded_path(dir)).expect("open the embedded store")
+}
+
+/// Run the built `evm-executor` with `args`, in an empty temp dir (so no `config/config.toml`
+/// is picked up), with no inherited `EVM_EXECUTOR_*` variables, `EVM_EXECUTOR_CHAIN_NAME=custom`,
+/// and then `env` (which may override the chain name).
+pub fn run_cli(env: &[(String, String)], args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().expect("temp dir for the CLI");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_evm-executor"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with(CONFIG_ENV_PREFIX) {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env_remove("RUST_LOG")
+        .env("EVM_EXECUTOR_CHAIN_NAME", "custom")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .current_dir(cwd.path())
+        .output()
+        .expect("run evm-executor")
+}
+
+/// The command's stdout; panics with both streams unless it exited 0.
+pub fn expect_success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "evm-executor failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The command's stderr; panics with both streams unless it exited with `code`.
+pub fn expect_exit_code(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit code {code}\nstdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "evm-executor panicked:\n{stderr}"
+    );
+    stderr
+}
+
+/// True when `text` contains `number` as a whole number (not inside a longer run of digits).
+pub fn mentions_number(text: &str, number: u64) -> bool {
+    let needle = number.to_string();
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run == needle)
+}
+
+/// True when `text` says `block N` for exactly `number` (so `block 30` does not match 300).
+pub fn names_block(text: &str, number: u64) -> bool {
+    text.match_indices("block ").any(|(at, word)| {
+        let digits: String = text[at + word.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits == number.to_string()
+    })
+}
+
+/// Define one test per backend for each `name => scenario` pair: `name::redis` and
+/// `name::embedded`, each calling the parent module's `scenario(Backend)`.
+macro_rules! on_both_backends {
+    ($($name:ident => $scenario:ident;)+) => {$(
+        mod $name {
+            #[test]
+            fn redis() {
+                super::$scenario($crate::common::Backend::redis());
+            }
+
+            #[test]
+            fn embedded() {
+                super::$scenario($crate::common::Backend::embedded());
+            }
+        }
+    )+};
+}

@@ -1,0 +1,503 @@
+//! `init`, `import` and `status` through the built binary against a real redis-server and the
+//! embedded store: the genesis hashes `init` prints, exactly which keys and values `init` and
+//! `import` leave in the store, how a bad chain file stops the import, and how an unreachable
+//! store is reported. Every expected value comes from the fixture files, framed and hashed by
+//! the tests themselves.
+
+#[macro_use]
+mod common;
+
+use alloy_primitives::{keccak256, B256};
+use common::chain::{block_keys, raw_blocks, ChainFixture, GenesisFile, RawBlock};
+use common::redis_server::free_port;
+use common::rlp::{concat_encoded, first_item, frame_list};
+use common::{
+    expect_exit_code, expect_success, fixtures_dir, mentions_number, names_block, run_cli, var,
+    Backend,
+};
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+/// BSC mainnet's genesis block hash, as `fixtures/bsc/README.md` gives it.
+const BSC_MAINNET_GENESIS_HASH: &str =
+    "0x0d21840abff46b96c84b2ac9e10e4f5cdaeb5693cb665db62a2f3b02d2d57b5b";
+/// BSC Chapel's genesis block hash, as `fixtures/bsc/README.md` gives it.
+const BSC_CHAPEL_GENESIS_HASH: &str =
+    "0x6d3c66c5357ec91d5c43af47e234a939b22557cbb552dc45bebbceeed90fbe34";
+/// Exit code of a command that failed (config errors exit 2, panics 101).
+const COMMAND_FAILED: i32 = 1;
+/// The all-zero hash, as account JSON spells an uncomputed storage root.
+const ZERO_HASH: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash after `genesis block hash: ` in `init`'s output.
+fn printed_genesis_hash(stdout: &str) -> B256 {
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("genesis block hash: "))
+        .unwrap_or_else(|| panic!("no `genesis block hash:` line in:\n{stdout}"));
+    B256::from_str(line.trim()).expect("printed genesis hash")
+}
+
+/// Run `init --genesis PATH` and return its stdout, failing the test unless it succeeds.
+fn init(backend: &Backend, extra: &[(String, String)], genesis: &Path) -> String {
+    let genesis = genesis.to_str().expect("utf-8 path");
+    expect_success(&backend.cli(extra, &["init", "--genesis", genesis]))
+}
+
+/// Run `import FILE`.
+fn import(backend: &Backend, file: &Path) -> std::process::Output {
+    backend.cli(&[], &["import", file.to_str().expect("utf-8 path")])
+}
+
+/// Assert two key sets are equal, listing what is missing and what is unexpected.
+fn assert_same_keys(actual: &BTreeSet<String>, expected: &BTreeSet<String>) {
+    let missing: Vec<_> = expected.difference(actual).take(10).collect();
+    let extra: Vec<_> = actual.difference(expected).take(10).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "store keys differ ({} expected, {} found): missing {missing:?}, unexpected {extra:?}",
+        expected.len(),
+        actual.len()
+    );
+}
+
+/// The value at `key` in a snapshot; panics when absent.
+fn value<'a>(store: &'a BTreeMap<String, Vec<u8>>, key: &str) -> &'a [u8] {
+    store
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} is not in the store"))
+}
+
+/// The JSON at `key` with each top-level field's raw text (so big numbers stay exact).
+fn raw_json_fields(store: &BTreeMap<String, Vec<u8>>, key: &str) -> BTreeMap<String, String> {
+    let fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(value(store, key))
+        .unwrap_or_else(|e| panic!("{key} is not a JSON object: {e}"));
+    fields
+        .into_iter()
+        .map(|(name, raw)| (name, raw.get().to_string()))
+        .collect()
+}
+
+/// The values `init` writes for `genesis`, whose block hash is `genesis_hash`.
+fn assert_init_values(
+    store: &BTreeMap<String, Vec<u8>>,
+    genesis: &GenesisFile,
+    genesis_hash: B256,
+) {
+    for account in &genesis.accounts {
+        let key = account.account_key();
+        let fields = raw_json_fields(store, &key);
+        assert_eq!(
+            fields["balance"],
+            account.balance.to_string(),
+            "{key} balance"
+        );
+        assert_eq!(fields["nonce"], account.nonce.to_string(), "{key} nonce");
+        assert_eq!(
+            fields["codeHash"],
+            format!("\"{}\"", account.code_hash()),
+            "{key} codeHash"
+        );
+        assert_eq!(
+            fields["storageRoot"],
+            format!("\"{ZERO_HASH}\""),
+            "{key} storageRoot"
+        );
+        if !account.code.is_empty() {
+            let code_key = format!("st:code:{}", account.code_hash());
+            assert_eq!(value(store, &code_key), account.code, "{code_key}");
+        }
+        for (slot, word) in &account.storage {
+            let slot_key = account.storage_key(slot);
+            assert_eq!(
+                value(store, &slot_key),
+                format!("{word:#x}").as_bytes(),
+                "{slot_key}"
+            );
+        }
+    }
+    assert_eq!(
+        keccak256(value(store, "blk:hdr:0")),
+        genesis_hash,
+        "blk:hdr:0 hashes to the genesis hash"
+    );
+    let chain: serde_json::Value =
+        serde_json::from_slice(value(store, "idx:chain")).expect("idx:chain JSON");
+    assert_eq!(
+        chain["chainId"],
+        json!(genesis.chain_id),
+        "idx:chain chainId"
+    );
+    assert_eq!(
+        chain["genesisHash"],
+        json!(format!("{genesis_hash:#x}")),
+        "idx:chain genesisHash"
+    );
+    let progress: serde_json::Value =
+        serde_json::from_slice(value(store, "idx:exec:progress")).expect("idx:exec:progress");
+    assert_eq!(progress["latestExecutedBlock"], json!(0));
+    assert_eq!(progress["totalTxsExecuted"], json!(0));
+}
+
+/// The store holds exactly what `init` of `genesis` plus `import` of `blocks` (the chain from
+/// block 1, possibly cut short) must leave: the init keys and values, every block's header,
+/// transactions and body as framed in the file, a `blk:txhash` per transaction, and the sync
+/// progress at the last block.
+fn assert_store_holds_chain(backend: &Backend, genesis: &GenesisFile, blocks: &[RawBlock<'_>]) {
+    let store = backend.snapshot();
+    let mut expected = genesis.init_keys();
+    expected.extend(block_keys(blocks));
+    expected.insert("idx:sync:progress".to_string());
+    assert_same_keys(&store.keys().cloned().collect(), &expected);
+    assert_init_values(&store, genesis, blocks[0].parent_hash());
+    for block in blocks {
+        let n = block.number();
+        assert_eq!(value(&store, &format!("blk:hdr:{n}")), block.header.encoded);
+        assert_eq!(
+            value(&store, &format!("blk:txs:{n}")),
+            block.transactions_list().encoded
+        );
+        assert_eq!(value(&store, &format!("blk:body:{n}")), block.body());
+        for tx in block.transactions() {
+            let key = format!("blk:txhash:{:#x}", common::chain::tx_hash(&tx));
+            assert_eq!(value(&store, &key), n.to_string().as_bytes(), "{key}");
+        }
+    }
+    let last = blocks.last().expect("at least one block").number();
+    let progress: serde_json::Value =
+        serde_json::from_slice(value(&store, "idx:sync:progress")).expect("progress JSON");
+    assert_eq!(progress, json!({ "latestSyncedBlock": last }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// init
+
+/// `init` of a test chain's genesis prints the hash block 1 names as its parent and writes
+/// exactly the genesis state.
+fn assert_init_matches_chain(backend: Backend, chain: &ChainFixture) {
+    let file = chain.chain_bytes();
+    let block_one_parent = raw_blocks(&file)[0].parent_hash();
+    let stdout = init(&backend, &[], &chain.genesis_path());
+    assert!(stdout.starts_with("initialised:"), "{stdout}");
+    assert_eq!(printed_genesis_hash(&stdout), block_one_parent);
+    let genesis = GenesisFile::read(&chain.genesis_path());
+    let store = backend.snapshot();
+    assert_same_keys(&store.keys().cloned().collect(), &genesis.init_keys());
+    assert_init_values(&store, &genesis, block_one_parent);
+}
+
+fn init_geth_ethtest_genesis(backend: Backend) {
+    assert_init_matches_chain(backend, &ChainFixture::geth_ethtest());
+}
+
+fn init_hive_sync_genesis(backend: Backend) {
+    assert_init_matches_chain(backend, &ChainFixture::hive_sync());
+}
+
+/// `init` of a BSC genesis under its chain name prints the README's known hash.
+fn assert_init_bsc(backend: Backend, chain_name: &str, file: &str, known_hash: &str) {
+    let readme = std::fs::read_to_string(fixtures_dir().join("bsc/README.md")).expect("README");
+    assert!(
+        readme.contains(known_hash),
+        "{known_hash} is not in bsc/README.md"
+    );
+    let known_hash = B256::from_str(known_hash).expect("known hash");
+    let path = fixtures_dir().join("bsc").join(file);
+    let stdout = init(
+        &backend,
+        &[var("EVM_EXECUTOR_CHAIN_NAME", chain_name)],
+        &path,
+    );
+    assert_eq!(printed_genesis_hash(&stdout), known_hash);
+    let genesis = GenesisFile::read(&path);
+    let store = backend.snapshot();
+    assert_same_keys(&store.keys().cloned().collect(), &genesis.init_keys());
+    assert_init_values(&store, &genesis, known_hash);
+}
+
+fn init_bsc_mainnet_genesis(backend: Backend) {
+    assert_init_bsc(
+        backend,
+        "bsc",
+        "genesis-mainnet.json",
+        BSC_MAINNET_GENESIS_HASH,
+    );
+}
+
+fn init_bsc_chapel_genesis(backend: Backend) {
+    assert_init_bsc(
+        backend,
+        "chapel",
+        "genesis-chapel.json",
+        BSC_CHAPEL_GENESIS_HASH,
+    );
+}
+
+/// A second `init` with the same genesis succeeds, says so, and changes nothing.
+fn init_twice_with_same_genesis(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    let first = init(&backend, &[], &chain.genesis_path());
+    let before = backend.snapshot();
+    let second = init(&backend, &[], &chain.genesis_path());
+    assert!(second.starts_with("already initialised:"), "{second}");
+    assert_eq!(printed_genesis_hash(&second), printed_genesis_hash(&first));
+    assert!(
+        backend.snapshot() == before,
+        "a repeated init changed the store"
+    );
+}
+
+/// `init` with another genesis into an initialised store fails naming both hashes and writes
+/// nothing.
+fn init_with_other_genesis(backend: Backend) {
+    let ours = ChainFixture::geth_ethtest();
+    let other = ChainFixture::hive_sync();
+    let ours_hash = raw_blocks(&ours.chain_bytes())[0].parent_hash();
+    let other_hash = raw_blocks(&other.chain_bytes())[0].parent_hash();
+    init(&backend, &[], &ours.genesis_path());
+    let before = backend.snapshot();
+    let genesis = other.genesis_path();
+    let output = backend.cli(&[], &["init", "--genesis", genesis.to_str().expect("path")]);
+    let stderr = expect_exit_code(&output, COMMAND_FAILED);
+    for hash in [ours_hash, other_hash] {
+        assert!(
+            stderr.contains(&format!("{hash:#x}")),
+            "{hash:#x} in:\n{stderr}"
+        );
+    }
+    assert!(
+        backend.snapshot() == before,
+        "a refused init changed the store"
+    );
+}
+
+/// `chain.name = bsc` with a genesis whose chain id is not 56 is refused before anything is
+/// written.
+fn init_bsc_name_with_foreign_genesis(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    let chain_id = GenesisFile::read(&chain.genesis_path()).chain_id;
+    let genesis = chain.genesis_path();
+    let output = backend.cli(
+        &[var("EVM_EXECUTOR_CHAIN_NAME", "bsc")],
+        &["init", "--genesis", genesis.to_str().expect("path")],
+    );
+    let stderr = expect_exit_code(&output, COMMAND_FAILED);
+    assert!(mentions_number(&stderr, 56), "chain id 56 in:\n{stderr}");
+    assert!(
+        mentions_number(&stderr, chain_id),
+        "chain id {chain_id} in:\n{stderr}"
+    );
+    assert_eq!(
+        backend.all_keys(),
+        BTreeSet::new(),
+        "a refused init wrote keys"
+    );
+}
+
+on_both_backends! {
+    init_prints_geth_ethtest_genesis_hash => init_geth_ethtest_genesis;
+    init_prints_hive_sync_genesis_hash => init_hive_sync_genesis;
+    init_prints_bsc_mainnet_genesis_hash => init_bsc_mainnet_genesis;
+    init_prints_bsc_chapel_genesis_hash => init_bsc_chapel_genesis;
+    init_again_with_same_genesis_is_a_no_op => init_twice_with_same_genesis;
+    init_with_other_genesis_names_both_hashes => init_with_other_genesis;
+    init_refuses_genesis_of_another_chain_id => init_bsc_name_with_foreign_genesis;
+}
+
+// ---------------------------------------------------------------------------------------------
+// import
+
+/// `init` and `import` of a whole test chain leave exactly the chain's keys and values.
+fn assert_import_whole_chain(backend: Backend, chain: &ChainFixture) {
+    init(&backend, &[], &chain.genesis_path());
+    let stdout = expect_success(&import(&backend, &chain.chain_path()));
+    assert!(
+        stdout.contains(&format!("imported {} blocks", chain.block_count)),
+        "{stdout}"
+    );
+    let file = chain.chain_bytes();
+    let blocks = raw_blocks(&file);
+    assert_eq!(blocks.len(), chain.block_count);
+    assert_store_holds_chain(&backend, &GenesisFile::read(&chain.genesis_path()), &blocks);
+}
+
+fn import_geth_ethtest(backend: Backend) {
+    assert_import_whole_chain(backend, &ChainFixture::geth_ethtest());
+}
+
+fn import_hive_sync(backend: Backend) {
+    assert_import_whole_chain(backend, &ChainFixture::hive_sync());
+}
+
+/// `status --json` after an import reports the synced height, no execution yet, and the lag.
+fn status_json_after_import(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    init(&backend, &[], &chain.genesis_path());
+    expect_success(&import(&backend, &chain.chain_path()));
+    let genesis_hash = raw_blocks(&chain.chain_bytes())[0].parent_hash();
+    let stdout = expect_success(&backend.cli(&[], &["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("status JSON");
+    assert_eq!(status["sync"]["latestSyncedBlock"], json!(600), "{stdout}");
+    assert_eq!(status["execution"]["latestExecutedBlock"], json!(0));
+    assert_eq!(status["lag"], json!(600));
+    assert_eq!(status["backend"], json!(backend.name()));
+    assert_eq!(status["location"], json!(backend.location()));
+    assert_eq!(
+        status["chain"]["genesisHash"],
+        json!(format!("{genesis_hash:#x}"))
+    );
+}
+
+/// `file` with `block`'s item replaced by `replacement`.
+fn with_block_replaced(file: &[u8], block: &RawBlock<'_>, replacement: &[u8]) -> Vec<u8> {
+    let end = block.offset + block.encoded.len();
+    [&file[..block.offset], replacement, &file[end..]].concat()
+}
+
+/// Where `part` (a slice of `whole`) starts in `whole`.
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
+    assert!(
+        offset + part.len() <= whole.len(),
+        "not a slice of the file"
+    );
+    offset
+}
+
+/// Import `bad_file` (geth-ethtest with block `k` damaged) into an initialised store: the
+/// command fails naming block `k` (and `offset` when given), and the store holds exactly
+/// blocks 1..k-1 with the sync progress at k-1.
+fn assert_import_stops_at_block(backend: &Backend, bad_file: &[u8], k: u64, offset: Option<u64>) {
+    let chain = ChainFixture::geth_ethtest();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad-chain.rlp");
+    std::fs::write(&path, bad_file).expect("write the bad chain file");
+    init(backend, &[], &chain.genesis_path());
+    let stderr = expect_exit_code(&import(backend, &path), COMMAND_FAILED);
+    assert!(names_block(&stderr, k), "block {k} in:\n{stderr}");
+    if let Some(offset) = offset {
+        assert!(
+            mentions_number(&stderr, offset),
+            "byte offset {offset} in:\n{stderr}"
+        );
+    }
+    let good = chain.chain_bytes();
+    let blocks = raw_blocks(&good);
+    let genesis = GenesisFile::read(&chain.genesis_path());
+    assert_store_holds_chain(backend, &genesis, &blocks[..k as usize - 1]);
+}
+
+/// The block of the good geth-ethtest file numbered `k`, which must carry transactions.
+fn block_with_txs<'a>(blocks: &'a [RawBlock<'a>], k: u64) -> &'a RawBlock<'a> {
+    let block = &blocks[k as usize - 1];
+    assert_eq!(block.number(), k);
+    assert!(!block.transactions().is_empty(), "block {k} has no txs");
+    block
+}
+
+/// Cut in the middle of block 300: the error names the block and where it starts.
+fn import_truncated_file(backend: Backend) {
+    let k = 300;
+    let file = ChainFixture::geth_ethtest().chain_bytes();
+    let blocks = raw_blocks(&file);
+    let block = &blocks[k as usize - 1];
+    let cut = &file[..block.offset + block.encoded.len() / 2];
+    assert_import_stops_at_block(&backend, cut, k, Some(block.offset as u64));
+}
+
+/// One bit flipped in the signature of block 298's (blob) transaction: still framed RLP, but
+/// the transactions root no longer matches (or the transaction no longer decodes).
+fn import_flipped_tx_byte(backend: Backend) {
+    let k = 298;
+    let file = ChainFixture::geth_ethtest().chain_bytes();
+    let blocks = raw_blocks(&file);
+    let tx = block_with_txs(&blocks, k).transactions()[0];
+    // A typed transaction is `type ‖ rlp([..., v, r, s])`; a legacy one is the list itself.
+    let fields = if tx.is_list {
+        tx
+    } else {
+        first_item(&tx.payload[1..])
+    };
+    let s = *fields.elements().last().expect("signature s");
+    assert!(
+        !s.is_list && s.payload.len() >= 2,
+        "s must be a multi-byte string"
+    );
+    // The transaction's last byte is the last byte of s: flipping it keeps the framing.
+    let position = offset_in(&file, tx.encoded) + tx.encoded.len() - 1;
+    let mut bad = file.clone();
+    bad[position] ^= 0x01;
+    assert_import_stops_at_block(&backend, &bad, k, None);
+}
+
+/// Block 301 with its transaction dropped and the block re-framed: a body its header's
+/// transactions root does not commit to.
+fn import_body_not_matching_header(backend: Backend) {
+    let k = 301;
+    let file = ChainFixture::geth_ethtest().chain_bytes();
+    let blocks = raw_blocks(&file);
+    let block = block_with_txs(&blocks, k);
+    let txs = block.transactions();
+    let fewer_txs = frame_list(&concat_encoded(&txs[..txs.len() - 1]));
+    let rest = concat_encoded(&block.body_elements[1..]);
+    let new_block = frame_list(&[block.header.encoded, &fewer_txs, &rest].concat());
+    let bad = with_block_replaced(&file, block, &new_block);
+    assert_import_stops_at_block(&backend, &bad, k, None);
+}
+
+on_both_backends! {
+    import_geth_ethtest_writes_exactly_the_chain => import_geth_ethtest;
+    import_hive_sync_writes_exactly_the_chain => import_hive_sync;
+    status_json_reports_sync_height_after_import => status_json_after_import;
+    import_of_truncated_file_keeps_blocks_before_the_cut => import_truncated_file;
+    import_of_flipped_tx_byte_keeps_blocks_before_it => import_flipped_tx_byte;
+    import_of_mismatched_body_keeps_blocks_before_it => import_body_not_matching_header;
+}
+
+// ---------------------------------------------------------------------------------------------
+// an unreachable Redis
+
+/// `status` against `addr` with two connection attempts: the stderr of its failure.
+fn status_failure_against(addr: &str) -> String {
+    let output = run_cli(
+        &[
+            var("EVM_EXECUTOR_STORAGE_BACKEND", "pika"),
+            var("EVM_EXECUTOR_STORAGE_PIKA_ADDR", addr),
+            var("EVM_EXECUTOR_STORAGE_PIKA_MAX_RETRIES", "2"),
+        ],
+        &["status"],
+    );
+    expect_exit_code(&output, COMMAND_FAILED)
+}
+
+#[test]
+fn status_against_unreachable_redis_fails_naming_the_address() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let stderr = status_failure_against(&addr);
+    assert!(stderr.contains(&addr), "{addr} in:\n{stderr}");
+}
+
+#[test]
+fn imported_blocks_survive_a_redis_restart() {
+    let chain = ChainFixture::geth_ethtest();
+    let backend = Backend::redis();
+    init(&backend, &[], &chain.genesis_path());
+    expect_success(&import(&backend, &chain.chain_path()));
+    let before = backend.snapshot();
+    let Backend::Redis(mut server) = backend else {
+        unreachable!("Backend::redis() is a Redis backend")
+    };
+    let addr = server.addr();
+    server.stop();
+    let stderr = status_failure_against(&addr);
+    assert!(stderr.contains(&addr), "{addr} in:\n{stderr}");
+    server.restart();
+    let backend = Backend::Redis(server);
+    assert!(backend.snapshot() == before, "data lost across the restart");
+    let stdout = expect_success(&backend.cli(&[], &["status", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("status JSON");
+    assert_eq!(status["sync"]["latestSyncedBlock"], json!(600), "{stdout}");
+}
