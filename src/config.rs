@@ -548,8 +548,9 @@ fn env_names(schema: &toml::Table) -> BTreeMap<String, (Vec<String>, toml::Value
     out
 }
 
-/// Environment variables with the prefix that are not config keys (read by the program itself).
-const ENV_NOT_KEYS: &[&str] = &["EVM_EXECUTOR_CONFIG"];
+/// Environment variables with the prefix that are not config keys: the config file path, and
+/// the fixtures directory the test suite reads.
+const ENV_NOT_KEYS: &[&str] = &["EVM_EXECUTOR_CONFIG", "EVM_EXECUTOR_FIXTURES"];
 
 fn apply_env(
     table: &mut toml::Table,

@@ -8,9 +8,9 @@
 mod common;
 
 use alloy_primitives::{keccak256, B256};
-use common::chain::{block_keys, raw_blocks, ChainFixture, GenesisFile, RawBlock};
+use common::chain::{block_keys, raw_blocks, tx_hash, ChainFixture, GenesisFile, RawBlock};
 use common::redis_server::free_port;
-use common::rlp::{concat_encoded, first_item, frame_list};
+use common::rlp::{concat_encoded, encode_string, first_item, frame_list};
 use common::{
     expect_exit_code, expect_success, fixtures_dir, mentions_number, names_block, run_cli, var,
     Backend,
@@ -147,28 +147,36 @@ fn assert_init_values(
 /// transactions and body as framed in the file, a `blk:txhash` per transaction, and the sync
 /// progress at the last block.
 fn assert_store_holds_chain(backend: &Backend, genesis: &GenesisFile, blocks: &[RawBlock<'_>]) {
-    let store = backend.snapshot();
+    assert_snapshot_holds_chain(&backend.snapshot(), genesis, blocks);
+}
+
+/// [`assert_store_holds_chain`] on a snapshot of the store (keys without any prefix).
+fn assert_snapshot_holds_chain(
+    store: &BTreeMap<String, Vec<u8>>,
+    genesis: &GenesisFile,
+    blocks: &[RawBlock<'_>],
+) {
     let mut expected = genesis.init_keys();
     expected.extend(block_keys(blocks));
     expected.insert("idx:sync:progress".to_string());
     assert_same_keys(&store.keys().cloned().collect(), &expected);
-    assert_init_values(&store, genesis, blocks[0].parent_hash());
+    assert_init_values(store, genesis, blocks[0].parent_hash());
     for block in blocks {
         let n = block.number();
-        assert_eq!(value(&store, &format!("blk:hdr:{n}")), block.header.encoded);
+        assert_eq!(value(store, &format!("blk:hdr:{n}")), block.header.encoded);
         assert_eq!(
-            value(&store, &format!("blk:txs:{n}")),
+            value(store, &format!("blk:txs:{n}")),
             block.transactions_list().encoded
         );
-        assert_eq!(value(&store, &format!("blk:body:{n}")), block.body());
+        assert_eq!(value(store, &format!("blk:body:{n}")), block.body());
         for tx in block.transactions() {
-            let key = format!("blk:txhash:{:#x}", common::chain::tx_hash(&tx));
-            assert_eq!(value(&store, &key), n.to_string().as_bytes(), "{key}");
+            let key = format!("blk:txhash:{:#x}", tx_hash(&tx));
+            assert_eq!(value(store, &key), n.to_string().as_bytes(), "{key}");
         }
     }
     let last = blocks.last().expect("at least one block").number();
     let progress: serde_json::Value =
-        serde_json::from_slice(value(&store, "idx:sync:progress")).expect("progress JSON");
+        serde_json::from_slice(value(store, "idx:sync:progress")).expect("progress JSON");
     assert_eq!(progress, json!({ "latestSyncedBlock": last }));
 }
 
@@ -189,10 +197,12 @@ fn assert_init_matches_chain(backend: Backend, chain: &ChainFixture) {
     assert_init_values(&store, &genesis, block_one_parent);
 }
 
+/// [`assert_init_matches_chain`] for geth-ethtest.
 fn init_geth_ethtest_genesis(backend: Backend) {
     assert_init_matches_chain(backend, &ChainFixture::geth_ethtest());
 }
 
+/// [`assert_init_matches_chain`] for hive-sync.
 fn init_hive_sync_genesis(backend: Backend) {
     assert_init_matches_chain(backend, &ChainFixture::hive_sync());
 }
@@ -218,6 +228,7 @@ fn assert_init_bsc(backend: Backend, chain_name: &str, file: &str, known_hash: &
     assert_init_values(&store, &genesis, known_hash);
 }
 
+/// [`assert_init_bsc`] for BSC mainnet (`chain.name = bsc`).
 fn init_bsc_mainnet_genesis(backend: Backend) {
     assert_init_bsc(
         backend,
@@ -227,6 +238,7 @@ fn init_bsc_mainnet_genesis(backend: Backend) {
     );
 }
 
+/// [`assert_init_bsc`] for Chapel (`chain.name = chapel`).
 fn init_bsc_chapel_genesis(backend: Backend) {
     assert_init_bsc(
         backend,
@@ -297,8 +309,47 @@ fn init_bsc_name_with_foreign_genesis(backend: Backend) {
     );
 }
 
+/// Position of `difficulty` in a header's RLP list.
+const HEADER_DIFFICULTY_INDEX: usize = 7;
+
+/// A genesis stating `"difficulty": "0x0"` keeps difficulty 0: go-ethereum's `Genesis.ToBlock`
+/// substitutes its default (131072) only when difficulty is absent. The expected hash is
+/// geth-ethtest's genesis header, proven genuine by block 1's parentHash, with its difficulty
+/// field set to zero by the test's own RLP writer.
+fn init_explicit_zero_difficulty_genesis(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    let genesis_hash = raw_blocks(&chain.chain_bytes())[0].parent_hash();
+    let reference = Backend::embedded();
+    init(&reference, &[], &chain.genesis_path());
+    let header_bytes = reference.get("blk:hdr:0").expect("blk:hdr:0 after init");
+    assert_eq!(
+        keccak256(&header_bytes),
+        genesis_hash,
+        "genuine genesis header"
+    );
+    let mut fields: Vec<Vec<u8>> = first_item(&header_bytes)
+        .elements()
+        .iter()
+        .map(|field| field.encoded.to_vec())
+        .collect();
+    fields[HEADER_DIFFICULTY_INDEX] = encode_string(&[]);
+    let expected = keccak256(frame_list(&fields.concat()));
+
+    let mut genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.genesis_path()).expect("read genesis"))
+            .expect("genesis JSON");
+    assert_eq!(genesis["mixHash"], json!(format!("{:#x}", B256::ZERO)));
+    genesis["difficulty"] = json!("0x0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("genesis-zero-difficulty.json");
+    std::fs::write(&path, genesis.to_string()).expect("write genesis");
+    let stdout = init(&backend, &[], &path);
+    assert_eq!(printed_genesis_hash(&stdout), expected, "{stdout}");
+}
+
 on_both_backends! {
     init_prints_geth_ethtest_genesis_hash => init_geth_ethtest_genesis;
+    init_keeps_an_explicit_zero_difficulty => init_explicit_zero_difficulty_genesis;
     init_prints_hive_sync_genesis_hash => init_hive_sync_genesis;
     init_prints_bsc_mainnet_genesis_hash => init_bsc_mainnet_genesis;
     init_prints_bsc_chapel_genesis_hash => init_bsc_chapel_genesis;
@@ -324,10 +375,12 @@ fn assert_import_whole_chain(backend: Backend, chain: &ChainFixture) {
     assert_store_holds_chain(&backend, &GenesisFile::read(&chain.genesis_path()), &blocks);
 }
 
+/// [`assert_import_whole_chain`] for geth-ethtest (600 blocks, all five tx types).
 fn import_geth_ethtest(backend: Backend) {
     assert_import_whole_chain(backend, &ChainFixture::geth_ethtest());
 }
 
+/// [`assert_import_whole_chain`] for hive-sync (3,000 blocks, several batches).
 fn import_hive_sync(backend: Backend) {
     assert_import_whole_chain(backend, &ChainFixture::hive_sync());
 }
@@ -390,7 +443,7 @@ fn assert_import_stops_at_block(backend: &Backend, bad_file: &[u8], k: u64, offs
     assert_store_holds_chain(backend, &genesis, &blocks[..k as usize - 1]);
 }
 
-/// The block of the good geth-ethtest file numbered `k`, which must carry transactions.
+/// Block `k` of a chain framed from block 1; it must carry transactions.
 fn block_with_txs<'a>(blocks: &'a [RawBlock<'a>], k: u64) -> &'a RawBlock<'a> {
     let block = &blocks[k as usize - 1];
     assert_eq!(block.number(), k);
@@ -448,8 +501,31 @@ fn import_body_not_matching_header(backend: Backend) {
     assert_import_stops_at_block(&backend, &bad, k, None);
 }
 
+/// With `storage.key_prefix` set, `init` and `import` put every key under the prefix and
+/// nothing else changes.
+fn import_under_key_prefix(backend: Backend) {
+    let prefix = "chain-a:";
+    let chain = ChainFixture::geth_ethtest();
+    let prefix_env = [var("EVM_EXECUTOR_STORAGE_KEY_PREFIX", prefix)];
+    init(&backend, &prefix_env, &chain.genesis_path());
+    let file = chain.chain_path();
+    expect_success(&backend.cli(&prefix_env, &["import", file.to_str().expect("path")]));
+    let prefixed = backend.snapshot();
+    let unprefixed: BTreeMap<String, Vec<u8>> = prefixed
+        .into_iter()
+        .map(|(key, value)| match key.strip_prefix(prefix) {
+            Some(rest) => (rest.to_string(), value),
+            None => panic!("{key} lacks the prefix {prefix}"),
+        })
+        .collect();
+    let bytes = chain.chain_bytes();
+    let genesis = GenesisFile::read(&chain.genesis_path());
+    assert_snapshot_holds_chain(&unprefixed, &genesis, &raw_blocks(&bytes));
+}
+
 on_both_backends! {
     import_geth_ethtest_writes_exactly_the_chain => import_geth_ethtest;
+    import_puts_every_key_under_the_key_prefix => import_under_key_prefix;
     import_hive_sync_writes_exactly_the_chain => import_hive_sync;
     status_json_reports_sync_height_after_import => status_json_after_import;
     import_of_truncated_file_keeps_blocks_before_the_cut => import_truncated_file;
@@ -473,6 +549,8 @@ fn status_failure_against(addr: &str) -> String {
     expect_exit_code(&output, COMMAND_FAILED)
 }
 
+/// Nothing listens on the port: `status` gives up after its retries with an error naming the
+/// address, not a panic.
 #[test]
 fn status_against_unreachable_redis_fails_naming_the_address() {
     let addr = format!("127.0.0.1:{}", free_port());
@@ -480,6 +558,8 @@ fn status_against_unreachable_redis_fails_naming_the_address() {
     assert!(stderr.contains(&addr), "{addr} in:\n{stderr}");
 }
 
+/// The harness's stop and restart: while the server is down `status` fails naming it; after a
+/// restart on the same port and data every key is back and `status` sees the synced height.
 #[test]
 fn imported_blocks_survive_a_redis_restart() {
     let chain = ChainFixture::geth_ethtest();

@@ -160,7 +160,7 @@ fn check_blob_fields(
             format!("a multiple of {DATA_GAS_PER_BLOB}"),
         ));
     }
-    let expected = next_excess_blob_gas(spec, parent, &params);
+    let expected = next_excess_blob_gas(parent, &params);
     if excess != expected {
         return Err(violation("excessBlobGas", excess, expected));
     }
@@ -168,8 +168,8 @@ fn check_blob_fields(
 }
 
 /// EIP-4844 excess blob gas of the child of `parent`, under the child's blob parameters
-/// `params`; EIP-7918's reserve price (from Osaka) compares against the parent's own blob fee.
-fn next_excess_blob_gas(spec: &ChainSpec, parent: &Header, params: &BlobParams) -> u64 {
+/// `params`.
+fn next_excess_blob_gas(parent: &Header, params: &BlobParams) -> u64 {
     let (Some(parent_excess), Some(parent_used)) = (parent.excess_blob_gas, parent.blob_gas_used)
     else {
         return 0;
@@ -179,12 +179,13 @@ fn next_excess_blob_gas(spec: &ChainSpec, parent: &Header, params: &BlobParams) 
     if total < target {
         return 0;
     }
+    // EIP-7918 (Osaka on): below the reserve price the excess grows more slowly. As in
+    // go-ethereum, the parent's blob price is taken under the child's parameters.
     if params.blob_base_cost > 0 {
-        let parent_params = spec.blob_params_at(parent.timestamp).unwrap_or(*params);
         let reserve = U256::from(params.blob_base_cost)
             * U256::from(parent.base_fee_per_gas.unwrap_or_default());
         let blob_price =
-            U256::from(DATA_GAS_PER_BLOB) * U256::from(parent_params.calc_blob_fee(parent_excess));
+            U256::from(DATA_GAS_PER_BLOB) * U256::from(params.calc_blob_fee(parent_excess));
         if reserve > blob_price {
             let scaled = parent_used * (params.max_blob_count - params.target_blob_count)
                 / params.max_blob_count;

@@ -116,14 +116,7 @@ impl Backend {
     /// Every key in the store. For the embedded store, call only while no CLI process runs
     /// (redb locks the file).
     pub fn all_keys(&self) -> BTreeSet<String> {
-        match self {
-            Self::Redis(server) => server.keys(),
-            Self::Embedded(dir) => open_embedded(dir)
-                .scan_prefix("")
-                .expect("scan the embedded store")
-                .into_iter()
-                .collect(),
-        }
+        self.snapshot().into_keys().collect()
     }
 
     /// Every key with its value. For the embedded store, call only while no CLI process runs.
@@ -151,16 +144,9 @@ impl Backend {
                 .expect("read the embedded store"),
         }
     }
-
-    /// The JSON value at `key`; panics when absent or not JSON.
-    pub fn get_json(&self, key: &str) -> serde_json::Value {
-        let bytes = self
-            .get(key)
-            .unwrap_or_else(|| panic!("{key} is not in the store"));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{key} is not JSON: {e}"))
-    }
 }
 
+/// Open the embedded store file of a backend's temp dir (creating it when absent).
 fn open_embedded(dir: &TempDir) -> EmbeddedStore {
     EmbeddedStore::open(&Backend::embedded_path(dir)).expect("open the embedded store")
 }
