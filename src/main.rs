@@ -32,6 +32,12 @@ enum Command {
         /// The chain file (concatenated RLP blocks).
         file: PathBuf,
     },
+    /// Execute every block the syncer has stored, then follow new ones.
+    Run {
+        /// Stop once every synced block is executed.
+        #[arg(long)]
+        exit_at_head: bool,
+    },
     /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
     /// the executor's store, state and execution code.
     EfTest {
@@ -106,6 +112,13 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             println!(
                 "imported {} blocks ({}..={}), {} transactions; idx:sync:progress = {}",
                 outcome.blocks, outcome.first, outcome.last, outcome.transactions, outcome.last
+            );
+        }
+        Command::Run { exit_at_head } => {
+            let outcome = commands::run::run(&ctx, exit_at_head)?;
+            println!(
+                "executed {} blocks, {} transactions, {} gas; head {}",
+                outcome.blocks, outcome.transactions, outcome.gas, outcome.head
             );
         }
         Command::Status { json } => {

@@ -3,6 +3,7 @@
 
 pub mod import;
 pub mod init;
+pub mod run;
 pub mod status;
 
 use crate::config::Config;
@@ -44,6 +45,9 @@ pub enum CommandError {
         /// What went wrong.
         reason: String,
     },
+    /// A block could not be loaded or executed (the message names it).
+    #[error("{0}")]
+    Block(String),
     /// The conformance run failed or could not start.
     #[error("ef-test: {0}")]
     EfTest(String),

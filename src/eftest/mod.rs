@@ -48,6 +48,21 @@ pub const SKIPPED: &[Skip] = &[
     },
     Skip {
         network: None,
+        name_contains: "create2collisionStorage",
+        reason: "storage-only create collision (EIP-7610), as eip7610_create_collision",
+    },
+    Skip {
+        network: None,
+        name_contains: "RevertInCreateInInitCreate2",
+        reason: "storage-only create collision (EIP-7610), as eip7610_create_collision",
+    },
+    Skip {
+        network: None,
+        name_contains: "dynamicAccountOverwriteEmpty",
+        reason: "storage-only create collision (EIP-7610), as eip7610_create_collision",
+    },
+    Skip {
+        network: None,
         name_contains: "system_contract_out_of_gas",
         reason: "revm 43 gives system calls 30M gas plus an EIP-8037 reservoir before Amsterdam, \
                  so a system contract burning just over 30M does not fail as the test expects",
