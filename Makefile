@@ -17,14 +17,15 @@ RUN_CHAIN ?= $(EVM_EXECUTOR_FIXTURES)/chains/geth-ethtest
 build:
 	$(CARGO) build --release
 
+DEMO_ENV = EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_BACKEND=embedded \
+	EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb
+
 run: build
 	@mkdir -p $(RUN_DIR)
-	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
-		$(BIN) init --genesis $(RUN_CHAIN)/genesis.json
-	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
-		$(BIN) import $(RUN_CHAIN)/chain.rlp
-	EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_EMBEDDED_PATH=$(RUN_DIR)/store.redb \
-		$(BIN) status
+	$(DEMO_ENV) $(BIN) init --genesis $(RUN_CHAIN)/genesis.json
+	$(DEMO_ENV) $(BIN) import $(RUN_CHAIN)/chain.rlp
+	$(DEMO_ENV) $(BIN) run --exit-at-head
+	$(DEMO_ENV) $(BIN) status
 
 # Tests start their own redis-server; install it where it is missing (Debian/Ubuntu).
 test-deps:

@@ -78,7 +78,9 @@ impl GenesisBlock {
             .get("config")
             .cloned()
             .unwrap_or(serde_json::Value::Null);
-        let header = genesis_header(&genesis);
+        // go-ethereum substitutes the default difficulty only when the field is absent.
+        let difficulty_given = raw.get("difficulty").is_some_and(|v| !v.is_null());
+        let header = genesis_header(&genesis, difficulty_given);
         let hash = header.hash_slow();
         Ok(Self {
             genesis,
@@ -151,7 +153,6 @@ pub fn state_root(genesis: &Genesis) -> B256 {
                 balance: account.balance,
                 storage_root,
                 code_hash,
-                ..TrieAccount::default()
             };
             (*address, trie_account)
         });
@@ -159,7 +160,8 @@ pub fn state_root(genesis: &Genesis) -> B256 {
 }
 
 /// The block-0 header, with the optional fields each fork active at genesis adds.
-pub fn genesis_header(genesis: &Genesis) -> Header {
+/// `difficulty_given` tells whether the file set `difficulty` (even to zero).
+pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
     let config = &genesis.config;
     let number = genesis.number.unwrap_or_default();
     let time = genesis.timestamp;
@@ -168,7 +170,7 @@ pub fn genesis_header(genesis: &Genesis) -> Header {
     let shanghai = at_time(config.shanghai_time);
     let cancun = at_time(config.cancun_time);
     let prague = at_time(config.prague_time);
-    let difficulty = if genesis.difficulty.is_zero() && genesis.mix_hash.is_zero() {
+    let difficulty = if !difficulty_given && genesis.mix_hash.is_zero() {
         U256::from(DEFAULT_DIFFICULTY)
     } else {
         genesis.difficulty
@@ -198,7 +200,7 @@ pub fn genesis_header(genesis: &Genesis) -> Header {
                 .base_fee_per_gas
                 .map_or(INITIAL_BASE_FEE, |fee| fee as u64)
         }),
-        withdrawals_root: shanghai.then(|| EMPTY_WITHDRAWALS),
+        withdrawals_root: shanghai.then_some(EMPTY_WITHDRAWALS),
         blob_gas_used: cancun.then(|| genesis.blob_gas_used.unwrap_or_default()),
         excess_blob_gas: cancun.then(|| genesis.excess_blob_gas.unwrap_or_default()),
         parent_beacon_block_root: cancun.then_some(B256::ZERO),

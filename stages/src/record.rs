@@ -130,9 +130,9 @@ impl ExecutionRecord {
                 .iter()
                 .map(|change| AccountChangeRlp {
                     address: change.address,
-                    flags: u8::from(change.pre.is_some()) * HAS_PRE
-                        | u8::from(change.post.is_some()) * HAS_POST
-                        | u8::from(change.storage_wiped) * WIPED,
+                    flags: (u8::from(change.pre.is_some()) * HAS_PRE)
+                        | (u8::from(change.post.is_some()) * HAS_POST)
+                        | (u8::from(change.storage_wiped) * WIPED),
                     pre: change.pre.unwrap_or_default(),
                     post: change.post.unwrap_or_default(),
                 })
