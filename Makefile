@@ -38,7 +38,9 @@ test-deps:
 test: test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) test --release --workspace
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --release --workspace --all-targets 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p+=$$4; f+=$$6; i+=$$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}' target/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check
