@@ -29,17 +29,6 @@ pub struct Skip {
 /// Tests that cannot pass on this executor, each group with its reason.
 pub const SKIPPED: &[Skip] = &[
     Skip {
-        network: Some("Frontier"),
-        name_contains: "",
-        reason: "pre-Byzantium receipts commit to intermediate state roots; evm-executor keeps \
-                 flat state without a state trie, so it cannot verify them (BSC starts at Byzantium)",
-    },
-    Skip {
-        network: Some("Homestead"),
-        name_contains: "",
-        reason: "pre-Byzantium receipts commit to intermediate state roots (see Frontier)",
-    },
-    Skip {
         network: None,
         name_contains: "eip7610_create_collision",
         reason: "EIP-7610 collision with an account that has storage but no code or nonce: revm \
@@ -60,12 +49,6 @@ pub const SKIPPED: &[Skip] = &[
         network: None,
         name_contains: "dynamicAccountOverwriteEmpty",
         reason: "storage-only create collision (EIP-7610), as eip7610_create_collision",
-    },
-    Skip {
-        network: None,
-        name_contains: "system_contract_out_of_gas",
-        reason: "revm 43 gives system calls 30M gas plus an EIP-8037 reservoir before Amsterdam, \
-                 so a system contract burning just over 30M does not fail as the test expects",
     },
 ];
 

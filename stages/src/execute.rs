@@ -9,7 +9,7 @@ use crate::chain::ChainSpec;
 use crate::record::{AccountChange, AccountState, ExecutionRecord, StorageChange};
 use crate::state::{StateError, StateLayers};
 use crate::validate::{check_header, HeaderViolation};
-use alloy_consensus::{proofs, Header, ReceiptEnvelope, TxEnvelope, TxReceipt};
+use alloy_consensus::{proofs, Eip658Value, Header, ReceiptEnvelope, TxEnvelope, TxReceipt};
 use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_evm::block::{
@@ -22,7 +22,7 @@ use alloy_evm::{EthEvmFactory, Evm, EvmEnv, EvmFactory};
 use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{Address, Bloom, B256, U256};
 use revm::database::states::bundle_state::BundleRetention;
-use revm::database::{BundleState, State};
+use revm::database::{BundleState, CacheState, State};
 use revm::Database;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -142,14 +142,35 @@ fn classify(block: u64, error: BlockExecutionError) -> BlockError {
     }
 }
 
-/// Execute `block` (whose transactions were sent by `senders`) on top of `parent` over `layers`.
-pub fn execute_block(
+/// What running a block produced (before its changes are turned into a record).
+#[derive(Debug)]
+pub struct BlockOutput {
+    /// Receipts in transaction order.
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// Gas used by the block.
+    pub gas_used: u64,
+}
+
+/// Computes the whole state root with a block's pending changes on top: needed before
+/// Byzantium, where every receipt commits to the state root after its transaction.
+pub type IntermediateRoot<'a> = &'a dyn Fn(&CacheState) -> Result<B256, StateError>;
+
+/// Run `block` (its transactions sent by `senders`) on top of `parent` against `state`, with
+/// every block-level rule of its fork, and verify the outcome against the header. The changes
+/// stay in `state`; nothing is written anywhere. Blocks before Byzantium with transactions
+/// need `intermediate_root`.
+pub fn run_block<DB>(
     spec: &Arc<ChainSpec>,
-    layers: &StateLayers,
+    state: &mut State<DB>,
     block: &ChainBlock,
     senders: &[Address],
     parent: &Header,
-) -> Result<ExecutionRecord, BlockError> {
+    intermediate_root: Option<IntermediateRoot<'_>>,
+) -> Result<BlockOutput, BlockError>
+where
+    DB: Database + std::fmt::Debug,
+    DB::Error: std::error::Error + Send + Sync + 'static,
+{
     let number = block.number();
     let header = &block.header;
     check_header(spec, header, parent).map_err(|violation| BlockError::Header {
@@ -166,23 +187,18 @@ pub fn execute_block(
             ),
         });
     }
-
     let env = EvmEnv::for_eth_block(
         header,
         spec,
         spec.chain_id,
         spec.blob_params_at(header.timestamp),
     );
-    let mut state = State::builder()
-        .with_database_ref(layers.reader())
-        .with_bundle_update()
-        .build();
     let factory = EthBlockExecutorFactory::new(
         AlloyReceiptBuilder::default(),
         Arc::clone(spec),
         EthEvmFactory::default(),
     );
-    let evm = factory.evm_factory().create_evm(&mut state, env);
+    let evm = factory.evm_factory().create_evm(state, env);
     let ctx = EthBlockExecutionCtx {
         parent_hash: header.parent_hash,
         parent_beacon_block_root: header.parent_beacon_block_root,
@@ -200,17 +216,36 @@ pub fn execute_block(
     executor
         .apply_pre_execution_changes()
         .map_err(|e| classify(number, e))?;
+    let post_state_roots = !spec.is_byzantium_active_at_block(number);
     for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
         let recovered = alloy_consensus::transaction::Recovered::new_unchecked(tx, *sender);
         executor
             .execute_transaction(recovered)
             .map_err(|error| transaction_error(number, index, tx, error))?;
+        if post_state_roots {
+            let root_of = intermediate_root.ok_or_else(|| BlockError::Invalid {
+                block: number,
+                reason: "receipts before Byzantium need intermediate state roots, which this \
+                         state cannot provide"
+                    .to_string(),
+            })?;
+            let root = root_of(&executor.evm().db().cache).map_err(|error| BlockError::State {
+                block: number,
+                error,
+            })?;
+            if let Some(with_bloom) = executor
+                .receipts
+                .last_mut()
+                .and_then(|r| r.as_receipt_with_bloom_mut())
+            {
+                with_bloom.receipt.status = Eip658Value::PostState(root);
+            }
+        }
     }
     if spec.is_prague_active_at_timestamp(header.timestamp) {
-        require_system_contracts(number, executor.evm_mut().db_mut())?;
+        require_system_contracts(number, executor.evm_mut())?;
     }
     let (_, result) = executor.finish().map_err(|e| classify(number, e))?;
-
     verify_result(
         spec,
         header,
@@ -219,6 +254,27 @@ pub fn execute_block(
         result.blob_gas_used,
         &result.requests,
     )?;
+    Ok(BlockOutput {
+        receipts: result.receipts,
+        gas_used: result.gas_used,
+    })
+}
+
+/// Execute `block` over the state layers and turn its outcome into an [`ExecutionRecord`].
+pub fn execute_block(
+    spec: &Arc<ChainSpec>,
+    layers: &StateLayers,
+    block: &ChainBlock,
+    senders: &[Address],
+    parent: &Header,
+) -> Result<ExecutionRecord, BlockError> {
+    let number = block.number();
+    let mut state = State::builder()
+        .with_database_ref(layers.reader())
+        .with_bundle_update()
+        .build();
+    let root_of = |pending: &CacheState| layers.state_root_with(pending);
+    let output = run_block(spec, &mut state, block, senders, parent, Some(&root_of))?;
     state.merge_transitions(BundleRetention::Reverts);
     let bundle = state.take_bundle();
     let (accounts, storage) =
@@ -234,9 +290,9 @@ pub fn execute_block(
     Ok(ExecutionRecord {
         number,
         hash: block.hash,
-        parent_hash: header.parent_hash,
-        gas_used: result.gas_used,
-        receipts: result.receipts,
+        parent_hash: block.header.parent_hash,
+        gas_used: output.gas_used,
+        receipts: output.receipts,
         accounts,
         storage,
         codes,
@@ -269,12 +325,19 @@ fn transaction_error(
     }
 }
 
-/// From Prague the EIP-7002 and EIP-7251 contracts must exist (a block cannot be built without
-/// them); alloy-evm treats a call to empty code as success, so check here.
-fn require_system_contracts<DB: Database<Error = E>, E: std::error::Error + 'static>(
-    block: u64,
-    db: &mut DB,
-) -> Result<(), BlockError> {
+/// go-ethereum's gas limit for system calls (`params.SystemTxGas`).
+const SYSTEM_CALL_GAS: u64 = 30_000_000;
+
+/// From Prague the EIP-7002 and EIP-7251 contracts must exist and their end-of-block calls must
+/// succeed within 30M gas. alloy-evm treats a call to empty code as success, and revm 43 grants
+/// system calls an extra EIP-8037 reservoir, so both are checked here with a dry run (its
+/// state is discarded; the real calls happen in `finish`).
+fn require_system_contracts<E>(block: u64, evm: &mut E) -> Result<(), BlockError>
+where
+    E: Evm,
+    E::DB: Database,
+    <E::DB as Database>::Error: std::error::Error + 'static,
+{
     for (name, address) in [
         (
             "EIP-7002 withdrawal request",
@@ -285,16 +348,19 @@ fn require_system_contracts<DB: Database<Error = E>, E: std::error::Error + 'sta
             CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
         ),
     ] {
-        let account = db.basic(address).map_err(|e| match state_error_in(&e) {
-            Some(state) => BlockError::State {
-                block,
-                error: clone_state_error(state),
-            },
-            None => BlockError::Invalid {
-                block,
-                reason: e.to_string(),
-            },
-        })?;
+        let account = evm
+            .db_mut()
+            .basic(address)
+            .map_err(|e| match state_error_in(&e) {
+                Some(state) => BlockError::State {
+                    block,
+                    error: clone_state_error(state),
+                },
+                None => BlockError::Invalid {
+                    block,
+                    reason: e.to_string(),
+                },
+            })?;
         let has_code = account.is_some_and(|a| {
             a.code_hash != crate::contract::EMPTY_CODE_HASH && !a.code_hash.is_zero()
         });
@@ -302,6 +368,25 @@ fn require_system_contracts<DB: Database<Error = E>, E: std::error::Error + 'sta
             return Err(BlockError::Invalid {
                 block,
                 reason: format!("{name} contract {address} has no code"),
+            });
+        }
+        let dry_run = evm
+            .transact_system_call(
+                alloy_eips::eip7002::SYSTEM_ADDRESS,
+                address,
+                Default::default(),
+            )
+            .map_err(|e| BlockError::Invalid {
+                block,
+                reason: format!("{name} system call failed: {e}"),
+            })?;
+        let gas_used = dry_run.result.tx_gas_used();
+        if gas_used > SYSTEM_CALL_GAS {
+            return Err(BlockError::Invalid {
+                block,
+                reason: format!(
+                    "{name} system call used {gas_used} gas, more than {SYSTEM_CALL_GAS}"
+                ),
             });
         }
     }
@@ -336,18 +421,6 @@ fn verify_result(
         return Err(mismatch(block, "gasUsed", gas_used, header.gas_used));
     }
     let root = proofs::calculate_receipt_root(receipts);
-    if root != header.receipts_root
-        && !receipts.is_empty()
-        && !spec.is_byzantium_active_at_block(block)
-    {
-        return Err(BlockError::Invalid {
-            block,
-            reason:
-                "receiptsRoot cannot be verified: before Byzantium each receipt commits to the \
-                     intermediate state root, and evm-executor keeps flat state without a trie"
-                    .to_string(),
-        });
-    }
     if root != header.receipts_root {
         return Err(mismatch(
             block,

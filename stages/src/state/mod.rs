@@ -17,9 +17,10 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use cache::{CacheSizes, StateCache};
 use lru::LruCache;
 use revm::bytecode::Bytecode;
+use revm::database::CacheState;
 use revm::database_interface::DBErrorMarker;
 use revm::state::AccountInfo;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -189,7 +190,7 @@ impl StateLayers {
         let prefix = self.keys.latest_storage_prefix(address);
         let keys = self.store.scan_prefix(&prefix)?;
         let values = self.store.multi_get(&keys)?;
-        let mut slots: std::collections::BTreeMap<U256, U256> = Default::default();
+        let mut slots: BTreeMap<U256, U256> = BTreeMap::new();
         for (key, value) in keys.iter().zip(values) {
             let Some(bytes) = value else { continue };
             let hex = key.strip_prefix(&prefix).unwrap_or_default();
@@ -217,6 +218,61 @@ impl StateLayers {
             .into_iter()
             .filter(|(_, value)| !value.is_zero())
             .collect())
+    }
+
+    /// The root of the whole state at the head of the layers with `pending` (a block's changes
+    /// so far) on top. It reads every account and slot in the store, so it is only for small
+    /// states: receipts before Byzantium commit to this root after each transaction.
+    pub fn state_root_with(&self, pending: &CacheState) -> Result<B256, StateError> {
+        let prefix = format!("{}st:latest:acc:", self.keys.prefix());
+        let mut accounts: BTreeMap<Address, (AccountState, BTreeMap<U256, U256>)> = BTreeMap::new();
+        for key in self.store.scan_prefix(&prefix)? {
+            let address: Address = key
+                .strip_prefix(&prefix)
+                .and_then(|hex| hex.parse().ok())
+                .ok_or_else(|| MalformedValue::new(&key, "key does not end in an address"))?;
+            if let Some(account) = self.account(&address)? {
+                let storage = self.existing_slots(&address)?.into_iter().collect();
+                accounts.insert(address, (account, storage));
+            }
+        }
+        for (address, cached) in &pending.accounts {
+            let Some(plain) = &cached.account else {
+                accounts.remove(address);
+                continue;
+            };
+            let entry = accounts.entry(*address).or_default();
+            entry.0 = AccountState {
+                balance: plain.info.balance,
+                nonce: plain.info.nonce,
+                code_hash: plain.info.code_hash,
+            };
+            if cached.status.was_destroyed() {
+                entry.1.clear();
+            }
+            for (slot, value) in &plain.storage {
+                if value.is_zero() {
+                    entry.1.remove(slot);
+                } else {
+                    entry.1.insert(*slot, *value);
+                }
+            }
+        }
+        Ok(alloy_trie::root::state_root_unhashed(
+            accounts.into_iter().map(|(address, (account, storage))| {
+                let trie_account = alloy_trie::TrieAccount {
+                    nonce: account.nonce,
+                    balance: account.balance,
+                    storage_root: alloy_trie::root::storage_root_unhashed(
+                        storage
+                            .into_iter()
+                            .map(|(slot, value)| (B256::from(slot), value)),
+                    ),
+                    code_hash: account.code_hash,
+                };
+                (address, trie_account)
+            }),
+        ))
     }
 
     /// Code by hash.
