@@ -38,6 +38,16 @@ enum Command {
         #[arg(long)]
         exit_at_head: bool,
     },
+    /// Measure execution throughput on a chain (DIR/genesis.json + DIR/chain.rlp) in a fresh
+    /// embedded store, next to revm over an in-memory database on the same blocks.
+    Bench {
+        /// Directory holding genesis.json and chain.rlp.
+        #[arg(long)]
+        chain: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
     /// the executor's store, state and execution code.
     EfTest {
@@ -81,18 +91,30 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, config: Config) -> Result<(), CommandError> {
-    if let Command::EfTest {
-        path,
-        filter,
-        work_dir,
-        verbose,
-    } = command
-    {
-        return ef_test(&path, filter.as_deref(), work_dir, verbose);
-    }
-    let ctx = Context::open(config)?;
+    // ef-test and bench make their own stores; every other command works on the configured one.
+    let ctx = match command {
+        Command::EfTest {
+            path,
+            filter,
+            work_dir,
+            verbose,
+        } => return ef_test(&path, filter.as_deref(), work_dir, verbose),
+        Command::Bench { chain, json } => {
+            let work_dir = std::env::temp_dir().join("evm-executor-bench");
+            let report = commands::bench::run(&config, &chain, &work_dir)?;
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                ),
+                false => println!("{report}"),
+            }
+            return Ok(());
+        }
+        _ => Context::open(config)?,
+    };
     match command {
-        Command::EfTest { .. } => unreachable!("handled above"),
+        Command::EfTest { .. } | Command::Bench { .. } => {}
         Command::Init { genesis } => {
             let outcome = commands::init::run(&ctx, &genesis)?;
             let verb = if outcome.written {

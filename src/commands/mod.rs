@@ -1,6 +1,7 @@
 //! The CLI commands' implementations, each in its own module, and what they share: the opened
 //! store with its key layout, and the check that the store belongs to the configured chain.
 
+pub mod bench;
 pub mod import;
 pub mod init;
 pub mod run;

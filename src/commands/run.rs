@@ -131,10 +131,11 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
         let mut batch = WriteBatch::new();
         queue_state_writes(&ctx.keys, &executed, history_ttl, &mut batch);
         queue_receipts(&ctx.keys, &executed, &mut batch);
+        // Progress goes last in the same ordered batch: it only moves once the state is in.
+        let progress_bytes = exec_progress(&executed, progress.total_txs_executed, unix_now());
+        batch.set(progress_key.clone(), progress_bytes.clone());
         layers.absorb(&executed);
         ctx.store.write(&batch)?;
-        let progress_bytes = exec_progress(&executed, progress.total_txs_executed, unix_now());
-        ctx.store.set(&progress_key, &progress_bytes)?;
         layers.release(number);
 
         progress = decode_json(&progress_key, &progress_bytes)?;
