@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod eftest;
 pub mod logging;
 pub mod store;

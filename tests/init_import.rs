@@ -8,17 +8,20 @@
 mod common;
 
 use alloy_primitives::{keccak256, B256};
-use common::chain::{block_keys, raw_blocks, tx_hash, ChainFixture, GenesisFile, RawBlock};
+use common::chain::{
+    block_keys, offset_in, raw_blocks, tx_hash, with_block_replaced, ChainFixture, GenesisFile,
+    RawBlock,
+};
+use common::exec::ZERO_HASH;
 use common::redis_server::free_port;
-use common::rlp::{concat_encoded, encode_string, first_item, frame_list};
+use common::rlp::{encode_string, first_item, frame_list};
 use common::{
-    expect_exit_code, expect_success, fixtures_dir, mentions_number, names_block, run_cli, var,
-    Backend,
+    assert_same_keys, expect_exit_code, expect_success, fixtures_dir, import, init,
+    mentions_number, names_block, raw_json_fields, run_cli, strip_key_prefix, value, var, Backend,
+    COMMAND_FAILED,
 };
 use serde_json::json;
-use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::str::FromStr;
 
 /// BSC mainnet's genesis block hash, as `fixtures/bsc/README.md` gives it.
@@ -27,10 +30,6 @@ const BSC_MAINNET_GENESIS_HASH: &str =
 /// BSC Chapel's genesis block hash, as `fixtures/bsc/README.md` gives it.
 const BSC_CHAPEL_GENESIS_HASH: &str =
     "0x6d3c66c5357ec91d5c43af47e234a939b22557cbb552dc45bebbceeed90fbe34";
-/// Exit code of a command that failed (config errors exit 2, panics 101).
-const COMMAND_FAILED: i32 = 1;
-/// The all-zero hash, as account JSON spells an uncomputed storage root.
-const ZERO_HASH: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The hash after `genesis block hash: ` in `init`'s output.
 fn printed_genesis_hash(stdout: &str) -> B256 {
@@ -39,46 +38,6 @@ fn printed_genesis_hash(stdout: &str) -> B256 {
         .find_map(|line| line.strip_prefix("genesis block hash: "))
         .unwrap_or_else(|| panic!("no `genesis block hash:` line in:\n{stdout}"));
     B256::from_str(line.trim()).expect("printed genesis hash")
-}
-
-/// Run `init --genesis PATH` and return its stdout, failing the test unless it succeeds.
-fn init(backend: &Backend, extra: &[(String, String)], genesis: &Path) -> String {
-    let genesis = genesis.to_str().expect("utf-8 path");
-    expect_success(&backend.cli(extra, &["init", "--genesis", genesis]))
-}
-
-/// Run `import FILE`.
-fn import(backend: &Backend, file: &Path) -> std::process::Output {
-    backend.cli(&[], &["import", file.to_str().expect("utf-8 path")])
-}
-
-/// Assert two key sets are equal, listing what is missing and what is unexpected.
-fn assert_same_keys(actual: &BTreeSet<String>, expected: &BTreeSet<String>) {
-    let missing: Vec<_> = expected.difference(actual).take(10).collect();
-    let extra: Vec<_> = actual.difference(expected).take(10).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "store keys differ ({} expected, {} found): missing {missing:?}, unexpected {extra:?}",
-        expected.len(),
-        actual.len()
-    );
-}
-
-/// The value at `key` in a snapshot; panics when absent.
-fn value<'a>(store: &'a BTreeMap<String, Vec<u8>>, key: &str) -> &'a [u8] {
-    store
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} is not in the store"))
-}
-
-/// The JSON at `key` with each top-level field's raw text (so big numbers stay exact).
-fn raw_json_fields(store: &BTreeMap<String, Vec<u8>>, key: &str) -> BTreeMap<String, String> {
-    let fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(value(store, key))
-        .unwrap_or_else(|e| panic!("{key} is not a JSON object: {e}"));
-    fields
-        .into_iter()
-        .map(|(name, raw)| (name, raw.get().to_string()))
-        .collect()
 }
 
 /// The values `init` writes for `genesis`, whose block hash is `genesis_hash`.
@@ -404,22 +363,6 @@ fn status_json_after_import(backend: Backend) {
     );
 }
 
-/// `file` with `block`'s item replaced by `replacement`.
-fn with_block_replaced(file: &[u8], block: &RawBlock<'_>, replacement: &[u8]) -> Vec<u8> {
-    let end = block.offset + block.encoded.len();
-    [&file[..block.offset], replacement, &file[end..]].concat()
-}
-
-/// Where `part` (a slice of `whole`) starts in `whole`.
-fn offset_in(whole: &[u8], part: &[u8]) -> usize {
-    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
-    assert!(
-        offset + part.len() <= whole.len(),
-        "not a slice of the file"
-    );
-    offset
-}
-
 /// Import `bad_file` (geth-ethtest with block `k` damaged) into an initialised store: the
 /// command fails naming block `k` (and `offset` when given), and the store holds exactly
 /// blocks 1..k-1 with the sync progress at k-1.
@@ -494,9 +437,11 @@ fn import_body_not_matching_header(backend: Backend) {
     let blocks = raw_blocks(&file);
     let block = block_with_txs(&blocks, k);
     let txs = block.transactions();
-    let fewer_txs = frame_list(&concat_encoded(&txs[..txs.len() - 1]));
-    let rest = concat_encoded(&block.body_elements[1..]);
-    let new_block = frame_list(&[block.header.encoded, &fewer_txs, &rest].concat());
+    let fewer_txs: Vec<Vec<u8>> = txs[..txs.len() - 1]
+        .iter()
+        .map(|tx| tx.encoded.to_vec())
+        .collect();
+    let new_block = block.rebuilt(&block.header_fields(), &fewer_txs);
     let bad = with_block_replaced(&file, block, &new_block);
     assert_import_stops_at_block(&backend, &bad, k, None);
 }
@@ -511,13 +456,7 @@ fn import_under_key_prefix(backend: Backend) {
     let file = chain.chain_path();
     expect_success(&backend.cli(&prefix_env, &["import", file.to_str().expect("path")]));
     let prefixed = backend.snapshot();
-    let unprefixed: BTreeMap<String, Vec<u8>> = prefixed
-        .into_iter()
-        .map(|(key, value)| match key.strip_prefix(prefix) {
-            Some(rest) => (rest.to_string(), value),
-            None => panic!("{key} lacks the prefix {prefix}"),
-        })
-        .collect();
+    let unprefixed = strip_key_prefix(prefixed, prefix);
     let bytes = chain.chain_bytes();
     let genesis = GenesisFile::read(&chain.genesis_path());
     assert_snapshot_holds_chain(&unprefixed, &genesis, &raw_blocks(&bytes));

@@ -282,11 +282,13 @@ pub fn execute_block(
             block: number,
             error,
         })?;
-    let codes = bundle
+    // Sorted: a record must be byte-identical however often its block is executed.
+    let mut codes: Vec<_> = bundle
         .contracts
         .iter()
         .map(|(hash, code)| (*hash, code.original_bytes()))
         .collect();
+    codes.sort_by_key(|(hash, _)| *hash);
     Ok(ExecutionRecord {
         number,
         hash: block.hash,

@@ -112,6 +112,11 @@ impl Keys {
         self.key(format_args!("idx:stage:{stage}"))
     }
 
+    /// `rec:{n}`: block n's execution record (versioned binary), pruned with the window.
+    pub fn record(&self, number: u64) -> String {
+        self.key(format_args!("rec:{number}"))
+    }
+
     /// `idx:chain`: the chain this store was initialised for, JSON [`crate::contract::ChainRecord`].
     pub fn chain(&self) -> String {
         self.key(format_args!("idx:chain"))

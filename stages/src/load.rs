@@ -64,17 +64,56 @@ pub enum LoadError {
 
 /// Load and check block `number` from the store.
 pub fn load_block(store: &dyn Store, keys: &Keys, number: u64) -> Result<ChainBlock, LoadError> {
+    let mut blocks = load_blocks(store, keys, number, number)?;
+    blocks.pop().unwrap_or(Err(LoadError::Missing {
+        block: number,
+        key: keys.header(number),
+    }))
+}
+
+/// Load blocks `first..=last` with one batched read; each block is checked on its own, so a
+/// bad block does not hide the good ones before it. Only a store failure fails the whole call.
+pub fn load_blocks(
+    store: &dyn Store,
+    keys: &Keys,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Result<ChainBlock, LoadError>>, StoreError> {
+    let numbers: Vec<u64> = (first..=last).collect();
+    let wanted: Vec<String> = numbers
+        .iter()
+        .flat_map(|n| [keys.header(*n), keys.body(*n), keys.transactions(*n)])
+        .collect();
+    let values = store.multi_get(&wanted)?;
+    Ok(numbers
+        .iter()
+        .zip(values.chunks(3))
+        .map(|(number, found)| {
+            let [header, body, txs] = found else {
+                return Err(LoadError::Missing {
+                    block: *number,
+                    key: keys.header(*number),
+                });
+            };
+            decode_stored_block(
+                keys,
+                *number,
+                header.as_deref(),
+                body.as_deref(),
+                txs.as_deref(),
+            )
+        })
+        .collect())
+}
+
+fn decode_stored_block(
+    keys: &Keys,
+    number: u64,
+    header_bytes: Option<&[u8]>,
+    body_bytes: Option<&[u8]>,
+    txs_bytes: Option<&[u8]>,
+) -> Result<ChainBlock, LoadError> {
     let header_key = keys.header(number);
-    let body_key = keys.body(number);
-    let txs_key = keys.transactions(number);
-    let mut values = store
-        .multi_get(&[header_key.clone(), body_key.clone(), txs_key.clone()])?
-        .into_iter();
-    let (header_bytes, body_bytes, txs_bytes) = (
-        values.next().flatten(),
-        values.next().flatten(),
-        values.next().flatten(),
-    );
     let corrupt = |error| LoadError::Corrupt {
         block: number,
         error,
@@ -83,7 +122,7 @@ pub fn load_block(store: &dyn Store, keys: &Keys, number: u64) -> Result<ChainBl
         block: number,
         key: header_key.clone(),
     })?;
-    let (header, hash) = decode_header(&header_key, &header_bytes).map_err(corrupt)?;
+    let (header, hash) = decode_header(&header_key, header_bytes).map_err(corrupt)?;
     if header.number != number {
         return Err(LoadError::WrongNumber {
             block: number,
@@ -92,16 +131,17 @@ pub fn load_block(store: &dyn Store, keys: &Keys, number: u64) -> Result<ChainBl
         });
     }
     let body = match (body_bytes, txs_bytes) {
-        (Some(bytes), _) => decode_body(&body_key, &bytes).map_err(corrupt)?,
+        (Some(bytes), _) => decode_body(&keys.body(number), bytes).map_err(corrupt)?,
         (None, Some(bytes)) => BlockBody {
-            transactions: decode_transactions(&txs_key, &bytes).map_err(corrupt)?,
+            transactions: decode_transactions(&keys.transactions(number), bytes)
+                .map_err(corrupt)?,
             ommers: Vec::new(),
             withdrawals: header.withdrawals_root.map(|_| Default::default()),
         },
         (None, None) => {
             return Err(LoadError::Missing {
                 block: number,
-                key: txs_key,
+                key: keys.transactions(number),
             })
         }
     };

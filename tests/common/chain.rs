@@ -5,7 +5,7 @@
 use super::fixtures_dir;
 use super::rlp::{concat_encoded, frame_list, split_items, RlpItem};
 use alloy_primitives::{keccak256, Address, B256, U256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -13,9 +13,23 @@ use std::str::FromStr;
 pub const EMPTY_CODE_HASH: &str =
     "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470";
 
-/// Position of `number` in a header's RLP list (parentHash, ommersHash, beneficiary,
-/// stateRoot, transactionsRoot, receiptsRoot, logsBloom, difficulty, number, …).
+/// Position of `transactionsRoot` in a header's RLP list (parentHash, ommersHash,
+/// beneficiary, stateRoot, transactionsRoot, receiptsRoot, logsBloom, difficulty, number,
+/// gasLimit, gasUsed, …).
+pub const HEADER_TRANSACTIONS_ROOT_INDEX: usize = 4;
+/// Position of `receiptsRoot` in a header's RLP list.
+pub const HEADER_RECEIPTS_ROOT_INDEX: usize = 5;
+/// Position of `logsBloom` in a header's RLP list.
+pub const HEADER_LOGS_BLOOM_INDEX: usize = 6;
+/// Position of `number` in a header's RLP list.
 const HEADER_NUMBER_INDEX: usize = 8;
+/// Position of `gasUsed` in a header's RLP list.
+pub const HEADER_GAS_USED_INDEX: usize = 10;
+/// Position of `blobGasUsed` in a header's RLP list (Cancun on: … baseFeePerGas,
+/// withdrawalsRoot, blobGasUsed, excessBlobGas, parentBeaconBlockRoot, requestsHash).
+pub const HEADER_BLOB_GAS_USED_INDEX: usize = 17;
+/// Position of `requestsHash` in a header's RLP list (Prague on).
+pub const HEADER_REQUESTS_HASH_INDEX: usize = 20;
 
 /// One of the test chains under `fixtures/chains/`: a genesis file and a chain file.
 #[derive(Debug, Clone)]
@@ -114,6 +128,86 @@ impl<'a> RawBlock<'a> {
     pub fn body(&self) -> Vec<u8> {
         frame_list(&concat_encoded(&self.body_elements))
     }
+
+    /// The header field at `index` (see the `HEADER_*_INDEX` constants).
+    pub fn header_field(&self, index: usize) -> RlpItem<'a> {
+        self.header.elements()[index]
+    }
+
+    /// A 32-byte header field (a root or hash) at `index`.
+    pub fn header_hash(&self, index: usize) -> B256 {
+        B256::from_slice(self.header_field(index).payload)
+    }
+
+    /// An integer header field at `index`.
+    pub fn header_u64(&self, index: usize) -> u64 {
+        self.header_field(index).as_u64()
+    }
+
+    /// The header's fields, each as its whole encoding, to edit and re-frame.
+    pub fn header_fields(&self) -> Vec<Vec<u8>> {
+        self.header
+            .elements()
+            .iter()
+            .map(|field| field.encoded.to_vec())
+            .collect()
+    }
+
+    /// This block re-framed with the header made of `header_fields` and the transactions
+    /// `txs` (each in block-body encoding), keeping the rest of the body (ommers,
+    /// withdrawals) as it is.
+    pub fn rebuilt(&self, header_fields: &[Vec<u8>], txs: &[Vec<u8>]) -> Vec<u8> {
+        let header = frame_list(&header_fields.concat());
+        let txs = frame_list(&txs.concat());
+        let rest = concat_encoded(&self.body_elements[1..]);
+        frame_list(&[header, txs, rest].concat())
+    }
+}
+
+/// The EIP-2718 consensus bytes of a transaction or receipt in a body-style list: a legacy
+/// item's list encoding, or a typed item's `type ‖ payload` (the string's payload).
+pub fn consensus_bytes<'a>(item: &RlpItem<'a>) -> &'a [u8] {
+    if item.is_list {
+        item.encoded
+    } else {
+        item.payload
+    }
+}
+
+/// The root of the Merkle-Patricia trie keyed by `rlp(index)` over `items` (consensus bytes),
+/// as a header's transactionsRoot and receiptsRoot commit to, computed by alloy-trie.
+pub fn ordered_root(items: &[&[u8]]) -> B256 {
+    alloy_consensus::proofs::ordered_trie_root_with_encoder(items, |item, out| {
+        out.extend_from_slice(item);
+    })
+}
+
+/// `file` with `block`'s item replaced by `replacement`.
+pub fn with_block_replaced(file: &[u8], block: &RawBlock<'_>, replacement: &[u8]) -> Vec<u8> {
+    let end = block.offset + block.encoded.len();
+    [&file[..block.offset], replacement, &file[end..]].concat()
+}
+
+/// `file` cut right before `block`, with `replacement` as its last block.
+pub fn ending_with_block(file: &[u8], block: &RawBlock<'_>, replacement: &[u8]) -> Vec<u8> {
+    [&file[..block.offset], replacement].concat()
+}
+
+/// Where `part` (a slice of `whole`) starts in `whole`.
+pub fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    let offset = part.as_ptr() as usize - whole.as_ptr() as usize;
+    assert!(
+        offset + part.len() <= whole.len(),
+        "not a slice of the file"
+    );
+    offset
+}
+
+/// Write `bytes` as `name` in `dir` and return the path.
+pub fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
 }
 
 /// Frame a chain file into its blocks; panics when the file does not frame cleanly.
@@ -144,11 +238,7 @@ pub fn raw_blocks(file: &[u8]) -> Vec<RawBlock<'_>> {
 /// A transaction's hash: keccak256 of a legacy transaction's list encoding, or of a typed
 /// transaction's `type ‖ payload` (the string's payload).
 pub fn tx_hash(tx: &RlpItem<'_>) -> B256 {
-    if tx.is_list {
-        keccak256(tx.encoded)
-    } else {
-        keccak256(tx.payload)
-    }
+    keccak256(consensus_bytes(tx))
 }
 
 /// A transaction's EIP-2718 type: 0 for legacy, else the first byte of the typed envelope.
@@ -194,7 +284,7 @@ pub struct GenesisAccount {
 impl GenesisAccount {
     /// `st:latest:acc:{EIP-55 address}`.
     pub fn account_key(&self) -> String {
-        format!("st:latest:acc:{}", self.address.to_checksum(None))
+        latest_account_key(&self.address)
     }
 
     /// keccak256 of the code, or of the empty string without code.
@@ -208,10 +298,7 @@ impl GenesisAccount {
 
     /// `st:latest:stor:{EIP-55 address}:{slot}` for one slot.
     pub fn storage_key(&self, slot: &B256) -> String {
-        format!(
-            "st:latest:stor:{}:{slot:#x}",
-            self.address.to_checksum(None)
-        )
+        latest_storage_key(&self.address, slot)
     }
 }
 
@@ -290,4 +377,81 @@ fn json_quantity(value: &serde_json::Value) -> U256 {
 pub fn word(hex: &str) -> B256 {
     let digits = hex.strip_prefix("0x").unwrap_or(hex);
     B256::from_str(&format!("{digits:0>64}")).expect("storage word hex")
+}
+
+/// One account of a `headstate.json` (geth's state dump after the chain's last block).
+#[derive(Debug, Clone)]
+pub struct DumpAccount {
+    /// Balance in wei, as the file's decimal string.
+    pub balance: String,
+    /// Nonce.
+    pub nonce: u64,
+    /// `0x` code hash.
+    pub code_hash: String,
+    /// Code bytes (empty when the file has none).
+    pub code: Vec<u8>,
+    /// The account's storage trie root as the file gives it.
+    pub storage_root: String,
+    /// Every storage slot (the dump holds no zero values).
+    pub storage: BTreeMap<B256, B256>,
+}
+
+/// A `headstate.json`: every account of the state after the chain's last block.
+#[derive(Debug, Clone)]
+pub struct HeadState {
+    /// Accounts by address.
+    pub accounts: BTreeMap<Address, DumpAccount>,
+}
+
+impl HeadState {
+    /// Read a geth state dump (`accounts` keyed by address; storage values are hex without
+    /// `0x` and without leading zeros).
+    pub fn read(path: &std::path::Path) -> Self {
+        let text =
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let json: serde_json::Value = serde_json::from_slice(&text).expect("state dump is JSON");
+        let accounts = json["accounts"]
+            .as_object()
+            .expect("state dump accounts")
+            .iter()
+            .map(|(address, account)| {
+                let text = |field: &str| {
+                    account[field]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{address}: {field} is not a string"))
+                        .to_string()
+                };
+                let dumped = DumpAccount {
+                    balance: text("balance"),
+                    nonce: account["nonce"].as_u64().expect("dump nonce"),
+                    code_hash: text("codeHash"),
+                    code: account["code"]
+                        .as_str()
+                        .map(|code| alloy_primitives::hex::decode(code).expect("code hex"))
+                        .unwrap_or_default(),
+                    storage_root: text("root"),
+                    storage: account["storage"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(slot, value)| {
+                            (word(slot), word(value.as_str().expect("slot value")))
+                        })
+                        .collect(),
+                };
+                (Address::from_str(address).expect("dump address"), dumped)
+            })
+            .collect();
+        Self { accounts }
+    }
+}
+
+/// `st:latest:acc:{EIP-55 address}`.
+pub fn latest_account_key(address: &Address) -> String {
+    format!("st:latest:acc:{}", address.to_checksum(None))
+}
+
+/// `st:latest:stor:{EIP-55 address}:{slot}`.
+pub fn latest_storage_key(address: &Address, slot: &B256) -> String {
+    format!("st:latest:stor:{}:{slot:#x}", address.to_checksum(None))
 }

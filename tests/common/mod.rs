@@ -1,11 +1,14 @@
 //! The integration tests' shared harness: where the fixtures are, a real `redis-server` per
-//! test, the two store backends as the CLI sees them, running the built binary, and an RLP
-//! framing reader written independently of the project's codecs.
+//! test, the two store backends as the CLI sees them, running the built binary, an RLP
+//! framing reader written independently of the project's codecs, what execution must leave in
+//! the store (`exec`), and the execution-spec-tests archive (`eest`).
 //!
 //! Each test binary uses a different part of the harness, so unused items are allowed here.
 #![allow(dead_code, unused_macros)]
 
 pub mod chain;
+pub mod eest;
+pub mod exec;
 pub mod redis_server;
 pub mod rlp;
 
@@ -19,6 +22,8 @@ use tempfile::TempDir;
 
 /// The environment variable that points the tests at another copy of the fixtures.
 pub const FIXTURES_ENV: &str = "EVM_EXECUTOR_FIXTURES";
+/// Exit code of a command that failed (config errors exit 2, panics 101).
+pub const COMMAND_FAILED: i32 = 1;
 /// The prefix of the binary's configuration overrides.
 const CONFIG_ENV_PREFIX: &str = "EVM_EXECUTOR_";
 /// How many times the CLI retries an unreachable Redis in tests, so a lost server fails the
@@ -54,6 +59,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// A fresh, empty store of the same kind as `self` (to build a reference to compare with).
+    pub fn fresh_like(&self) -> Self {
+        match self {
+            Self::Redis(_) => Self::redis(),
+            Self::Embedded(_) => Self::embedded(),
+        }
+    }
+
     /// A fresh Redis server.
     pub fn redis() -> Self {
         Self::Redis(RedisServer::start())
@@ -209,13 +222,118 @@ pub fn mentions_number(text: &str, number: u64) -> bool {
 
 /// True when `text` says `block N` for exactly `number` (so `block 30` does not match 300).
 pub fn names_block(text: &str, number: u64) -> bool {
-    text.match_indices("block ").any(|(at, word)| {
-        let digits: String = text[at + word.len()..]
+    names(text, "block", number)
+}
+
+/// True when `text` says `{word} N` for exactly `number` (`names(t, "transaction", 2)` finds
+/// `transaction 2 (0x…)` but not `transaction 21`).
+pub fn names(text: &str, word: &str, number: u64) -> bool {
+    let phrase = format!("{word} ");
+    text.match_indices(&phrase).any(|(at, found)| {
+        let digits: String = text[at + found.len()..]
             .chars()
             .take_while(char::is_ascii_digit)
             .collect();
         digits == number.to_string()
     })
+}
+
+/// Run `init --genesis PATH` and return its stdout, failing the test unless it succeeds.
+pub fn init(backend: &Backend, extra: &[(String, String)], genesis: &Path) -> String {
+    let genesis = genesis.to_str().expect("utf-8 path");
+    expect_success(&backend.cli(extra, &["init", "--genesis", genesis]))
+}
+
+/// Run `import FILE`.
+pub fn import(backend: &Backend, file: &Path) -> Output {
+    backend.cli(&[], &["import", file.to_str().expect("utf-8 path")])
+}
+
+/// Run `run --exit-at-head`: execute every synced block, then exit.
+pub fn run_to_head(backend: &Backend) -> Output {
+    backend.cli(&[], &["run", "--exit-at-head"])
+}
+
+/// Assert two key sets are equal, listing what is missing and what is unexpected.
+pub fn assert_same_keys(actual: &BTreeSet<String>, expected: &BTreeSet<String>) {
+    let missing: Vec<_> = expected.difference(actual).take(10).collect();
+    let extra: Vec<_> = actual.difference(expected).take(10).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "store keys differ ({} expected, {} found): missing {missing:?}, unexpected {extra:?}",
+        expected.len(),
+        actual.len()
+    );
+}
+
+/// Assert two snapshots hold the same keys with the same values, listing the first
+/// differences (values shown as lossy UTF-8).
+pub fn assert_same_snapshot(
+    actual: &BTreeMap<String, Vec<u8>>,
+    expected: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    assert_same_keys(
+        &actual.keys().cloned().collect(),
+        &expected.keys().cloned().collect(),
+    );
+    let differing: Vec<String> = expected
+        .iter()
+        .filter(|(key, value)| actual.get(*key) != Some(*value))
+        .take(5)
+        .map(|(key, value)| {
+            format!(
+                "{key}: expected {:?}, found {:?}",
+                String::from_utf8_lossy(value),
+                String::from_utf8_lossy(&actual[key])
+            )
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: values differ: {differing:#?}"
+    );
+}
+
+/// A snapshot's keys with `prefix` taken off; panics on a key without it.
+pub fn strip_key_prefix(
+    snapshot: BTreeMap<String, Vec<u8>>,
+    prefix: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    snapshot
+        .into_iter()
+        .map(|(key, value)| match key.strip_prefix(prefix) {
+            Some(rest) => (rest.to_string(), value),
+            None => panic!("{key} lacks the prefix {prefix}"),
+        })
+        .collect()
+}
+
+/// The value at `key` in a snapshot; panics when absent.
+pub fn value<'a>(store: &'a BTreeMap<String, Vec<u8>>, key: &str) -> &'a [u8] {
+    store
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} is not in the store"))
+}
+
+/// The JSON object at `key` with each top-level field's raw text (so big numbers stay exact).
+pub fn raw_json_fields(store: &BTreeMap<String, Vec<u8>>, key: &str) -> BTreeMap<String, String> {
+    raw_fields_of(key, value(store, key))
+}
+
+/// A JSON object's top-level fields with their raw text; `what` names it in a failure.
+pub fn raw_fields_of(what: &str, json: &[u8]) -> BTreeMap<String, String> {
+    let fields: BTreeMap<String, Box<serde_json::value::RawValue>> = serde_json::from_slice(json)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what} is not a JSON object ({e}): {}",
+                String::from_utf8_lossy(json)
+            )
+        });
+    fields
+        .into_iter()
+        .map(|(name, raw)| (name, raw.get().to_string()))
+        .collect()
 }
 
 /// Define one test per backend for each `name => scenario` pair: `name::redis` and

@@ -126,6 +126,22 @@ impl RedisServer {
         redis::cmd("GET").arg(key).query(&mut con).expect("GET")
     }
 
+    /// The remaining time to live of each key in seconds, as `TTL` answers: -1 for a key
+    /// without expiry, -2 for a missing key.
+    pub fn ttls(&self, keys: &[String]) -> Vec<i64> {
+        let mut con = self.connect().expect("connect to redis-server");
+        let mut ttls = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("TTL").arg(key);
+            }
+            let page: Vec<i64> = pipe.query(&mut con).expect("TTL");
+            ttls.extend(page);
+        }
+        ttls
+    }
+
     fn log_path(&self) -> std::path::PathBuf {
         self.dir.path().join("redis.log")
     }

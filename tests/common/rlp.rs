@@ -120,3 +120,13 @@ pub fn concat_encoded<'a>(items: impl IntoIterator<Item = &'a RlpItem<'a>>) -> V
         .flat_map(|item| item.encoded.iter().copied())
         .collect()
 }
+
+/// Encode an unsigned integer as an RLP string (big-endian, no leading zeros; 0 is `0x80`).
+pub fn encode_u64(value: u64) -> Vec<u8> {
+    let bytes: Vec<u8> = value
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|byte| *byte == 0)
+        .collect();
+    encode_string(&bytes)
+}

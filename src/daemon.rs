@@ -1,0 +1,289 @@
+//! The daemon: the six stages of [`stages::pipeline`] on OS threads, joined by bounded
+//! crossbeam channels, started from the store's checkpoints after checking (and repairing)
+//! that they agree. Stops on SIGINT/SIGTERM (in-flight blocks finish their current write), on
+//! the first stage error, or at the syncer's head with `--exit-at-head`.
+
+use crate::commands::{run::chain_spec, CommandError, Context};
+use alloy_primitives::B256;
+use crossbeam_channel::bounded;
+use stages::block::decode_header;
+use stages::contract::{decode_json, ExecProgress};
+use stages::pipeline::{self, PipelineContext, StageError};
+use stages::record::ExecutionRecord;
+use stages::stage_id::StageId;
+use stages::state::{cache::CacheSizes, StateLayers};
+use stages::store::WriteBatch;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where each stage resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartPoint {
+    /// Last block whose record is written.
+    pub executed: u64,
+    /// Last block applied to `st:latest`.
+    pub committed: u64,
+    /// Last block whose receipts are written.
+    pub receipts: u64,
+    /// Last block pruned.
+    pub pruned: u64,
+    /// Transactions executed up to `committed`.
+    pub total_txs: u64,
+}
+
+/// What a daemon run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonOutcome {
+    /// Where it started.
+    pub start: StartPoint,
+    /// The last block committed when it stopped.
+    pub head: u64,
+}
+
+fn stage_error(error: StageError) -> CommandError {
+    CommandError::Block(error.to_string())
+}
+
+/// Read the checkpoints, take over a store without them, and repair what is out of order.
+pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
+    let progress_key = pctx.keys.exec_progress();
+    let progress: ExecProgress = match pctx.store.get(&progress_key)? {
+        Some(bytes) => decode_json(&progress_key, &bytes)?,
+        None => {
+            return Err(CommandError::NotInitialised(format!(
+                "{progress_key} is missing"
+            )))
+        }
+    };
+    let block = |stage| -> Result<Option<u64>, CommandError> {
+        Ok(pctx
+            .checkpoint(stage)
+            .map_err(stage_error)?
+            .map(|c| c.block))
+    };
+    let (executed, committed, receipts, pruned) = (
+        block(StageId::Execution)?,
+        block(StageId::Commit)?,
+        block(StageId::Receipts)?,
+        block(StageId::Prune)?.unwrap_or(0),
+    );
+    let legacy = progress.latest_executed_block;
+    let Some(executed) = executed else {
+        // A store written by the original service (or fresh from `init`): its state is
+        // complete up to latestExecutedBlock and nothing is in flight.
+        tracing::info!(
+            block = legacy,
+            "no stage checkpoints: taking over at idx:exec:progress"
+        );
+        return Ok(StartPoint {
+            executed: legacy,
+            committed: legacy,
+            receipts: legacy,
+            pruned,
+            total_txs: progress.total_txs_executed,
+        });
+    };
+    let committed = committed.unwrap_or(legacy);
+    let receipts = receipts.unwrap_or(legacy);
+    let mut start = StartPoint {
+        executed,
+        committed,
+        receipts,
+        pruned,
+        total_txs: progress.total_txs_executed,
+    };
+    if committed > executed || receipts > executed {
+        let ahead = committed.max(receipts);
+        tracing::warn!(
+            executed,
+            committed,
+            receipts,
+            "execution checkpoint behind its consumers; moving it to {ahead}"
+        );
+        let record = pctx
+            .load_record(StageId::Execution, ahead)
+            .map_err(stage_error)?;
+        let mut batch = WriteBatch::new();
+        pctx.queue_checkpoint(&mut batch, StageId::Execution, ahead, record.hash);
+        pctx.write(StageId::Execution, &batch)
+            .map_err(stage_error)?;
+        start.executed = ahead;
+    }
+    if legacy != committed {
+        // Commit writes progress and its checkpoint in one ordered batch; a cut between them
+        // leaves progress one record ahead, which re-applying that record repairs.
+        tracing::warn!(
+            progress = legacy,
+            committed,
+            "idx:exec:progress differs from the commit checkpoint; re-applying from {}",
+            committed + 1
+        );
+    }
+    if pruned > committed.min(receipts) {
+        return Err(CommandError::Block(format!(
+            "prune checkpoint {pruned} is above the commit ({committed}) or receipts ({receipts}) checkpoint"
+        )));
+    }
+    Ok(start)
+}
+
+/// Records `first..=last` from the store.
+fn pending_records(
+    pctx: &PipelineContext,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Arc<ExecutionRecord>>, CommandError> {
+    (first..=last)
+        .map(|n| {
+            pctx.load_record(StageId::Execution, n)
+                .map(Arc::new)
+                .map_err(stage_error)
+        })
+        .collect()
+}
+
+/// Run the pipeline until `stop` is set, an error occurs, or (with `exit_at_head`) the head.
+pub fn run(
+    ctx: &Context,
+    exit_at_head: bool,
+    stop: Arc<AtomicBool>,
+) -> Result<DaemonOutcome, CommandError> {
+    let record = ctx.checked_chain()?;
+    let spec = Arc::new(chain_spec(ctx, &record)?);
+    let cache = &ctx.config.cache;
+    let sizes = CacheSizes {
+        accounts: cache.accounts as usize,
+        storage_slots: cache.storage_slots as usize,
+        code: cache.code as usize,
+    };
+    let pctx = PipelineContext {
+        store: Arc::clone(&ctx.store),
+        keys: ctx.keys.clone(),
+        spec,
+        layers: Arc::new(StateLayers::new(
+            Arc::clone(&ctx.store),
+            ctx.keys.clone(),
+            sizes,
+        )),
+        stop,
+        exit_at_head,
+        poll_interval: Duration::from_millis(ctx.config.executor.poll_interval_ms),
+        batch_size: ctx.config.executor.batch_size,
+        history_ttl: ctx.config.state.history_ttl(),
+        window_size: ctx.config.state.window_size,
+    };
+    let start = start_point(&pctx)?;
+    let commit_pending = pending_records(&pctx, start.committed + 1, start.executed)?;
+    let receipt_pending = pending_records(&pctx, start.receipts + 1, start.executed)?;
+    for record in &commit_pending {
+        pctx.layers.absorb(record);
+    }
+    let header_key = ctx.keys.header(start.executed);
+    let header_bytes = ctx
+        .store
+        .get(&header_key)?
+        .ok_or_else(|| CommandError::NotInitialised(format!("{header_key} is missing")))?;
+    let (parent, parent_hash): (_, B256) = decode_header(&header_key, &header_bytes)?;
+    let threads = match ctx.config.workers.sender_recovery {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("senders-{i}"))
+        .build()
+        .map_err(|e| CommandError::Block(format!("cannot start the sender-recovery pool: {e}")))?;
+    let capacity = ctx.config.workers.queue_capacity as usize;
+    let (blocks_tx, blocks_rx) = bounded(capacity);
+    let (senders_tx, senders_rx) = bounded(capacity);
+    let (commit_tx, commit_rx) = bounded(capacity);
+    let (receipts_tx, receipts_rx) = bounded(capacity);
+    let (pruned_tx, pruned_rx) = bounded(capacity);
+    tracing::info!(
+        executed = start.executed,
+        committed = start.committed,
+        receipts = start.receipts,
+        pruned = start.pruned,
+        "pipeline starting"
+    );
+
+    let results: Vec<Result<(), StageError>> = std::thread::scope(|scope| {
+        let pctx = &pctx;
+        let pool = &pool;
+        let stopping = |result: Result<(), StageError>| {
+            if result.is_err() {
+                pctx.request_stop();
+            }
+            result
+        };
+        let handles = [
+            std::thread::Builder::new()
+                .name("headers".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::headers::run(
+                        pctx,
+                        start.executed + 1,
+                        parent_hash,
+                        blocks_tx,
+                    ))
+                }),
+            std::thread::Builder::new()
+                .name("senders".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::senders::run(pctx, pool, blocks_rx, senders_tx))
+                }),
+            std::thread::Builder::new()
+                .name("execution".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::execution::run(
+                        pctx,
+                        parent,
+                        senders_rx,
+                        commit_tx,
+                        receipts_tx,
+                    ))
+                }),
+            std::thread::Builder::new()
+                .name("commit".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::commit::run(
+                        pctx,
+                        start.total_txs,
+                        commit_pending,
+                        commit_rx,
+                        pruned_tx,
+                    ))
+                }),
+            std::thread::Builder::new()
+                .name("receipts".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::receipts::run(pctx, receipt_pending, receipts_rx))
+                }),
+            std::thread::Builder::new()
+                .name("prune".into())
+                .spawn_scoped(scope, move || {
+                    stopping(pipeline::prune::run(pctx, start.pruned, pruned_rx))
+                }),
+        ];
+        handles
+            .into_iter()
+            .map(|handle| match handle {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(StageError::Inconsistent("a stage thread panicked".into()))
+                }),
+                Err(e) => Err(StageError::Inconsistent(format!(
+                    "cannot start a stage thread: {e}"
+                ))),
+            })
+            .collect()
+    });
+    if let Some(error) = results.into_iter().find_map(Result::err) {
+        return Err(stage_error(error));
+    }
+    let head = pctx
+        .checkpoint(StageId::Commit)
+        .map_err(stage_error)?
+        .map_or(start.committed, |c| c.block);
+    Ok(DaemonOutcome { start, head })
+}

@@ -1,0 +1,105 @@
+//! Headers stage: follows `idx:sync:progress`, loads blocks in batches (one pipelined MGET per
+//! batch), checks each body against its header and each parent hash against the block before.
+//! No durable output: after a restart it resumes from the execution checkpoint.
+//!
+//! A block whose data is missing or inconsistent stops the pipeline at that block: the error is
+//! logged and the block retried every poll interval, so a syncer that repairs the data lets the
+//! daemon continue by itself (with `exit_at_head` the run ends with the error instead).
+
+use super::{PipelineContext, StageError};
+use crate::block::ChainBlock;
+use crate::contract::{decode_json, SyncProgress};
+use crate::load::{load_blocks, LoadError};
+use crate::stage_id::StageId;
+use alloy_primitives::B256;
+use crossbeam_channel::Sender;
+
+const STAGE: StageId = StageId::Headers;
+
+/// Load blocks from `first` on, each extending `parent_hash`, into `out`.
+pub fn run(
+    ctx: &PipelineContext,
+    first: u64,
+    mut parent_hash: B256,
+    out: Sender<ChainBlock>,
+) -> Result<(), StageError> {
+    let mut next = first;
+    let mut reported: Option<u64> = None;
+    while !ctx.stopping() {
+        let synced = synced_height(ctx)?;
+        if next > synced {
+            if ctx.exit_at_head {
+                return Ok(());
+            }
+            std::thread::sleep(ctx.poll_interval);
+            continue;
+        }
+        let last = synced.min(next + ctx.batch_size - 1);
+        let loaded = load_blocks(ctx.store.as_ref(), &ctx.keys, next, last);
+        let loaded = match loaded {
+            Ok(blocks) => blocks,
+            Err(error) => {
+                return Err(StageError::Store {
+                    stage: STAGE,
+                    error,
+                })
+            }
+        };
+        for result in loaded {
+            let problem = match result {
+                Ok(block) if block.header.parent_hash == parent_hash => {
+                    parent_hash = block.hash;
+                    next += 1;
+                    reported = None;
+                    if out.send(block).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(block) => format!(
+                    "block {}: parentHash {:#x} does not extend block {}'s hash {parent_hash:#x}",
+                    block.number(),
+                    block.header.parent_hash,
+                    block.number() - 1
+                ),
+                Err(LoadError::Store(error)) => {
+                    return Err(StageError::Store {
+                        stage: STAGE,
+                        error,
+                    })
+                }
+                Err(error) => error.to_string(),
+            };
+            if ctx.exit_at_head {
+                return Err(StageError::Block {
+                    stage: STAGE,
+                    message: problem,
+                });
+            }
+            if reported != Some(next) {
+                tracing::error!(block = next, "{problem}; waiting for the syncer to fix it");
+                reported = Some(next);
+            }
+            std::thread::sleep(ctx.poll_interval);
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {
+    let key = ctx.keys.sync_progress();
+    let bytes = ctx.store.get(&key).map_err(|error| StageError::Store {
+        stage: STAGE,
+        error,
+    })?;
+    match bytes {
+        Some(bytes) => decode_json::<SyncProgress>(&key, &bytes)
+            .map(|p| p.latest_synced_block)
+            .map_err(|e| StageError::Block {
+                stage: STAGE,
+                message: e.to_string(),
+            }),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,143 @@
+//! The staged pipeline (DESIGN §2): six stages, each a loop over a bounded channel, each
+//! checkpointing in `idx:stage:{name}`. What they share lives here: the context every stage
+//! reads, checkpoints, and the error a stage stops with.
+//!
+//! Flow: headers → senders → execution ─┬→ commit → (prune reads checkpoints)
+//!                                       └→ receipts
+//! Execution writes each block's [`ExecutionRecord`] as one value before anything else of the
+//! block is written; commit and receipts apply records idempotently and only then move their
+//! checkpoints (the crash rule).
+
+pub mod commit;
+pub mod execution;
+pub mod headers;
+pub mod prune;
+pub mod receipts;
+pub mod senders;
+
+use crate::block::ChainBlock;
+use crate::chain::ChainSpec;
+use crate::contract::{decode_json, encode_json, MalformedValue, StageCheckpoint};
+use crate::keys::Keys;
+use crate::record::ExecutionRecord;
+use crate::stage_id::StageId;
+use crate::state::StateLayers;
+use crate::store::{Store, StoreError, WriteBatch};
+use alloy_primitives::{Address, B256};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A block with its recovered senders.
+pub type SendersBlock = (ChainBlock, Vec<Address>);
+
+/// Why a stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The store failed in a way retrying did not fix.
+    #[error("{stage}: {error}")]
+    Store {
+        /// The stage.
+        stage: StageId,
+        /// The failure.
+        error: StoreError,
+    },
+    /// A block could not be processed (the message names block and key or field).
+    #[error("{stage}: {message}")]
+    Block {
+        /// The stage.
+        stage: StageId,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store's progress markers contradict each other in a way that cannot be repaired.
+    #[error("inconsistent store: {0}")]
+    Inconsistent(String),
+}
+
+/// What every stage needs.
+pub struct PipelineContext {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Key layout.
+    pub keys: Keys,
+    /// The chain's rules.
+    pub spec: Arc<ChainSpec>,
+    /// The state layers execution reads through.
+    pub layers: Arc<StateLayers>,
+    /// Set to stop every stage (signal, error, lost leadership).
+    pub stop: Arc<AtomicBool>,
+    /// Stop once every synced block is executed.
+    pub exit_at_head: bool,
+    /// How often the syncer's progress is polled when caught up.
+    pub poll_interval: Duration,
+    /// Blocks loaded per store round trip.
+    pub batch_size: u64,
+    /// TTL of history keys.
+    pub history_ttl: Duration,
+    /// Blocks of history and records kept.
+    pub window_size: u64,
+}
+
+impl PipelineContext {
+    /// True once a stop was requested.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Ask every stage to stop.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A stage's checkpoint.
+    pub fn checkpoint(&self, stage: StageId) -> Result<Option<StageCheckpoint>, StageError> {
+        let key = self.keys.stage_checkpoint(stage.as_str());
+        let bytes = self
+            .store
+            .get(&key)
+            .map_err(|error| StageError::Store { stage, error })?;
+        bytes
+            .map(|b| decode_json(&key, &b))
+            .transpose()
+            .map_err(|e: MalformedValue| StageError::Inconsistent(e.to_string()))
+    }
+
+    /// Queue a stage's checkpoint at `block`.
+    pub fn queue_checkpoint(&self, batch: &mut WriteBatch, stage: StageId, block: u64, hash: B256) {
+        let checkpoint = StageCheckpoint {
+            block,
+            hash,
+            time: unix_now(),
+        };
+        batch.set(
+            self.keys.stage_checkpoint(stage.as_str()),
+            encode_json(&checkpoint),
+        );
+    }
+
+    /// Block `number`'s execution record from the store.
+    pub fn load_record(&self, stage: StageId, number: u64) -> Result<ExecutionRecord, StageError> {
+        let key = self.keys.record(number);
+        let bytes = self
+            .store
+            .get(&key)
+            .map_err(|error| StageError::Store { stage, error })?
+            .ok_or_else(|| StageError::Inconsistent(format!("{key} missing")))?;
+        ExecutionRecord::decode(&bytes).map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))
+    }
+
+    /// Write `batch`, naming `stage` on failure.
+    pub fn write(&self, stage: StageId, batch: &WriteBatch) -> Result<(), StageError> {
+        self.store
+            .write(batch)
+            .map_err(|error| StageError::Store { stage, error })
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

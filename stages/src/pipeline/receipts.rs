@@ -1,0 +1,27 @@
+//! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint.
+
+use super::{PipelineContext, StageError};
+use crate::commit::queue_receipts;
+use crate::record::ExecutionRecord;
+use crate::stage_id::StageId;
+use crate::store::WriteBatch;
+use crossbeam_channel::Receiver;
+use std::sync::Arc;
+
+const STAGE: StageId = StageId::Receipts;
+
+/// Write the receipts of `pending` (records executed before a restart), then of every record
+/// from `input`.
+pub fn run(
+    ctx: &PipelineContext,
+    pending: Vec<Arc<ExecutionRecord>>,
+    input: Receiver<Arc<ExecutionRecord>>,
+) -> Result<(), StageError> {
+    for record in pending.into_iter().chain(input) {
+        let mut batch = WriteBatch::new();
+        queue_receipts(&ctx.keys, &record, &mut batch);
+        ctx.queue_checkpoint(&mut batch, STAGE, record.number, record.hash);
+        ctx.write(STAGE, &batch)?;
+    }
+    Ok(())
+}

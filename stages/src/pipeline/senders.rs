@@ -1,0 +1,36 @@
+//! Senders stage: recovers every transaction's sender on a rayon pool (secp256k1, the C
+//! library). No durable output.
+
+use super::{PipelineContext, SendersBlock, StageError};
+use crate::block::ChainBlock;
+use crate::load::recover_senders;
+use crate::stage_id::StageId;
+use alloy_hardforks::EthereumHardforks;
+use crossbeam_channel::{Receiver, Sender};
+
+const STAGE: StageId = StageId::Senders;
+
+/// Recover senders of every block from `input` on `pool` into `out`.
+pub fn run(
+    ctx: &PipelineContext,
+    pool: &rayon::ThreadPool,
+    input: Receiver<ChainBlock>,
+    out: Sender<SendersBlock>,
+) -> Result<(), StageError> {
+    for block in input {
+        if ctx.stopping() {
+            break;
+        }
+        let homestead = ctx.spec.is_homestead_active_at_block(block.number());
+        let senders = pool
+            .install(|| recover_senders(&block, homestead))
+            .map_err(|e| StageError::Block {
+                stage: STAGE,
+                message: e.to_string(),
+            })?;
+        if out.send((block, senders)).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
