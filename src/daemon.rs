@@ -8,7 +8,8 @@ use alloy_primitives::B256;
 use crossbeam_channel::bounded;
 use stages::block::decode_header;
 use stages::contract::{decode_json, ExecProgress};
-use stages::pipeline::{self, PipelineContext, StageError};
+use stages::pipeline::headers::HeadersEnd;
+use stages::pipeline::{self, unwind, PipelineContext, StageError};
 use stages::record::ExecutionRecord;
 use stages::stage_id::StageId;
 use stages::state::{cache::CacheSizes, StateLayers};
@@ -112,13 +113,22 @@ pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
     }
     if legacy != committed {
         // Commit writes progress and its checkpoint in one ordered batch; a cut between them
-        // leaves progress one record ahead, which re-applying that record repairs.
+        // leaves progress ahead, which re-applying those records repairs.
         tracing::warn!(
             progress = legacy,
             committed,
             "idx:exec:progress differs from the commit checkpoint; re-applying from {}",
             committed + 1
         );
+        // The running transaction total must not count the re-applied records twice.
+        let mut total = progress.total_txs_executed;
+        for number in committed + 1..=legacy {
+            let record = pctx
+                .load_record(StageId::Commit, number)
+                .map_err(stage_error)?;
+            total = total.saturating_sub(record.tx_count() as u64);
+        }
+        start.total_txs = total;
     }
     if pruned > committed.min(receipts) {
         return Err(CommandError::Block(format!(
@@ -173,9 +183,54 @@ pub fn run(
         history_ttl: ctx.config.state.history_ttl(),
         window_size: ctx.config.state.window_size,
     };
-    let start = start_point(&pctx)?;
-    let commit_pending = pending_records(&pctx, start.committed + 1, start.executed)?;
-    let receipt_pending = pending_records(&pctx, start.receipts + 1, start.executed)?;
+    let first_start = start_point(&pctx)?;
+    loop {
+        let start = start_point(&pctx)?;
+        match run_pipeline(ctx, &pctx, start)? {
+            HeadersEnd::Reorg { block } if !pctx.stopping() => {
+                let executed = pctx
+                    .checkpoint(StageId::Execution)
+                    .map_err(stage_error)?
+                    .map_or(start.executed, |c| c.block);
+                let fork =
+                    unwind::fork_point(&pctx, executed, start.pruned).map_err(stage_error)?;
+                let progress_key = ctx.keys.exec_progress();
+                let total = match ctx.store.get(&progress_key)? {
+                    Some(bytes) => {
+                        decode_json::<ExecProgress>(&progress_key, &bytes)?.total_txs_executed
+                    }
+                    None => 0,
+                };
+                tracing::warn!(
+                    replaced = block,
+                    fork,
+                    depth = executed - fork,
+                    "unwinding to the fork point"
+                );
+                unwind::unwind_to(&pctx, fork, executed, total).map_err(stage_error)?;
+            }
+            _ => break,
+        }
+    }
+    let head = pctx
+        .checkpoint(StageId::Commit)
+        .map_err(stage_error)?
+        .map_or(first_start.committed, |c| c.block);
+    Ok(DaemonOutcome {
+        start: first_start,
+        head,
+    })
+}
+
+/// One run of the six stages from `start` until they stop; tells whether a reorg stopped them.
+fn run_pipeline(
+    ctx: &Context,
+    pctx: &PipelineContext,
+    start: StartPoint,
+) -> Result<HeadersEnd, CommandError> {
+    pctx.layers.reset();
+    let commit_pending = pending_records(pctx, start.committed + 1, start.executed)?;
+    let receipt_pending = pending_records(pctx, start.receipts + 1, start.executed)?;
     for record in &commit_pending {
         pctx.layers.absorb(record);
     }
@@ -208,8 +263,7 @@ pub fn run(
         "pipeline starting"
     );
 
-    let results: Vec<Result<(), StageError>> = std::thread::scope(|scope| {
-        let pctx = &pctx;
+    let (headers_end, results) = std::thread::scope(|scope| {
         let pool = &pool;
         let stopping = |result: Result<(), StageError>| {
             if result.is_err() {
@@ -217,17 +271,16 @@ pub fn run(
             }
             result
         };
+        let headers = std::thread::Builder::new()
+            .name("headers".into())
+            .spawn_scoped(scope, move || {
+                let end = pipeline::headers::run(pctx, start.executed + 1, parent_hash, blocks_tx);
+                if end.is_err() {
+                    pctx.request_stop();
+                }
+                end
+            });
         let handles = [
-            std::thread::Builder::new()
-                .name("headers".into())
-                .spawn_scoped(scope, move || {
-                    stopping(pipeline::headers::run(
-                        pctx,
-                        start.executed + 1,
-                        parent_hash,
-                        blocks_tx,
-                    ))
-                }),
             std::thread::Builder::new()
                 .name("senders".into())
                 .spawn_scoped(scope, move || {
@@ -266,24 +319,26 @@ pub fn run(
                     stopping(pipeline::prune::run(pctx, start.pruned, pruned_rx))
                 }),
         ];
-        handles
-            .into_iter()
-            .map(|handle| match handle {
-                Ok(handle) => handle.join().unwrap_or_else(|_| {
-                    Err(StageError::Inconsistent("a stage thread panicked".into()))
-                }),
-                Err(e) => Err(StageError::Inconsistent(format!(
-                    "cannot start a stage thread: {e}"
-                ))),
-            })
-            .collect()
+        let headers_end = join_stage(headers);
+        let results: Vec<Result<(), StageError>> = handles.into_iter().map(join_stage).collect();
+        (headers_end, results)
     });
     if let Some(error) = results.into_iter().find_map(Result::err) {
         return Err(stage_error(error));
     }
-    let head = pctx
-        .checkpoint(StageId::Commit)
-        .map_err(stage_error)?
-        .map_or(start.committed, |c| c.block);
-    Ok(DaemonOutcome { start, head })
+    headers_end.map_err(stage_error)
+}
+
+/// Wait for a stage thread; a thread that could not start or panicked is an error.
+fn join_stage<T>(
+    handle: std::io::Result<std::thread::ScopedJoinHandle<'_, Result<T, StageError>>>,
+) -> Result<T, StageError> {
+    match handle {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| Err(StageError::Inconsistent("a stage thread panicked".into()))),
+        Err(e) => Err(StageError::Inconsistent(format!(
+            "cannot start a stage thread: {e}"
+        ))),
+    }
 }

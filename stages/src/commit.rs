@@ -74,9 +74,18 @@ pub fn queue_receipts(keys: &Keys, record: &ExecutionRecord, batch: &mut WriteBa
 
 /// `idx:exec:progress` after `record` is completely in `st:latest`.
 pub fn exec_progress(record: &ExecutionRecord, previous_total_txs: u64, now: u64) -> Vec<u8> {
+    exec_progress_at(
+        record.number,
+        previous_total_txs + record.tx_count() as u64,
+        now,
+    )
+}
+
+/// `idx:exec:progress` with state complete up to `block` after `total_txs` transactions.
+pub fn exec_progress_at(block: u64, total_txs: u64, now: u64) -> Vec<u8> {
     encode_json(&ExecProgress {
-        latest_executed_block: record.number,
+        latest_executed_block: block,
         last_execution_time: now,
-        total_txs_executed: previous_total_txs + record.tx_count() as u64,
+        total_txs_executed: total_txs,
     })
 }

@@ -7,6 +7,7 @@
 //! daemon continue by itself (with `exit_at_head` the run ends with the error instead).
 
 use super::{PipelineContext, StageError};
+use crate::block::decode_header;
 use crate::block::ChainBlock;
 use crate::contract::{decode_json, SyncProgress};
 use crate::load::{load_blocks, LoadError};
@@ -16,20 +17,33 @@ use crossbeam_channel::Sender;
 
 const STAGE: StageId = StageId::Headers;
 
+/// How the headers stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadersEnd {
+    /// Stopped (signal, head reached with `exit_at_head`, or downstream gone).
+    Done,
+    /// The syncer replaced block `block`, which this pipeline already loaded: the chain
+    /// reorganised and must be unwound.
+    Reorg {
+        /// The highest block whose stored hash no longer matches.
+        block: u64,
+    },
+}
+
 /// Load blocks from `first` on, each extending `parent_hash`, into `out`.
 pub fn run(
     ctx: &PipelineContext,
     first: u64,
     mut parent_hash: B256,
     out: Sender<ChainBlock>,
-) -> Result<(), StageError> {
+) -> Result<HeadersEnd, StageError> {
     let mut next = first;
     let mut reported: Option<u64> = None;
     while !ctx.stopping() {
         let synced = synced_height(ctx)?;
         if next > synced {
             if ctx.exit_at_head {
-                return Ok(());
+                return Ok(HeadersEnd::Done);
             }
             std::thread::sleep(ctx.poll_interval);
             continue;
@@ -52,9 +66,16 @@ pub fn run(
                     next += 1;
                     reported = None;
                     if out.send(block).is_err() {
-                        return Ok(());
+                        return Ok(HeadersEnd::Done);
                     }
                     continue;
+                }
+                Ok(_) if replaced(ctx, next - 1, parent_hash)? => {
+                    tracing::warn!(
+                        block = next - 1,
+                        "the syncer replaced an executed block: reorg"
+                    );
+                    return Ok(HeadersEnd::Reorg { block: next - 1 });
                 }
                 Ok(block) => format!(
                     "block {}: parentHash {:#x} does not extend block {}'s hash {parent_hash:#x}",
@@ -84,7 +105,20 @@ pub fn run(
             break;
         }
     }
-    Ok(())
+    Ok(HeadersEnd::Done)
+}
+
+/// True when the store's header `number` is no longer the block `hash` this pipeline loaded.
+fn replaced(ctx: &PipelineContext, number: u64, hash: B256) -> Result<bool, StageError> {
+    let key = ctx.keys.header(number);
+    let bytes = ctx.store.get(&key).map_err(|error| StageError::Store {
+        stage: STAGE,
+        error,
+    })?;
+    Ok(match bytes {
+        Some(bytes) => decode_header(&key, &bytes).map_or(false, |(_, stored)| stored != hash),
+        None => false,
+    })
 }
 
 fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {

@@ -14,6 +14,7 @@ pub mod headers;
 pub mod prune;
 pub mod receipts;
 pub mod senders;
+pub mod unwind;
 
 use crate::block::ChainBlock;
 use crate::chain::ChainSpec;
