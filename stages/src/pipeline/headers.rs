@@ -116,7 +116,7 @@ fn replaced(ctx: &PipelineContext, number: u64, hash: B256) -> Result<bool, Stag
         error,
     })?;
     Ok(match bytes {
-        Some(bytes) => decode_header(&key, &bytes).map_or(false, |(_, stored)| stored != hash),
+        Some(bytes) => decode_header(&key, &bytes).is_ok_and(|(_, stored)| stored != hash),
         None => false,
     })
 }
