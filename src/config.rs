@@ -77,6 +77,34 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[leader]`
+    pub leader: LeaderConfig,
+}
+
+/// `[leader]`: the leader lease between replicas sharing one store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderConfig {
+    /// Take the lease before executing (one replica executes at a time).
+    pub enabled: bool,
+    /// Lease lifetime in seconds: a dead leader is replaced within about this long.
+    pub lease_seconds: u64,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lease_seconds: 15,
+        }
+    }
+}
+
+impl LeaderConfig {
+    /// The lease lifetime.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
 }
 
 /// `[chain]`: which chain the executor serves.
@@ -420,7 +448,7 @@ impl Config {
                 format!("{:?} is not host:port", pika.addr),
             ));
         }
-        let positive: [(&str, u64); 8] = [
+        let positive: [(&str, u64); 9] = [
             ("storage.pika.max_connections", pika.max_connections.into()),
             ("storage.pika.pipeline_size", pika.pipeline_size.into()),
             ("storage.pika.connect_timeout_ms", pika.connect_timeout_ms),
@@ -429,6 +457,7 @@ impl Config {
             ("state.window_size", self.state.window_size),
             ("state.history_ttl", self.state.history_ttl),
             ("workers.queue_capacity", self.workers.queue_capacity.into()),
+            ("leader.lease_seconds", self.leader.lease_seconds),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(key, "must be greater than 0"));

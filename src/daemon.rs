@@ -43,7 +43,10 @@ pub struct DaemonOutcome {
 }
 
 fn stage_error(error: StageError) -> CommandError {
-    CommandError::Block(error.to_string())
+    match error {
+        StageError::LeaseLost => CommandError::LeaseLost,
+        other => CommandError::Block(other.to_string()),
+    }
 }
 
 /// Read the checkpoints, take over a store without them, and repair what is out of order.
@@ -157,7 +160,8 @@ fn pending_records(
 pub fn run(
     ctx: &Context,
     exit_at_head: bool,
-    stop: Arc<AtomicBool>,
+    shutdown: Arc<AtomicBool>,
+    write_deadline: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<DaemonOutcome, CommandError> {
     let record = ctx.checked_chain()?;
     let spec = Arc::new(chain_spec(ctx, &record)?);
@@ -176,7 +180,9 @@ pub fn run(
             ctx.keys.clone(),
             sizes,
         )),
-        stop,
+        shutdown,
+        abort: AtomicBool::new(false),
+        write_deadline,
         exit_at_head,
         poll_interval: Duration::from_millis(ctx.config.executor.poll_interval_ms),
         batch_size: ctx.config.executor.batch_size,

@@ -5,5 +5,6 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod eftest;
+pub mod lease;
 pub mod logging;
 pub mod store;

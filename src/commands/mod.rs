@@ -49,6 +49,9 @@ pub enum CommandError {
     /// A block could not be loaded or executed (the message names it).
     #[error("{0}")]
     Block(String),
+    /// This replica lost the leader lease (or could not renew it) and stopped writing.
+    #[error("leader lease lost; stopped writing")]
+    LeaseLost,
     /// The conformance run failed or could not start.
     #[error("ef-test: {0}")]
     EfTest(String),

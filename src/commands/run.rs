@@ -2,6 +2,7 @@
 //! With `--exit-at-head` it stops once caught up; SIGINT/SIGTERM stop it cleanly.
 
 use super::{CommandError, Context};
+use crate::lease::LeaderLease;
 use alloy_consensus::Header;
 use alloy_genesis::ChainConfig;
 use alloy_primitives::B256;
@@ -75,7 +76,42 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
     let progress_key = ctx.keys.exec_progress();
     let before: Option<ExecProgress> = read_json(ctx, &progress_key)?;
     let started = Instant::now();
-    let outcome = crate::daemon::run(ctx, exit_at_head, stop)?;
+    let outcome = loop {
+        if !ctx.config.leader.enabled {
+            break crate::daemon::run(ctx, exit_at_head, Arc::clone(&stop), None)?;
+        }
+        let lease = LeaderLease::new(Arc::clone(&ctx.store), &ctx.keys, ctx.config.leader.lease());
+        let Some(deadline) = lease.acquire(&stop)? else {
+            return Ok(RunOutcome {
+                blocks: 0,
+                transactions: 0,
+                gas: 0,
+                head: 0,
+            });
+        };
+        let renewing_done = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| lease.keep(&deadline, &renewing_done));
+            let result = crate::daemon::run(
+                ctx,
+                exit_at_head,
+                Arc::clone(&stop),
+                Some(Arc::clone(&deadline)),
+            );
+            renewing_done.store(true, std::sync::atomic::Ordering::Relaxed);
+            result
+        });
+        match result {
+            Err(CommandError::LeaseLost) => {
+                tracing::warn!("lost the leader lease; back to standby");
+                continue;
+            }
+            other => {
+                lease.release();
+                break other?;
+            }
+        }
+    };
     let after: Option<ExecProgress> = read_json(ctx, &progress_key)?;
     let txs = |p: Option<ExecProgress>| p.map_or(0, |p| p.total_txs_executed);
     let blocks = outcome.head.saturating_sub(outcome.start.committed);

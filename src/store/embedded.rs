@@ -5,10 +5,10 @@
 //! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
 //! as absent and are removed by later writes to the same key or by [`EmbeddedStore::purge_expired`].
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const BACKEND: &str = "embedded";
@@ -150,6 +150,33 @@ impl Store for EmbeddedStore {
             }
         }
         txn.commit().map_err(|e| backend_error("commit", e))
+    }
+
+    fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend_error("begin write", e))?;
+        let inserted = {
+            let mut table = txn
+                .open_table(TABLE)
+                .map_err(|e| backend_error("open table", e))?;
+            let live = table
+                .get(key)
+                .map_err(|e| backend_error(key, e))?
+                .is_some_and(|entry| live_value(entry.value(), now).is_some());
+            if !live {
+                let mut entry = (now + ttl.as_millis().max(1) as u64).to_be_bytes().to_vec();
+                entry.extend_from_slice(value);
+                table
+                    .insert(key, entry.as_slice())
+                    .map_err(|e| backend_error(key, e))?;
+            }
+            !live
+        };
+        txn.commit().map_err(|e| backend_error("commit", e))?;
+        Ok(inserted)
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

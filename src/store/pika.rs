@@ -258,6 +258,19 @@ impl Store for PikaStore {
         Ok(())
     }
 
+    fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let reply: Option<String> = self.with_retry("SET NX", |con| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query(con)
+        })?;
+        Ok(reply.is_some())
+    }
+
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}*", glob_escape(prefix));
         // A scan interrupted by a lost connection restarts from cursor 0: SCAN may return a key

@@ -117,6 +117,11 @@ impl Keys {
         self.key(format_args!("rec:{number}"))
     }
 
+    /// `lock:leader`: the leader lease (the holder's token, with expiry).
+    pub fn leader_lock(&self) -> String {
+        self.key(format_args!("lock:leader"))
+    }
+
     /// `idx:chain`: the chain this store was initialised for, JSON [`crate::contract::ChainRecord`].
     pub fn chain(&self) -> String {
         self.key(format_args!("idx:chain"))

@@ -122,6 +122,10 @@ pub trait Store: Send + Sync {
     /// Every live key that starts with `prefix`, in no particular order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Set `key` to `value` with expiry `ttl` only when it is absent (Redis `SET NX EX`);
+    /// true when it was set. Used for the leader lease.
+    fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+
     /// Set one key without expiry.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();

@@ -25,7 +25,7 @@ use crate::stage_id::StageId;
 use crate::state::StateLayers;
 use crate::store::{Store, StoreError, WriteBatch};
 use alloy_primitives::{Address, B256};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,9 @@ pub enum StageError {
         /// What went wrong.
         message: String,
     },
+    /// The leader lease was lost or could not be renewed in time; nothing more was written.
+    #[error("leader lease lost or not renewed in time; stopped writing")]
+    LeaseLost,
     /// The store's progress markers contradict each other in a way that cannot be repaired.
     #[error("inconsistent store: {0}")]
     Inconsistent(String),
@@ -66,8 +69,14 @@ pub struct PipelineContext {
     pub spec: Arc<ChainSpec>,
     /// The state layers execution reads through.
     pub layers: Arc<StateLayers>,
-    /// Set to stop every stage (signal, error, lost leadership).
-    pub stop: Arc<AtomicBool>,
+    /// Set by SIGINT/SIGTERM: stop every stage.
+    pub shutdown: Arc<AtomicBool>,
+    /// Set by a failing stage: stop the others.
+    pub abort: AtomicBool,
+    /// With a leader lease: Unix milliseconds until which this process may write (moved
+    /// forward by each renewal). Past it every write is refused, so a leader that cannot renew
+    /// stops writing before its lease can expire.
+    pub write_deadline: Option<Arc<AtomicU64>>,
     /// Stop once every synced block is executed.
     pub exit_at_head: bool,
     /// How often the syncer's progress is polled when caught up.
@@ -83,12 +92,12 @@ pub struct PipelineContext {
 impl PipelineContext {
     /// True once a stop was requested.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.shutdown.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
     }
 
     /// Ask every stage to stop.
     pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.abort.store(true, Ordering::Relaxed);
     }
 
     /// A stage's checkpoint.
@@ -134,6 +143,13 @@ impl PipelineContext {
             .write(batch)
             .map_err(|error| StageError::Store { stage, error })
     }
+}
+
+/// Unix milliseconds now.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Unix seconds now.
