@@ -340,6 +340,8 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Listen address.
     pub listen_addr: String,
+    /// `/ready` is false while the leader lags the syncer by more blocks than this.
+    pub ready_max_lag: u64,
 }
 
 impl Default for MetricsConfig {
@@ -347,6 +349,7 @@ impl Default for MetricsConfig {
         Self {
             enabled: true,
             listen_addr: "0.0.0.0:9091".into(),
+            ready_max_lag: 1000,
         }
     }
 }

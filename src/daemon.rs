@@ -8,15 +8,17 @@ use alloy_primitives::B256;
 use crossbeam_channel::bounded;
 use stages::block::decode_header;
 use stages::contract::{decode_json, ExecProgress};
+use stages::metrics::metrics;
 use stages::pipeline::headers::HeadersEnd;
 use stages::pipeline::{self, unwind, PipelineContext, StageError};
 use stages::record::ExecutionRecord;
 use stages::stage_id::StageId;
 use stages::state::{cache::CacheSizes, StateLayers};
 use stages::store::WriteBatch;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Where each stage resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,8 @@ pub fn run(
                     depth = executed - fork,
                     "unwinding to the fork point"
                 );
+                metrics().reorgs_total.inc();
+                metrics().unwind_depth.set((executed - fork) as i64);
                 unwind::unwind_to(&pctx, fork, executed, total).map_err(stage_error)?;
             }
             _ => break,
@@ -269,8 +273,16 @@ fn run_pipeline(
         "pipeline starting"
     );
 
+    let queues = Queues {
+        senders: blocks_rx.clone(),
+        execution: senders_rx.clone(),
+        commit: commit_rx.clone(),
+        receipts: receipts_rx.clone(),
+    };
+    let pipeline_done = AtomicBool::new(false);
     let (headers_end, results) = std::thread::scope(|scope| {
         let pool = &pool;
+        let reporter = scope.spawn(|| report_progress(pctx, &queues, &pipeline_done));
         let stopping = |result: Result<(), StageError>| {
             if result.is_err() {
                 pctx.request_stop();
@@ -327,6 +339,8 @@ fn run_pipeline(
         ];
         let headers_end = join_stage(headers);
         let results: Vec<Result<(), StageError>> = handles.into_iter().map(join_stage).collect();
+        pipeline_done.store(true, Ordering::Relaxed);
+        let _ = reporter.join();
         (headers_end, results)
     });
     if let Some(error) = results.into_iter().find_map(Result::err) {
@@ -346,5 +360,82 @@ fn join_stage<T>(
         Err(e) => Err(StageError::Inconsistent(format!(
             "cannot start a stage thread: {e}"
         ))),
+    }
+}
+
+/// Receivers of the inter-stage channels, kept to read their lengths.
+struct Queues {
+    senders: crossbeam_channel::Receiver<stages::block::ChainBlock>,
+    execution: crossbeam_channel::Receiver<pipeline::SendersBlock>,
+    commit: crossbeam_channel::Receiver<Arc<ExecutionRecord>>,
+    receipts: crossbeam_channel::Receiver<Arc<ExecutionRecord>>,
+}
+
+/// How often a progress line is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Until `done`: sample queue lengths and cache statistics into the metrics four times a
+/// second, and log one progress line (block range, tx/s, Mgas/s, lag) every [`REPORT_EVERY`].
+fn report_progress(pctx: &PipelineContext, queues: &Queues, done: &AtomicBool) {
+    let m = metrics();
+    let mut since = Instant::now();
+    let mut from_block = m.execution_height.get();
+    let (mut from_txs, mut from_gas) = (m.txs_executed_total.get(), m.gas_used_total.get());
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(250));
+        for (pool, len) in [
+            ("senders", queues.senders.len()),
+            ("execution", queues.execution.len()),
+            ("commit", queues.commit.len()),
+            ("receipts", queues.receipts.len()),
+        ] {
+            m.worker_pool_queue_length
+                .with_label_values(&[pool])
+                .set(len as i64);
+            m.worker_pool_active_workers
+                .with_label_values(&[pool])
+                .set(i64::from(len > 0));
+        }
+        pctx.layers.with_cache(|cache| {
+            m.state_accounts_cached.set(cache.accounts_cached() as i64);
+            let (mut hits, mut misses) = (0, 0);
+            for (name, counter) in [
+                ("accounts", &cache.account_hits),
+                ("storage", &cache.storage_hits),
+                ("code", &cache.code_hits),
+            ] {
+                let (h, miss) = counter.get();
+                m.cache_hits_total.with_label_values(&[name]).set(h as i64);
+                m.cache_misses_total
+                    .with_label_values(&[name])
+                    .set(miss as i64);
+                hits += h;
+                misses += miss;
+            }
+            if hits + misses > 0 {
+                m.state_cache_hit_rate
+                    .set(hits as f64 / (hits + misses) as f64);
+            }
+        });
+        let elapsed = since.elapsed();
+        if elapsed >= REPORT_EVERY {
+            let secs = elapsed.as_secs_f64();
+            let (txs, gas, head) = (
+                m.txs_executed_total.get(),
+                m.gas_used_total.get(),
+                m.execution_height.get(),
+            );
+            m.gas_per_second.set((gas - from_gas) as f64 / secs);
+            if head > from_block {
+                tracing::info!(
+                    blocks = format!("{}..={head}", from_block + 1),
+                    tx_per_sec = format!("{:.0}", (txs - from_txs) as f64 / secs),
+                    mgas_per_sec = format!("{:.1}", (gas - from_gas) as f64 / secs / 1e6),
+                    lag = m.execution_lag.get(),
+                    "progress"
+                );
+            }
+            (since, from_block, from_txs, from_gas) = (Instant::now(), head, txs, gas);
+        }
     }
 }

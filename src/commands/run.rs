@@ -9,6 +9,7 @@ use alloy_primitives::B256;
 use stages::block::decode_header;
 use stages::chain::ChainSpec;
 use stages::contract::{decode_json, ChainRecord, ExecProgress};
+use stages::metrics::metrics;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,11 +74,22 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| CommandError::Block(format!("cannot install signal handler: {e}")))?;
     }
+    if ctx.config.metrics.enabled {
+        let addr = ctx.config.metrics.listen_addr.parse().map_err(|e| {
+            CommandError::Block(format!(
+                "metrics.listen_addr {:?}: {e}",
+                ctx.config.metrics.listen_addr
+            ))
+        })?;
+        crate::http::serve(addr, ctx.config.metrics.ready_max_lag).map_err(CommandError::Block)?;
+        tracing::info!(%addr, "serving /metrics, /health, /ready");
+    }
     let progress_key = ctx.keys.exec_progress();
     let before: Option<ExecProgress> = read_json(ctx, &progress_key)?;
     let started = Instant::now();
     let outcome = loop {
         if !ctx.config.leader.enabled {
+            metrics().leader.set(1);
             break crate::daemon::run(ctx, exit_at_head, Arc::clone(&stop), None)?;
         }
         let lease = LeaderLease::new(Arc::clone(&ctx.store), &ctx.keys, ctx.config.leader.lease());
@@ -89,6 +101,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
                 head: 0,
             });
         };
+        metrics().leader.set(1);
         let renewing_done = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
             scope.spawn(|| lease.keep(&deadline, &renewing_done));
@@ -101,6 +114,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
             renewing_done.store(true, std::sync::atomic::Ordering::Relaxed);
             result
         });
+        metrics().leader.set(0);
         match result {
             Err(CommandError::LeaseLost) => {
                 tracing::warn!("lost the leader lease; back to standby");

@@ -60,6 +60,7 @@ impl EmbeddedStore {
         txn.open_table(TABLE)
             .map_err(|e| backend_error("create table", e))?;
         txn.commit().map_err(|e| backend_error("commit", e))?;
+        stages::metrics::metrics().store_up.set(1);
         Ok(Self { db })
     }
 

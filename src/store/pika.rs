@@ -13,6 +13,7 @@ use crate::config::{parse_host_port, PikaConfig};
 use redis::{
     Client, Connection, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,
 };
+use stages::metrics::metrics;
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -164,6 +165,7 @@ impl PikaStore {
             });
             let error = match result {
                 Ok(value) => {
+                    metrics().store_up.set(1);
                     if failures > 0 {
                         tracing::info!(store = %self.config.addr, failures, "store reachable again");
                     }
@@ -178,6 +180,8 @@ impl PikaStore {
                 }
             };
             failures += 1;
+            metrics().store_errors_total.inc();
+            metrics().store_up.set(0);
             if self.config.max_retries != 0 && failures >= self.config.max_retries {
                 return Err(StoreError::Unavailable {
                     backend: BACKEND,

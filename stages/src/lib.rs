@@ -16,6 +16,7 @@ pub mod execute;
 pub mod genesis;
 pub mod keys;
 pub mod load;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod stage_id;

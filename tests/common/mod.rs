@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod chain;
+pub mod daemon;
 pub mod eest;
 pub mod exec;
 pub mod redis_server;
@@ -119,11 +120,16 @@ impl Backend {
         }
     }
 
-    /// Run the CLI against this backend with `extra` overrides after the backend's own.
-    pub fn cli(&self, extra: &[(String, String)], args: &[&str]) -> Output {
+    /// This backend's overrides followed by `extra` (which win).
+    pub fn env_with(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
         let mut env = self.env();
         env.extend_from_slice(extra);
-        run_cli(&env, args)
+        env
+    }
+
+    /// Run the CLI against this backend with `extra` overrides after the backend's own.
+    pub fn cli(&self, extra: &[(String, String)], args: &[&str]) -> Output {
+        run_cli(&self.env_with(extra), args)
     }
 
     /// Every key in the store. For the embedded store, call only while no CLI process runs
@@ -164,10 +170,11 @@ fn open_embedded(dir: &TempDir) -> EmbeddedStore {
     EmbeddedStore::open(&Backend::embedded_path(dir)).expect("open the embedded store")
 }
 
-/// Run the built `evm-executor` with `args`, in an empty temp dir (so no `config/config.toml`
-/// is picked up), with no inherited `EVM_EXECUTOR_*` variables, `EVM_EXECUTOR_CHAIN_NAME=custom`,
-/// and then `env` (which may override the chain name).
-pub fn run_cli(env: &[(String, String)], args: &[&str]) -> Output {
+/// The built `evm-executor` with `args`, to run in the returned empty temp dir (so no
+/// `config/config.toml` is picked up; keep the dir until the process ends), with no inherited
+/// `EVM_EXECUTOR_*` variables, `EVM_EXECUTOR_CHAIN_NAME=custom`, the metrics endpoint off, and
+/// then `env` (which may override either).
+pub fn cli_command(env: &[(String, String)], args: &[&str]) -> (Command, TempDir) {
     let cwd = tempfile::tempdir().expect("temp dir for the CLI");
     let mut command = Command::new(env!("CARGO_BIN_EXE_evm-executor"));
     for (name, _) in std::env::vars_os() {
@@ -178,11 +185,19 @@ pub fn run_cli(env: &[(String, String)], args: &[&str]) -> Output {
     command
         .env_remove("RUST_LOG")
         .env("EVM_EXECUTOR_CHAIN_NAME", "custom")
+        // Parallel tests would fight over the default metrics port; tests that scrape the
+        // endpoint set their own free port.
+        .env("EVM_EXECUTOR_METRICS_ENABLED", "false")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
-        .current_dir(cwd.path())
-        .output()
-        .expect("run evm-executor")
+        .current_dir(cwd.path());
+    (command, cwd)
+}
+
+/// Run [`cli_command`] to completion.
+pub fn run_cli(env: &[(String, String)], args: &[&str]) -> Output {
+    let (mut command, _cwd) = cli_command(env, args);
+    command.output().expect("run evm-executor")
 }
 
 /// The command's stdout; panics with both streams unless it exited 0.

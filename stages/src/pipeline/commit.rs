@@ -4,11 +4,13 @@
 
 use super::{PipelineContext, StageError};
 use crate::commit::{exec_progress, queue_state_writes};
+use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::Instant;
 
 const STAGE: StageId = StageId::Commit;
 
@@ -23,6 +25,7 @@ pub fn run(
     committed: Sender<u64>,
 ) -> Result<(), StageError> {
     for record in pending.into_iter().chain(input) {
+        let started = Instant::now();
         let mut batch = WriteBatch::new();
         queue_state_writes(&ctx.keys, &record, ctx.history_ttl, &mut batch);
         batch.set(
@@ -33,6 +36,15 @@ pub fn run(
         ctx.write(STAGE, &batch)?;
         ctx.layers.release(record.number);
         total_txs += record.tx_count() as u64;
+        let m = metrics();
+        m.state_commit_latency_seconds
+            .observe(started.elapsed().as_secs_f64());
+        m.execution_height.set(record.number as i64);
+        m.execution_lag
+            .set((m.sync_height.get() - record.number as i64).max(0));
+        m.txs_executed_total.inc_by(record.tx_count() as u64);
+        m.gas_used_total.inc_by(record.gas_used);
+        ctx.record_stage_progress(STAGE, record.number, started);
         // The prune stage may have stopped; committing goes on regardless.
         let _ = committed.send(record.number);
     }

@@ -4,12 +4,14 @@
 
 use super::{PipelineContext, SendersBlock, StageError};
 use crate::execute::{execute_block, BlockError};
+use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use alloy_consensus::Header;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::Instant;
 
 const STAGE: StageId = StageId::Execution;
 
@@ -25,6 +27,7 @@ pub fn run(
         if ctx.stopping() {
             break;
         }
+        let started = Instant::now();
         let record = loop {
             match execute_block(&ctx.spec, &ctx.layers, &block, &senders, &parent) {
                 Ok(record) => break record,
@@ -33,10 +36,11 @@ pub fn run(
                     std::thread::sleep(ctx.poll_interval);
                 }
                 Err(error) => {
+                    metrics().invalid_blocks_total.inc();
                     return Err(StageError::Block {
                         stage: STAGE,
                         message: error.to_string(),
-                    })
+                    });
                 }
             }
         };
@@ -45,6 +49,10 @@ pub fn run(
         ctx.queue_checkpoint(&mut batch, STAGE, record.number, record.hash);
         ctx.write(STAGE, &batch)?;
         ctx.layers.absorb(&record);
+        metrics()
+            .block_execution_seconds
+            .observe(started.elapsed().as_secs_f64());
+        ctx.record_stage_progress(STAGE, record.number, started);
         let record = Arc::new(record);
         parent = block.header;
         if to_commit.send(Arc::clone(&record)).is_err() || to_receipts.send(record).is_err() {

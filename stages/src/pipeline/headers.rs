@@ -129,7 +129,12 @@ fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {
     })?;
     match bytes {
         Some(bytes) => decode_json::<SyncProgress>(&key, &bytes)
-            .map(|p| p.latest_synced_block)
+            .map(|p| {
+                crate::metrics::metrics()
+                    .sync_height
+                    .set(p.latest_synced_block as i64);
+                p.latest_synced_block
+            })
             .map_err(|e| StageError::Block {
                 stage: STAGE,
                 message: e.to_string(),

@@ -126,6 +126,19 @@ impl PipelineContext {
         );
     }
 
+    /// Report that `stage` finished block `number`, begun at `started`.
+    pub fn record_stage_progress(&self, stage: StageId, number: u64, started: std::time::Instant) {
+        let m = crate::metrics::metrics();
+        let label = [stage.as_str()];
+        m.stage_checkpoint
+            .with_label_values(&label)
+            .set(number as i64);
+        m.stage_blocks_total.with_label_values(&label).inc();
+        m.stage_duration_seconds
+            .with_label_values(&label)
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     /// Block `number`'s execution record from the store.
     pub fn load_record(&self, stage: StageId, number: u64) -> Result<ExecutionRecord, StageError> {
         let key = self.keys.record(number);

@@ -32,6 +32,11 @@ pub fn run(
             }
             ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
             ctx.write(STAGE, &batch)?;
+            let m = crate::metrics::metrics();
+            m.pruned_blocks_total.inc_by(last - pruned);
+            m.stage_checkpoint
+                .with_label_values(&[STAGE.as_str()])
+                .set(last as i64);
             pruned = last;
         }
     }

@@ -18,10 +18,12 @@ pub fn run(
     input: Receiver<Arc<ExecutionRecord>>,
 ) -> Result<(), StageError> {
     for record in pending.into_iter().chain(input) {
+        let started = std::time::Instant::now();
         let mut batch = WriteBatch::new();
         queue_receipts(&ctx.keys, &record, &mut batch);
         ctx.queue_checkpoint(&mut batch, STAGE, record.number, record.hash);
         ctx.write(STAGE, &batch)?;
+        ctx.record_stage_progress(STAGE, record.number, started);
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub fn run(
         if ctx.stopping() {
             break;
         }
+        let started = std::time::Instant::now();
         let homestead = ctx.spec.is_homestead_active_at_block(block.number());
         let senders = pool
             .install(|| recover_senders(&block, homestead))
@@ -28,6 +29,7 @@ pub fn run(
                 stage: STAGE,
                 message: e.to_string(),
             })?;
+        ctx.record_stage_progress(STAGE, block.number(), started);
         if out.send((block, senders)).is_err() {
             break;
         }
