@@ -200,8 +200,13 @@ pub fn run(
                     .checkpoint(StageId::Execution)
                     .map_err(stage_error)?
                     .map_or(start.executed, |c| c.block);
-                let fork =
-                    unwind::fork_point(&pctx, executed, start.pruned).map_err(stage_error)?;
+                // Pruning went on while the pipeline ran: the window's floor is the prune
+                // checkpoint now, not at start.
+                let pruned = pctx
+                    .checkpoint(StageId::Prune)
+                    .map_err(stage_error)?
+                    .map_or(start.pruned, |c| c.block);
+                let fork = unwind::fork_point(&pctx, executed, pruned).map_err(stage_error)?;
                 let progress_key = ctx.keys.exec_progress();
                 let total = match ctx.store.get(&progress_key)? {
                     Some(bytes) => {
@@ -250,6 +255,18 @@ fn run_pipeline(
         .get(&header_key)?
         .ok_or_else(|| CommandError::NotInitialised(format!("{header_key} is missing")))?;
     let (parent, parent_hash): (_, B256) = decode_header(&header_key, &header_bytes)?;
+    // The syncer may have replaced the executed head while we were down.
+    if let Some(checkpoint) = pctx.checkpoint(StageId::Execution).map_err(stage_error)? {
+        if checkpoint.block == start.executed && checkpoint.hash != parent_hash {
+            tracing::warn!(
+                block = start.executed,
+                "the executed head was replaced while stopped: reorg"
+            );
+            return Ok(HeadersEnd::Reorg {
+                block: start.executed,
+            });
+        }
+    }
     let threads = match ctx.config.workers.sender_recovery {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
@@ -282,7 +299,9 @@ fn run_pipeline(
     let pipeline_done = AtomicBool::new(false);
     let (headers_end, results) = std::thread::scope(|scope| {
         let pool = &pool;
-        let reporter = scope.spawn(|| report_progress(pctx, &queues, &pipeline_done));
+        // The reporter owns its receiver clones and drops them as soon as the pipeline stops,
+        // so a stage blocked on a full channel sees the disconnect instead of waiting for ever.
+        let reporter = scope.spawn(|| report_progress(pctx, queues, &pipeline_done));
         let stopping = |result: Result<(), StageError>| {
             if result.is_err() {
                 pctx.request_stop();
@@ -376,12 +395,12 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Until `done`: sample queue lengths and cache statistics into the metrics four times a
 /// second, and log one progress line (block range, tx/s, Mgas/s, lag) every [`REPORT_EVERY`].
-fn report_progress(pctx: &PipelineContext, queues: &Queues, done: &AtomicBool) {
+fn report_progress(pctx: &PipelineContext, queues: Queues, done: &AtomicBool) {
     let m = metrics();
     let mut since = Instant::now();
     let mut from_block = m.execution_height.get();
     let (mut from_txs, mut from_gas) = (m.txs_executed_total.get(), m.gas_used_total.get());
-    while !done.load(Ordering::Relaxed) {
+    while !done.load(Ordering::Relaxed) && !pctx.stopping() {
         std::thread::sleep(Duration::from_millis(250));
         for (pool, len) in [
             ("senders", queues.senders.len()),

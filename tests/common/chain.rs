@@ -25,6 +25,8 @@ pub const HEADER_LOGS_BLOOM_INDEX: usize = 6;
 const HEADER_NUMBER_INDEX: usize = 8;
 /// Position of `gasUsed` in a header's RLP list.
 pub const HEADER_GAS_USED_INDEX: usize = 10;
+/// Position of `timestamp` in a header's RLP list.
+pub const HEADER_TIMESTAMP_INDEX: usize = 11;
 /// Position of `blobGasUsed` in a header's RLP list (Cancun on: … baseFeePerGas,
 /// withdrawalsRoot, blobGasUsed, excessBlobGas, parentBeaconBlockRoot, requestsHash).
 pub const HEADER_BLOB_GAS_USED_INDEX: usize = 17;

@@ -212,7 +212,7 @@ pub fn assert_state_is_head_state(store: &BTreeMap<String, Vec<u8>>, head: &Head
 
 /// A history key `st:{n}:{entity}` split into `n` and the entity (`acc:{Addr}` or
 /// `stor:{Addr}:{slot}`); `None` for other keys, `st:latest:*` and `st:code:*` among them.
-fn history_entry(key: &str) -> Option<(u64, &str)> {
+pub fn history_entry(key: &str) -> Option<(u64, &str)> {
     let rest = key.strip_prefix("st:")?;
     let (number, entity) = rest.split_once(':')?;
     Some((number.parse().ok()?, entity))

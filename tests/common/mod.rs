@@ -368,3 +368,4 @@ macro_rules! on_both_backends {
         }
     )+};
 }
+pub mod branch;

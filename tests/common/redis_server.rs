@@ -80,7 +80,32 @@ impl RedisServer {
     /// Stop and start again on the same port and data directory; the data survives.
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Start a [`stop`](Self::stop)ped server again on the same port and data directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server is still running");
         self.spawn();
+    }
+
+    /// Set every `(key, value)` in one MSET (atomic: a reader sees all of them or none).
+    pub fn set_many(&self, entries: &[(String, Vec<u8>)]) {
+        let mut con = self.connect().expect("connect to redis-server");
+        let mut mset = redis::cmd("MSET");
+        for (key, value) in entries {
+            mset.arg(key).arg(value.as_slice());
+        }
+        mset.query::<()>(&mut con).expect("MSET");
+    }
+
+    /// Delete `keys` in one DEL.
+    pub fn delete(&self, keys: &[String]) {
+        let mut con = self.connect().expect("connect to redis-server");
+        redis::cmd("DEL")
+            .arg(keys)
+            .query::<u64>(&mut con)
+            .expect("DEL");
     }
 
     /// Every key in the server (via SCAN).

@@ -42,6 +42,14 @@ pub fn run(
     while !ctx.stopping() {
         let synced = synced_height(ctx)?;
         if next > synced {
+            // A reorg to a branch no longer than ours shows only as a replaced header.
+            if next > 1 && replaced(ctx, next - 1, parent_hash)? {
+                tracing::warn!(
+                    block = next - 1,
+                    "the syncer replaced an executed block: reorg"
+                );
+                return Ok(HeadersEnd::Reorg { block: next - 1 });
+            }
             if ctx.exit_at_head {
                 return Ok(HeadersEnd::Done);
             }

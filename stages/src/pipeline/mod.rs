@@ -152,9 +152,19 @@ impl PipelineContext {
 
     /// Write `batch`, naming `stage` on failure.
     pub fn write(&self, stage: StageId, batch: &WriteBatch) -> Result<(), StageError> {
+        if self.past_write_deadline() {
+            return Err(StageError::LeaseLost);
+        }
         self.store
             .write(batch)
             .map_err(|error| StageError::Store { stage, error })
+    }
+
+    /// True when a lease is in force and its write deadline has passed.
+    pub fn past_write_deadline(&self) -> bool {
+        self.write_deadline
+            .as_ref()
+            .is_some_and(|deadline| unix_now_ms() >= deadline.load(Ordering::Acquire))
     }
 }
 
