@@ -51,3 +51,8 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+# The container image (needs a Docker engine; build context is the repository root).
+.PHONY: docker-build
+docker-build:
+	docker build -f deployments/docker/Dockerfile -t evm-executor:latest .

@@ -192,8 +192,9 @@ pub fn run(
         window_size: ctx.config.state.window_size,
     };
     let first_start = start_point(&pctx)?;
+    metrics().execution_height.set(first_start.committed as i64);
+    let mut start = first_start;
     loop {
-        let start = start_point(&pctx)?;
         match run_pipeline(ctx, &pctx, start)? {
             HeadersEnd::Reorg { block } if !pctx.stopping() => {
                 let executed = pctx
@@ -223,6 +224,8 @@ pub fn run(
                 metrics().reorgs_total.inc();
                 metrics().unwind_depth.set((executed - fork) as i64);
                 unwind::unwind_to(&pctx, fork, executed, total).map_err(stage_error)?;
+                metrics().execution_height.set(fork as i64);
+                start = start_point(&pctx)?;
             }
             _ => break,
         }

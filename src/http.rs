@@ -28,26 +28,27 @@ pub fn serve(addr: SocketAddr, max_lag: u64) -> Result<(), String> {
         .name("http".into())
         .spawn(move || {
             for request in server.incoming_requests() {
-                let (status, body, content_type) = match request.url() {
-                    "/metrics" => {
-                        let mut body = Vec::new();
-                        let families = metrics().registry.gather();
-                        match TextEncoder::new().encode(&families, &mut body) {
-                            Ok(()) => (200, body, "text/plain; version=0.0.4"),
-                            Err(e) => (500, e.to_string().into_bytes(), "text/plain"),
+                let (status, body, content_type) =
+                    match request.url().split('?').next().unwrap_or_default() {
+                        "/metrics" => {
+                            let mut body = Vec::new();
+                            let families = metrics().registry.gather();
+                            match TextEncoder::new().encode(&families, &mut body) {
+                                Ok(()) => (200, body, "text/plain; version=0.0.4"),
+                                Err(e) => (500, e.to_string().into_bytes(), "text/plain"),
+                            }
                         }
-                    }
-                    "/health" => (200, b"ok\n".to_vec(), "text/plain"),
-                    "/ready" => match not_ready_reason(max_lag) {
-                        None => (200, b"ready\n".to_vec(), "text/plain"),
-                        Some(reason) => (
-                            503,
-                            format!("not ready: {reason}\n").into_bytes(),
-                            "text/plain",
-                        ),
-                    },
-                    _ => (404, b"not found\n".to_vec(), "text/plain"),
-                };
+                        "/health" => (200, b"ok\n".to_vec(), "text/plain"),
+                        "/ready" => match not_ready_reason(max_lag) {
+                            None => (200, b"ready\n".to_vec(), "text/plain"),
+                            Some(reason) => (
+                                503,
+                                format!("not ready: {reason}\n").into_bytes(),
+                                "text/plain",
+                            ),
+                        },
+                        _ => (404, b"not found\n".to_vec(), "text/plain"),
+                    };
                 let header =
                     tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
                 let mut response = tiny_http::Response::from_data(body).with_status_code(status);

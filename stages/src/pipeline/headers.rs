@@ -138,9 +138,11 @@ fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {
     match bytes {
         Some(bytes) => decode_json::<SyncProgress>(&key, &bytes)
             .map(|p| {
-                crate::metrics::metrics()
-                    .sync_height
-                    .set(p.latest_synced_block as i64);
+                let m = crate::metrics::metrics();
+                m.sync_height.set(p.latest_synced_block as i64);
+                // Updated here too, so a stalled pipeline shows a growing lag.
+                m.execution_lag
+                    .set((p.latest_synced_block as i64 - m.execution_height.get()).max(0));
                 p.latest_synced_block
             })
             .map_err(|e| StageError::Block {
