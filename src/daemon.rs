@@ -285,6 +285,7 @@ fn run_pipeline(
     let (commit_tx, commit_rx) = bounded(capacity);
     let (receipts_tx, receipts_rx) = bounded(capacity);
     let (pruned_tx, pruned_rx) = bounded(capacity);
+    let receipts_pruned_tx = pruned_tx.clone();
     tracing::info!(
         executed = start.executed,
         committed = start.committed,
@@ -314,11 +315,9 @@ fn run_pipeline(
         let headers = std::thread::Builder::new()
             .name("headers".into())
             .spawn_scoped(scope, move || {
-                let end = pipeline::headers::run(pctx, start.executed + 1, parent_hash, blocks_tx);
-                if end.is_err() {
-                    pctx.request_stop();
-                }
-                end
+                // No abort on error: closing the channel lets the later stages finish the good
+                // blocks already loaded before the error is reported.
+                pipeline::headers::run(pctx, start.executed + 1, parent_hash, blocks_tx)
             });
         let handles = [
             std::thread::Builder::new()
@@ -351,7 +350,12 @@ fn run_pipeline(
             std::thread::Builder::new()
                 .name("receipts".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::receipts::run(pctx, receipt_pending, receipts_rx))
+                    stopping(pipeline::receipts::run(
+                        pctx,
+                        receipt_pending,
+                        receipts_rx,
+                        receipts_pruned_tx,
+                    ))
                 }),
             std::thread::Builder::new()
                 .name("prune".into())

@@ -12,35 +12,46 @@ const STAGE: StageId = StageId::Prune;
 /// Blocks pruned per store batch: bounds one batch to a few thousand deletes.
 const BLOCKS_PER_BATCH: u64 = 32;
 
-/// Prune as committed block numbers arrive on `committed`; `pruned` is the prune checkpoint.
+/// Prune once at start, again whenever the commit or receipts stage reports a block on
+/// `applied`, and a last time when both have finished (so the head is pruned too).
+/// `pruned` is the prune checkpoint.
 pub fn run(
     ctx: &PipelineContext,
     mut pruned: u64,
-    committed: Receiver<u64>,
+    applied: Receiver<u64>,
 ) -> Result<(), StageError> {
-    for _ in committed {
-        let applied = ctx
-            .checkpoint(StageId::Commit)?
-            .zip(ctx.checkpoint(StageId::Receipts)?)
-            .map_or(0, |(c, r)| c.block.min(r.block));
-        let target = applied.saturating_sub(ctx.window_size);
-        while pruned < target && !ctx.stopping() {
-            let last = target.min(pruned + BLOCKS_PER_BATCH);
-            let mut batch = WriteBatch::new();
-            for number in pruned + 1..=last {
-                queue_block_deletes(ctx, number, &mut batch)?;
-            }
-            ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
-            ctx.write(STAGE, &batch)?;
-            let m = crate::metrics::metrics();
-            m.pruned_blocks_total.inc_by(last - pruned);
-            m.stage_checkpoint
-                .with_label_values(&[STAGE.as_str()])
-                .set(last as i64);
-            pruned = last;
-        }
+    pruned = prune_to_window(ctx, pruned)?;
+    for _ in applied {
+        pruned = prune_to_window(ctx, pruned)?;
     }
+    prune_to_window(ctx, pruned)?;
     Ok(())
+}
+
+/// Delete every block more than the window below both the commit and receipts checkpoints;
+/// returns the new prune checkpoint.
+fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageError> {
+    let applied = ctx
+        .checkpoint(StageId::Commit)?
+        .zip(ctx.checkpoint(StageId::Receipts)?)
+        .map_or(0, |(c, r)| c.block.min(r.block));
+    let target = applied.saturating_sub(ctx.window_size);
+    while pruned < target && !ctx.stopping() {
+        let last = target.min(pruned + BLOCKS_PER_BATCH);
+        let mut batch = WriteBatch::new();
+        for number in pruned + 1..=last {
+            queue_block_deletes(ctx, number, &mut batch)?;
+        }
+        ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
+        ctx.write(STAGE, &batch)?;
+        let m = crate::metrics::metrics();
+        m.pruned_blocks_total.inc_by(last - pruned);
+        m.stage_checkpoint
+            .with_label_values(&[STAGE.as_str()])
+            .set(last as i64);
+        pruned = last;
+    }
+    Ok(pruned)
 }
 
 /// Queue the deletes of block `number`'s history and record (nothing when already gone).
