@@ -101,6 +101,7 @@ impl Store for EmbeddedStore {
     }
 
     fn multi_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        stages::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
         let txn = self
             .db
@@ -118,6 +119,7 @@ impl Store for EmbeddedStore {
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        stages::metrics::metrics().store_round_trips_total.inc();
         if batch.is_empty() {
             return Ok(());
         }
@@ -154,6 +156,7 @@ impl Store for EmbeddedStore {
     }
 
     fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        stages::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
         let txn = self
             .db
@@ -181,6 +184,7 @@ impl Store for EmbeddedStore {
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        stages::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
         let txn = self
             .db

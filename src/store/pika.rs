@@ -156,6 +156,7 @@ impl PikaStore {
         let max_backoff = Duration::from_millis(self.config.retry_max_backoff_ms.max(1));
         loop {
             let result = self.checkout().and_then(|mut con| {
+                metrics().store_round_trips_total.inc();
                 let result = op(&mut con);
                 match &result {
                     Err(e) if is_transient(e) => self.forget_connection(),

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub pruned_blocks_total: IntCounter,
     /// Store errors seen (each retry counts).
     pub store_errors_total: IntCounter,
+    /// Round trips to the store (one per command or pipeline sent).
+    pub store_round_trips_total: IntCounter,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
     /// 1 while the store answers.
@@ -156,6 +158,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         pruned_blocks_total: int_counter(
             "pruned_blocks_total",
             "Blocks whose history and record were pruned",
+        )?,
+        store_round_trips_total: int_counter(
+            "store_round_trips_total",
+            "Round trips to the store (commands or pipelines sent)",
         )?,
         store_errors_total: int_counter(
             "store_errors_total",

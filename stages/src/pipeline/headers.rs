@@ -57,6 +57,7 @@ pub fn run(
             continue;
         }
         let last = synced.min(next + ctx.batch_size - 1);
+        let batch_started = std::time::Instant::now();
         let loaded = load_blocks(ctx.store.as_ref(), &ctx.keys, next, last);
         let loaded = match loaded {
             Ok(blocks) => blocks,
@@ -70,6 +71,7 @@ pub fn run(
         for result in loaded {
             let problem = match result {
                 Ok(block) if block.header.parent_hash == parent_hash => {
+                    ctx.record_stage_progress(STAGE, block.number(), batch_started);
                     parent_hash = block.hash;
                     next += 1;
                     reported = None;

@@ -36,7 +36,8 @@ fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageE
         .zip(ctx.checkpoint(StageId::Receipts)?)
         .map_or(0, |(c, r)| c.block.min(r.block));
     let target = applied.saturating_sub(ctx.window_size);
-    while pruned < target && !ctx.stopping() {
+    // A shutdown still prunes (the batches are bounded); only a failing stage stops it.
+    while pruned < target && !ctx.abort.load(std::sync::atomic::Ordering::Relaxed) {
         let last = target.min(pruned + BLOCKS_PER_BATCH);
         let mut batch = WriteBatch::new();
         for number in pruned + 1..=last {
