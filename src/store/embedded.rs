@@ -5,7 +5,10 @@
 //! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
 //! as absent and are removed by later writes to the same key or by [`EmbeddedStore::purge_expired`].
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,6 +67,17 @@ impl EmbeddedStore {
         Ok(Self { db })
     }
 
+    /// The table in a fresh read transaction (a consistent snapshot); one round trip.
+    fn read_table(&self) -> Result<ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
+        stages::metrics::metrics().store_round_trips_total.inc();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| backend_error("begin read", e))?;
+        txn.open_table(TABLE)
+            .map_err(|e| backend_error("open table", e))
+    }
+
     /// Delete every expired entry; returns how many were removed.
     pub fn purge_expired(&self) -> Result<u64, StoreError> {
         let now = now_ms();
@@ -101,15 +115,8 @@ impl Store for EmbeddedStore {
     }
 
     fn multi_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        stages::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| backend_error("begin read", e))?;
-        let table = txn
-            .open_table(TABLE)
-            .map_err(|e| backend_error("open table", e))?;
+        let table = self.read_table()?;
         keys.iter()
             .map(|key| {
                 let entry = table.get(key.as_str()).map_err(|e| backend_error(key, e))?;
@@ -184,15 +191,8 @@ impl Store for EmbeddedStore {
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        stages::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| backend_error("begin read", e))?;
-        let table = txn
-            .open_table(TABLE)
-            .map_err(|e| backend_error("open table", e))?;
+        let table = self.read_table()?;
         let mut keys = Vec::new();
         for item in table
             .range(prefix..)
