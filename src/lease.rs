@@ -40,11 +40,6 @@ impl LeaderLease {
         }
     }
 
-    /// This process's token.
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
     /// The write deadline after a renewal now.
     fn deadline_from_now(&self) -> u64 {
         unix_now_ms() + (self.ttl.as_millis() as u64) * 2 / 3

@@ -3,12 +3,10 @@
 //! redb is pure Rust, crash-safe (copy-on-write B-trees with checksummed commits), and takes a
 //! file lock so two processes cannot corrupt one file. Each value is kept as an 8-byte
 //! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
-//! as absent and are removed by later writes to the same key or by [`EmbeddedStore::purge_expired`].
+//! as absent and are replaced by later writes to the same key; the prune stage deletes history
+//! keys outright once they leave the window.
 
-use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
-};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,29 +74,6 @@ impl EmbeddedStore {
             .map_err(|e| backend_error("begin read", e))?;
         txn.open_table(TABLE)
             .map_err(|e| backend_error("open table", e))
-    }
-
-    /// Delete every expired entry; returns how many were removed.
-    pub fn purge_expired(&self) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| backend_error("begin write", e))?;
-        let before;
-        let after;
-        {
-            let mut table = txn
-                .open_table(TABLE)
-                .map_err(|e| backend_error("open table", e))?;
-            before = table.len().map_err(|e| backend_error("count", e))?;
-            table
-                .retain(|_, entry| live_value(entry, now).is_some())
-                .map_err(|e| backend_error("purge expired", e))?;
-            after = table.len().map_err(|e| backend_error("count", e))?;
-        }
-        txn.commit().map_err(|e| backend_error("commit", e))?;
-        Ok(before - after)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 pub const EMPTY_CODE_HASH: B256 = alloy_primitives::KECCAK256_EMPTY;
 
 /// A value in the store that does not decode as the contract says.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("malformed value at {key}: {reason}")]
 pub struct MalformedValue {
     /// The store key holding the value.

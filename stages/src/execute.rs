@@ -80,13 +80,6 @@ pub enum BlockError {
     },
 }
 
-impl BlockError {
-    /// True when the block itself is at fault (re-executing the same data cannot succeed).
-    pub fn is_invalid_block(&self) -> bool {
-        !matches!(self, BlockError::State { .. })
-    }
-}
-
 /// Find a [`StateError`] in an error's source chain (revm wraps database errors).
 fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StateError> {
     let mut current = Some(error);
@@ -99,41 +92,11 @@ fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'
     None
 }
 
-fn clone_state_error(error: &StateError) -> StateError {
-    match error {
-        StateError::Store(e) => StateError::Store(match e {
-            crate::store::StoreError::Unavailable { backend, message } => {
-                crate::store::StoreError::Unavailable {
-                    backend,
-                    message: message.clone(),
-                }
-            }
-            crate::store::StoreError::Backend { backend, message } => {
-                crate::store::StoreError::Backend {
-                    backend,
-                    message: message.clone(),
-                }
-            }
-        }),
-        StateError::Malformed(e) => {
-            StateError::Malformed(crate::contract::MalformedValue::new(&e.key, &e.reason))
-        }
-        StateError::MissingCode { hash, key } => StateError::MissingCode {
-            hash: *hash,
-            key: key.clone(),
-        },
-        StateError::MissingHeader { number, key } => StateError::MissingHeader {
-            number: *number,
-            key: key.clone(),
-        },
-    }
-}
-
 fn classify(block: u64, error: BlockExecutionError) -> BlockError {
     if let Some(state) = state_error_in(&error) {
         return BlockError::State {
             block,
-            error: clone_state_error(state),
+            error: state.clone(),
         };
     }
     BlockError::Invalid {
@@ -310,7 +273,7 @@ fn transaction_error(
     if let Some(state) = state_error_in(&error) {
         return BlockError::State {
             block,
-            error: clone_state_error(state),
+            error: state.clone(),
         };
     }
     let reason = match &error {
@@ -356,7 +319,7 @@ where
             .map_err(|e| match state_error_in(&e) {
                 Some(state) => BlockError::State {
                     block,
-                    error: clone_state_error(state),
+                    error: state.clone(),
                 },
                 None => BlockError::Invalid {
                     block,
@@ -533,9 +496,4 @@ fn changes_from_bundle(
     accounts.sort_by_key(|a| a.address);
     storage.sort_by_key(|s| (s.address, s.slot));
     Ok((accounts, storage))
-}
-
-/// The hash a block's header commits to for its receipts (for callers that check stored ones).
-pub fn receipts_root(receipts: &[ReceiptEnvelope]) -> B256 {
-    proofs::calculate_receipt_root(receipts)
 }

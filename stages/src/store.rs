@@ -81,7 +81,7 @@ impl WriteBatch {
 }
 
 /// A failure of the store itself (not of the data in it).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The server could not be reached or the connection broke; waiting may fix it.
     #[error("store unreachable ({backend}): {message}")]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 const BLOCK_HASH_CACHE: usize = 512;
 
 /// A failure to read state.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     /// The store failed.
     #[error(transparent)]
