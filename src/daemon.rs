@@ -10,6 +10,7 @@ use stages::block::decode_header;
 use stages::contract::{decode_json, ExecProgress};
 use stages::metrics::metrics;
 use stages::pipeline::headers::HeadersEnd;
+use stages::pipeline::meter::StageTotals;
 use stages::pipeline::{self, unwind, PipelineContext, StageError};
 use stages::record::ExecutionRecord;
 use stages::stage_id::StageId;
@@ -36,12 +37,14 @@ pub struct StartPoint {
 }
 
 /// What a daemon run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DaemonOutcome {
     /// Where it started.
     pub start: StartPoint,
     /// The last block committed when it stopped.
     pub head: u64,
+    /// Where each stage's time went.
+    pub stages: Vec<(StageId, StageTotals)>,
 }
 
 fn stage_error(error: StageError) -> CommandError {
@@ -190,6 +193,7 @@ pub fn run(
         batch_size: ctx.config.executor.batch_size,
         history_ttl: ctx.config.state.history_ttl(),
         window_size: ctx.config.state.window_size,
+        meters: Default::default(),
     };
     let first_start = start_point(&pctx)?;
     metrics().execution_height.set(first_start.committed as i64);
@@ -237,6 +241,7 @@ pub fn run(
     Ok(DaemonOutcome {
         start: first_start,
         head,
+        stages: pctx.meters.totals(),
     })
 }
 
@@ -328,13 +333,11 @@ fn run_pipeline(
             std::thread::Builder::new()
                 .name("execution".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::execution::run(
-                        pctx,
-                        parent,
-                        senders_rx,
-                        commit_tx,
-                        receipts_tx,
-                    ))
+                    let outputs = pipeline::execution::RecordOutputs {
+                        commit: commit_tx,
+                        receipts: receipts_tx,
+                    };
+                    stopping(pipeline::execution::run(pctx, parent, senders_rx, outputs))
                 }),
             std::thread::Builder::new()
                 .name("commit".into())

@@ -1,8 +1,11 @@
-//! `bench --chain DIR`: how fast the executor runs a chain (DIR/genesis.json + DIR/chain.rlp)
-//! through a fresh store, next to the ceiling: the same blocks executed by the same block
-//! executor over revm's in-memory database, in the same process and run.
+//! `bench --chain DIR`: how fast the whole pipeline runs a chain (DIR/genesis.json +
+//! DIR/chain.rlp) through a fresh store of the configured backend, stage by stage, next to
+//! the ceiling: the same blocks executed by the same block executor over revm's in-memory
+//! database, in the same process and run. Also measures sender recovery on one thread and on
+//! two, side by side.
 
 use super::{CommandError, Context};
+use crate::config::{Backend, Config};
 use crate::store::embedded::EmbeddedStore;
 use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{keccak256, U256};
@@ -10,14 +13,23 @@ use revm::bytecode::Bytecode;
 use revm::database::{InMemoryDB, State};
 use revm::state::AccountInfo;
 use serde::Serialize;
-use stages::block::decode_block;
+use stages::block::{decode_block, ChainBlock};
+use stages::chain::ChainSpec;
 use stages::execute::run_block;
 use stages::genesis::GenesisBlock;
 use stages::keys::Keys;
 use stages::load::recover_senders;
+use stages::pipeline::meter::StageTotals;
+use stages::stage_id::StageId;
+use stages::store::{Store, WriteBatch};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Blocks whose senders the recovery comparison recovers (from the start of the chain).
+const RECOVERY_SAMPLE_BLOCKS: usize = 250;
+/// Keys deleted per batch when the bench's keys are removed from a shared server.
+const CLEANUP_BATCH: usize = 10_000;
 
 /// Throughput of one way of executing the chain.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -34,6 +46,8 @@ pub struct Throughput {
     pub mgas_per_sec: f64,
     /// Blocks per second.
     pub blocks_per_sec: f64,
+    /// Transactions per second.
+    pub tx_per_sec: f64,
 }
 
 impl Throughput {
@@ -46,95 +60,234 @@ impl Throughput {
             seconds,
             mgas_per_sec: gas as f64 / seconds / 1e6,
             blocks_per_sec: blocks as f64 / seconds,
+            tx_per_sec: transactions as f64 / seconds,
         }
     }
+}
+
+/// One stage of the pipeline run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// The stage.
+    pub stage: &'static str,
+    /// What it did, over the seconds it was busy (its capacity on its own).
+    pub busy_throughput: Throughput,
+    /// Share of the run's wall time it was working.
+    pub busy_percent: f64,
+    /// Seconds it waited for input (an empty channel; the syncer for headers).
+    pub input_wait_seconds: f64,
+    /// Seconds it waited for the next stage to take its output.
+    pub output_wait_seconds: f64,
+}
+
+/// Sender recovery on one thread and on two, over the same blocks.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RecoveryScaling {
+    /// Transactions recovered per pass.
+    pub transactions: u64,
+    /// Transactions per second on one thread (best of two passes).
+    pub one_thread_tx_per_sec: f64,
+    /// Transactions per second on two threads (best of two passes).
+    pub two_threads_tx_per_sec: f64,
+    /// two ÷ one.
+    pub speedup: f64,
 }
 
 /// The bench result.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// The store backend the executor ran on.
+    /// The store backend the pipeline ran on.
     pub backend: &'static str,
-    /// `run` over the store: load, sender recovery, execution, verification, writes.
-    pub executor: Throughput,
+    /// The whole pipeline over the store: load, sender recovery, execution, verification,
+    /// records, state, receipts, pruning.
+    pub pipeline: Throughput,
+    /// Each stage of that run.
+    pub stages: Vec<StageReport>,
     /// The same blocks on revm's in-memory database (sender recovery and execution only).
     pub in_memory: Throughput,
-    /// executor Mgas/s ÷ in-memory Mgas/s.
+    /// pipeline Mgas/s ÷ in-memory Mgas/s.
     pub ratio_to_in_memory: f64,
+    /// Sender recovery scaling.
+    pub sender_recovery: RecoveryScaling,
 }
 
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.pipeline;
         writeln!(
             f,
-            "{:<26} {:>8} {:>8} {:>12} {:>9} {:>10}",
-            "path", "blocks", "txs", "gas", "seconds", "Mgas/s"
+            "pipeline on {}: {} blocks, {} txs, {:.1} Mgas in {:.2} s: {:.1} blocks/s, {:.0} tx/s, {:.1} Mgas/s",
+            self.backend,
+            p.blocks,
+            p.transactions,
+            p.gas as f64 / 1e6,
+            p.seconds,
+            p.blocks_per_sec,
+            p.tx_per_sec,
+            p.mgas_per_sec
         )?;
-        for (name, t) in [
-            (format!("executor ({})", self.backend), self.executor),
-            ("revm in-memory".to_string(), self.in_memory),
-        ] {
+        writeln!(
+            f,
+            "{:<10} {:>10} {:>10} {:>9} {:>7} {:>13} {:>14}",
+            "stage", "blocks/s*", "tx/s*", "Mgas/s*", "busy %", "input wait s", "output wait s"
+        )?;
+        for s in &self.stages {
+            let t = &s.busy_throughput;
             writeln!(
                 f,
-                "{name:<26} {:>8} {:>8} {:>12} {:>9.3} {:>10.1}",
-                t.blocks, t.transactions, t.gas, t.seconds, t.mgas_per_sec
+                "{:<10} {:>10.1} {:>10.0} {:>9.1} {:>7.1} {:>13.2} {:>14.2}",
+                s.stage,
+                t.blocks_per_sec,
+                t.tx_per_sec,
+                t.mgas_per_sec,
+                s.busy_percent,
+                s.input_wait_seconds,
+                s.output_wait_seconds
             )?;
         }
-        write!(f, "ratio to in-memory: {:.2}", self.ratio_to_in_memory)
+        writeln!(f, "(* per busy second: what the stage could do on its own)")?;
+        let m = &self.in_memory;
+        writeln!(
+            f,
+            "revm in-memory (ceiling): {:.2} s: {:.1} blocks/s, {:.0} tx/s, {:.1} Mgas/s",
+            m.seconds, m.blocks_per_sec, m.tx_per_sec, m.mgas_per_sec
+        )?;
+        writeln!(f, "ratio to in-memory: {:.2}", self.ratio_to_in_memory)?;
+        let r = &self.sender_recovery;
+        write!(
+            f,
+            "sender recovery ({} txs): 1 thread {:.0} tx/s, 2 threads {:.0} tx/s, speedup {:.2}",
+            r.transactions, r.one_thread_tx_per_sec, r.two_threads_tx_per_sec, r.speedup
+        )
     }
 }
 
-/// Run the bench for the chain in `dir`; the executor's store is a fresh embedded store in
-/// `work_dir`.
-pub fn run(
-    config: &crate::config::Config,
-    dir: &Path,
-    work_dir: &Path,
-) -> Result<BenchReport, CommandError> {
+/// Run the bench for the chain in `dir` on a fresh store of the configured backend: a new
+/// embedded store in `work_dir`, or keys under a prefix of their own on the configured
+/// server (removed afterwards).
+pub fn run(config: &Config, dir: &Path, work_dir: &Path) -> Result<BenchReport, CommandError> {
     let genesis_path = dir.join("genesis.json");
     let chain_path = dir.join("chain.rlp");
-    std::fs::create_dir_all(work_dir)
-        .map_err(|e| CommandError::Block(format!("{}: {e}", work_dir.display())))?;
-    let store_path = work_dir.join(format!("bench-{}.redb", std::process::id()));
-    let _ = std::fs::remove_file(&store_path);
     let mut bench_config = config.clone();
     bench_config.chain.name = "custom".into();
     bench_config.chain.network_id = 0;
+    // The daemon's own progress log and metrics are not wanted here.
+    bench_config.metrics.enabled = false;
+    bench_config.leader.enabled = false;
+    let fresh = FreshStore::open(&bench_config, work_dir)?;
     let ctx = Context {
         config: bench_config,
-        store: Arc::new(EmbeddedStore::open(&store_path)?),
-        keys: Keys::default(),
+        store: Arc::clone(&fresh.store),
+        keys: fresh.keys.clone(),
     };
     super::init::run(&ctx, &genesis_path)?;
     super::import::run(&ctx, &chain_path)?;
     let started = Instant::now();
     let outcome = super::run::run(&ctx, true)?;
-    let executor = Throughput::new(
-        outcome.blocks,
-        outcome.transactions,
-        outcome.gas,
-        started.elapsed().as_secs_f64(),
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    let pipeline = Throughput::new(outcome.blocks, outcome.transactions, outcome.gas, seconds);
     let backend = ctx.store.backend_name();
     let record = ctx.checked_chain()?;
     let spec = Arc::new(super::run::chain_spec(&ctx, &record)?);
     drop(ctx);
-    let _ = std::fs::remove_file(&store_path);
+    fresh.remove()?;
 
-    let in_memory = in_memory_run(&spec, &genesis_path, &chain_path)?;
+    let blocks = read_chain(&chain_path)?;
+    let in_memory = in_memory_run(&spec, &genesis_path, &blocks)?;
+    let sender_recovery = recovery_scaling(&spec, &blocks)?;
     Ok(BenchReport {
         backend,
-        executor,
+        pipeline,
+        stages: outcome
+            .stages
+            .iter()
+            .map(|(stage, totals)| stage_report(*stage, totals, seconds))
+            .collect(),
         in_memory,
-        ratio_to_in_memory: executor.mgas_per_sec / in_memory.mgas_per_sec.max(f64::EPSILON),
+        ratio_to_in_memory: pipeline.mgas_per_sec / in_memory.mgas_per_sec.max(f64::EPSILON),
+        sender_recovery,
     })
 }
 
-/// Execute the chain file over revm's in-memory database seeded with the genesis.
+/// One stage's row: its rates per busy second; busy = wall − waits.
+fn stage_report(stage: StageId, totals: &StageTotals, wall_seconds: f64) -> StageReport {
+    let waited = totals.input_wait_seconds + totals.output_wait_seconds;
+    let busy = (wall_seconds - waited).max(0.0);
+    StageReport {
+        stage: stage.as_str(),
+        busy_throughput: Throughput::new(totals.blocks, totals.transactions, totals.gas, busy),
+        busy_percent: 100.0 * busy / wall_seconds.max(f64::EPSILON),
+        input_wait_seconds: totals.input_wait_seconds,
+        output_wait_seconds: totals.output_wait_seconds,
+    }
+}
+
+/// A store no one else uses, for one bench run.
+struct FreshStore {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    /// The embedded store's file, or `None` on a server.
+    file: Option<std::path::PathBuf>,
+}
+
+impl FreshStore {
+    fn open(config: &Config, work_dir: &Path) -> Result<Self, CommandError> {
+        let run_id = format!("bench-{}-{}", std::process::id(), super::unix_now());
+        match config.storage.backend {
+            Backend::Embedded => {
+                std::fs::create_dir_all(work_dir)
+                    .map_err(|e| CommandError::Block(format!("{}: {e}", work_dir.display())))?;
+                let file = work_dir.join(format!("{run_id}.redb"));
+                Ok(Self {
+                    store: Arc::new(EmbeddedStore::open(&file)?),
+                    keys: Keys::default(),
+                    file: Some(file),
+                })
+            }
+            Backend::Pika => Ok(Self {
+                store: crate::store::open(&config.storage)?,
+                keys: Keys::new(format!("{}{run_id}:", config.storage.key_prefix)),
+                file: None,
+            }),
+        }
+    }
+
+    /// Delete what the bench wrote.
+    fn remove(self) -> Result<(), CommandError> {
+        if let Some(file) = &self.file {
+            drop(self.store);
+            return std::fs::remove_file(file)
+                .map_err(|e| CommandError::Block(format!("{}: {e}", file.display())));
+        }
+        let keys = self.store.scan_prefix(self.keys.prefix())?;
+        for chunk in keys.chunks(CLEANUP_BATCH) {
+            let mut batch = WriteBatch::new();
+            for key in chunk {
+                batch.delete(key.clone());
+            }
+            self.store.write(&batch)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every block of a chain file.
+fn read_chain(chain_path: &Path) -> Result<Vec<ChainBlock>, CommandError> {
+    let bytes = std::fs::read(chain_path)
+        .map_err(|e| CommandError::Block(format!("{}: {e}", chain_path.display())))?;
+    let mut blocks = Vec::new();
+    let mut buf = bytes.as_slice();
+    while !buf.is_empty() {
+        blocks.push(decode_block("chain file", &mut buf)?);
+    }
+    Ok(blocks)
+}
+
+/// Execute `blocks` over revm's in-memory database seeded with the genesis.
 fn in_memory_run(
-    spec: &Arc<stages::chain::ChainSpec>,
+    spec: &Arc<ChainSpec>,
     genesis_path: &Path,
-    chain_path: &Path,
+    blocks: &[ChainBlock],
 ) -> Result<Throughput, CommandError> {
     let genesis = GenesisBlock::load(genesis_path)?;
     let mut db = InMemoryDB::default();
@@ -162,18 +315,11 @@ fn in_memory_run(
         }
     }
     db.cache.block_hashes.insert(U256::ZERO, genesis.hash);
-    let bytes = std::fs::read(chain_path)
-        .map_err(|e| CommandError::Block(format!("{}: {e}", chain_path.display())))?;
-    let mut blocks = Vec::new();
-    let mut buf = bytes.as_slice();
-    while !buf.is_empty() {
-        blocks.push(decode_block("chain file", &mut buf)?);
-    }
     let mut state = State::builder().with_database(db).build();
     let mut parent = genesis.header.clone();
     let (mut gas, mut transactions) = (0u64, 0u64);
     let started = Instant::now();
-    for block in &blocks {
+    for block in blocks {
         let senders = recover_senders(block, spec.is_homestead_active_at_block(block.number()))
             .map_err(|e| CommandError::Block(e.to_string()))?;
         let output = run_block(spec, &mut state, block, &senders, &parent, None)
@@ -193,4 +339,44 @@ fn in_memory_run(
         gas,
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Recover the senders of the first blocks on a one-thread pool and on a two-thread pool,
+/// alternating, best of two passes each.
+fn recovery_scaling(
+    spec: &ChainSpec,
+    blocks: &[ChainBlock],
+) -> Result<RecoveryScaling, CommandError> {
+    let sample = &blocks[..blocks.len().min(RECOVERY_SAMPLE_BLOCKS)];
+    let transactions: u64 = sample
+        .iter()
+        .map(|b| b.body.transactions.len() as u64)
+        .sum();
+    let pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CommandError::Block(format!("cannot start a rayon pool: {e}")))
+    };
+    let (one, two) = (pool(1)?, pool(2)?);
+    let pass = |pool: &rayon::ThreadPool| -> Result<f64, CommandError> {
+        let started = Instant::now();
+        for block in sample {
+            let homestead = spec.is_homestead_active_at_block(block.number());
+            pool.install(|| recover_senders(block, homestead))
+                .map_err(|e| CommandError::Block(e.to_string()))?;
+        }
+        Ok(transactions as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
+    };
+    let (mut best_one, mut best_two) = (0f64, 0f64);
+    for _ in 0..2 {
+        best_one = best_one.max(pass(&one)?);
+        best_two = best_two.max(pass(&two)?);
+    }
+    Ok(RecoveryScaling {
+        transactions,
+        one_thread_tx_per_sec: best_one,
+        two_threads_tx_per_sec: best_two,
+        speedup: best_two / best_one.max(f64::EPSILON),
+    })
 }

@@ -10,12 +10,14 @@ use stages::block::decode_header;
 use stages::chain::ChainSpec;
 use stages::contract::{decode_json, ChainRecord, ExecProgress};
 use stages::metrics::metrics;
+use stages::pipeline::meter::StageTotals;
+use stages::stage_id::StageId;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// What `run` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
     /// Blocks executed in this run.
     pub blocks: u64,
@@ -25,6 +27,8 @@ pub struct RunOutcome {
     pub gas: u64,
     /// The last executed block.
     pub head: u64,
+    /// Where each stage's time went.
+    pub stages: Vec<(StageId, StageTotals)>,
 }
 
 /// The chain spec for the chain the store was initialised with.
@@ -99,6 +103,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
                 transactions: 0,
                 gas: 0,
                 head: 0,
+                stages: Vec::new(),
             });
         };
         metrics().leader.set(1);
@@ -142,6 +147,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
         transactions: txs(after) - txs(before).min(txs(after)),
         gas,
         head: outcome.head,
+        stages: outcome.stages,
     })
 }
 

@@ -3,7 +3,7 @@
 //! staged pipeline needs (per-stage checkpoints, items, durations; reorgs; prune; leader).
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    CounterVec, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 use std::sync::OnceLock;
@@ -42,6 +42,9 @@ pub struct Metrics {
     pub stage_blocks_total: IntCounterVec,
     /// Time each stage spends on one block.
     pub stage_duration_seconds: HistogramVec,
+    /// Time each stage spent waiting, on its input (`on="input"`) or for the next stage to
+    /// take its output (`on="output"`).
+    pub stage_wait_seconds_total: CounterVec,
     /// Time to execute one block (EVM only).
     pub block_execution_seconds: Histogram,
     /// Gas per second over the last progress interval.
@@ -113,6 +116,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["stage"],
     )?;
     registry.register(Box::new(stage_duration_seconds.clone()))?;
+    let stage_wait_seconds_total = CounterVec::new(
+        Opts::new(
+            name("stage_wait_seconds_total"),
+            "Seconds each stage waited on its input or on the next stage",
+        ),
+        &["stage", "on"],
+    )?;
+    registry.register(Box::new(stage_wait_seconds_total.clone()))?;
     Ok(Metrics {
         execution_height: int_gauge(
             "execution_height",
@@ -147,6 +158,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )?,
         stage_blocks_total,
         stage_duration_seconds,
+        stage_wait_seconds_total,
         block_execution_seconds: histogram(
             "block_execution_seconds",
             "Time to execute and verify one block",

@@ -1,9 +1,12 @@
-//! Commit stage: applies each execution record to `st:latest:*`, history `st:{n}:*` (with
-//! TTL) and `st:code:*`, then `idx:exec:progress` and the commit checkpoint, in one ordered
-//! batch; then the block leaves the state overlay. Re-applying a record is harmless.
+//! Commit stage: applies execution records to `st:latest:*`, history `st:{n}:*` (with TTL)
+//! and `st:code:*`, then `idx:exec:progress` and the commit checkpoint, in one ordered batch;
+//! then the blocks leave the state overlay. Re-applying a record is harmless.
+//!
+//! The records already waiting, up to `batch_size`, are applied in one batch (one round trip,
+//! one durable commit); progress and checkpoint name the last of them.
 
 use super::{PipelineContext, StageError};
-use crate::commit::{exec_progress, queue_state_writes};
+use crate::commit::{exec_progress_at, queue_state_writes};
 use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
@@ -24,29 +27,57 @@ pub fn run(
     input: Receiver<Arc<ExecutionRecord>>,
     committed: Sender<u64>,
 ) -> Result<(), StageError> {
-    for record in pending.into_iter().chain(input) {
-        let started = Instant::now();
-        let mut batch = WriteBatch::new();
-        queue_state_writes(&ctx.keys, &record, ctx.history_ttl, &mut batch);
-        batch.set(
-            ctx.keys.exec_progress(),
-            exec_progress(&record, total_txs, super::unix_now()),
-        );
-        ctx.queue_checkpoint(&mut batch, STAGE, record.number, record.hash);
-        ctx.write(STAGE, &batch)?;
+    let max = ctx.batch_size.max(1) as usize;
+    let meter = ctx.meters.stage(STAGE);
+    for records in pending.chunks(max) {
+        total_txs = commit(ctx, total_txs, records, &committed)?;
+    }
+    loop {
+        let records = meter.recv_batch(STAGE, &input, max);
+        if records.is_empty() {
+            return Ok(());
+        }
+        total_txs = commit(ctx, total_txs, &records, &committed)?;
+    }
+}
+
+/// Apply `records` (consecutive blocks) in one batch; returns the new transaction count.
+fn commit(
+    ctx: &PipelineContext,
+    mut total_txs: u64,
+    records: &[Arc<ExecutionRecord>],
+    committed: &Sender<u64>,
+) -> Result<u64, StageError> {
+    let Some(last) = records.last() else {
+        return Ok(total_txs);
+    };
+    let started = Instant::now();
+    let txs: u64 = records.iter().map(|r| r.tx_count() as u64).sum();
+    let mut batch = WriteBatch::new();
+    for record in records {
+        queue_state_writes(&ctx.keys, record, ctx.history_ttl, &mut batch);
+    }
+    batch.set(
+        ctx.keys.exec_progress(),
+        exec_progress_at(last.number, total_txs + txs, super::unix_now()),
+    );
+    ctx.queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
+    ctx.write(STAGE, &batch)?;
+    let m = metrics();
+    m.state_commit_latency_seconds
+        .observe(started.elapsed().as_secs_f64());
+    for record in records {
         ctx.layers.release(record.number);
         total_txs += record.tx_count() as u64;
-        let m = metrics();
-        m.state_commit_latency_seconds
-            .observe(started.elapsed().as_secs_f64());
         m.execution_height.set(record.number as i64);
         m.execution_lag
             .set((m.sync_height.get() - record.number as i64).max(0));
         m.txs_executed_total.inc_by(record.tx_count() as u64);
         m.gas_used_total.inc_by(record.gas_used);
-        ctx.record_stage_progress(STAGE, record.number, started);
-        // The prune stage may have stopped; committing goes on regardless.
-        let _ = committed.send(record.number);
+        let totals = (record.tx_count() as u64, record.gas_used);
+        ctx.record_stage_progress(STAGE, record.number, totals, started);
     }
-    Ok(())
+    // The prune stage may have stopped; committing goes on regardless.
+    let _ = committed.send(last.number);
+    Ok(total_txs)
 }

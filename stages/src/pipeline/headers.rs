@@ -39,6 +39,7 @@ pub fn run(
 ) -> Result<HeadersEnd, StageError> {
     let mut next = first;
     let mut reported: Option<u64> = None;
+    let meter = ctx.meters.stage(STAGE);
     while !ctx.stopping() {
         let synced = synced_height(ctx)?;
         if next > synced {
@@ -54,6 +55,7 @@ pub fn run(
                 return Ok(HeadersEnd::Done);
             }
             std::thread::sleep(ctx.poll_interval);
+            meter.add_input_wait(STAGE, ctx.poll_interval);
             continue;
         }
         let last = synced.min(next + ctx.batch_size - 1);
@@ -71,11 +73,12 @@ pub fn run(
         for result in loaded {
             let problem = match result {
                 Ok(block) if block.header.parent_hash == parent_hash => {
-                    ctx.record_stage_progress(STAGE, block.number(), batch_started);
+                    let totals = (block.body.transactions.len() as u64, block.header.gas_used);
+                    ctx.record_stage_progress(STAGE, block.number(), totals, batch_started);
                     parent_hash = block.hash;
                     next += 1;
                     reported = None;
-                    if out.send(block).is_err() {
+                    if !meter.send(STAGE, &out, block) {
                         return Ok(HeadersEnd::Done);
                     }
                     continue;

@@ -11,6 +11,7 @@
 pub mod commit;
 pub mod execution;
 pub mod headers;
+pub mod meter;
 pub mod prune;
 pub mod receipts;
 pub mod senders;
@@ -87,6 +88,8 @@ pub struct PipelineContext {
     pub history_ttl: Duration,
     /// Blocks of history and records kept.
     pub window_size: u64,
+    /// Where each stage's time goes.
+    pub meters: meter::PipelineMeters,
 }
 
 impl PipelineContext {
@@ -126,8 +129,15 @@ impl PipelineContext {
         );
     }
 
-    /// Report that `stage` finished block `number`, begun at `started`.
-    pub fn record_stage_progress(&self, stage: StageId, number: u64, started: std::time::Instant) {
+    /// Report that `stage` finished block `number` (`transactions` and `gas` in it, gas 0
+    /// where the stage does not know it), begun at `started`.
+    pub fn record_stage_progress(
+        &self,
+        stage: StageId,
+        number: u64,
+        (transactions, gas): (u64, u64),
+        started: std::time::Instant,
+    ) {
         let m = crate::metrics::metrics();
         let label = [stage.as_str()];
         m.stage_checkpoint
@@ -137,6 +147,7 @@ impl PipelineContext {
         m.stage_duration_seconds
             .with_label_values(&label)
             .observe(started.elapsed().as_secs_f64());
+        self.meters.stage(stage).add_block(transactions, gas);
     }
 
     /// Block `number`'s execution record from the store.

@@ -12,16 +12,17 @@ const STAGE: StageId = StageId::Prune;
 /// Blocks pruned per store batch: bounds one batch to a few thousand deletes.
 const BLOCKS_PER_BATCH: u64 = 32;
 
-/// Prune once at start, again whenever the commit or receipts stage reports a block on
-/// `applied`, and a last time when both have finished (so the head is pruned too).
-/// `pruned` is the prune checkpoint.
+/// Prune once at start, again whenever the commit or receipts stage reports blocks on
+/// `applied` (all reports already queued count as one), and a last time when both have
+/// finished (so the head is pruned too). `pruned` is the prune checkpoint.
 pub fn run(
     ctx: &PipelineContext,
     mut pruned: u64,
     applied: Receiver<u64>,
 ) -> Result<(), StageError> {
+    let meter = ctx.meters.stage(STAGE);
     pruned = prune_to_window(ctx, pruned)?;
-    for _ in applied {
+    while !meter.recv_batch(STAGE, &applied, usize::MAX).is_empty() {
         pruned = prune_to_window(ctx, pruned)?;
     }
     prune_to_window(ctx, pruned)?;
@@ -38,48 +39,57 @@ fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageE
     let target = applied.saturating_sub(ctx.window_size);
     // A shutdown still prunes (the batches are bounded); only a failing stage stops it.
     while pruned < target && !ctx.abort.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = std::time::Instant::now();
         let last = target.min(pruned + BLOCKS_PER_BATCH);
         let mut batch = WriteBatch::new();
-        for number in pruned + 1..=last {
-            queue_block_deletes(ctx, number, &mut batch)?;
-        }
+        let totals = queue_block_deletes(ctx, pruned + 1..=last, &mut batch)?;
         ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
         ctx.write(STAGE, &batch)?;
-        let m = crate::metrics::metrics();
-        m.pruned_blocks_total.inc_by(last - pruned);
-        m.stage_checkpoint
-            .with_label_values(&[STAGE.as_str()])
-            .set(last as i64);
+        crate::metrics::metrics()
+            .pruned_blocks_total
+            .inc_by(last - pruned);
+        for (number, block_totals) in totals {
+            ctx.record_stage_progress(STAGE, number, block_totals, started);
+        }
         pruned = last;
     }
     Ok(pruned)
 }
 
-/// Queue the deletes of block `number`'s history and record (nothing when already gone).
+/// Queue the deletes of the history and records of `blocks` (read in one round trip;
+/// nothing for a block already gone); returns each deleted block with its transaction count
+/// and gas.
 pub fn queue_block_deletes(
     ctx: &PipelineContext,
-    number: u64,
+    blocks: std::ops::RangeInclusive<u64>,
     batch: &mut WriteBatch,
-) -> Result<(), StageError> {
-    let key = ctx.keys.record(number);
-    let Some(bytes) = ctx.store.get(&key).map_err(|error| StageError::Store {
-        stage: STAGE,
-        error,
-    })?
-    else {
-        return Ok(());
-    };
-    let record = crate::record::ExecutionRecord::decode(&bytes)
-        .map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))?;
-    for account in &record.accounts {
-        batch.delete(ctx.keys.history_account(number, &account.address));
+) -> Result<Vec<(u64, (u64, u64))>, StageError> {
+    let mut deleted = Vec::new();
+    let keys: Vec<String> = blocks.clone().map(|n| ctx.keys.record(n)).collect();
+    let values = ctx
+        .store
+        .multi_get(&keys)
+        .map_err(|error| StageError::Store {
+            stage: STAGE,
+            error,
+        })?;
+    for ((number, key), bytes) in blocks.zip(keys).zip(values) {
+        let Some(bytes) = bytes else {
+            continue;
+        };
+        let record = crate::record::ExecutionRecord::decode(&bytes)
+            .map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))?;
+        for account in &record.accounts {
+            batch.delete(ctx.keys.history_account(number, &account.address));
+        }
+        for slot in &record.storage {
+            batch.delete(
+                ctx.keys
+                    .history_storage(number, &slot.address, &B256::from(slot.slot)),
+            );
+        }
+        batch.delete(key);
+        deleted.push((number, (record.tx_count() as u64, record.gas_used)));
     }
-    for slot in &record.storage {
-        batch.delete(
-            ctx.keys
-                .history_storage(number, &slot.address, &B256::from(slot.slot)),
-        );
-    }
-    batch.delete(key);
-    Ok(())
+    Ok(deleted)
 }

@@ -1,4 +1,5 @@
-//! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint.
+//! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint. The
+//! records already waiting, up to `batch_size`, go in one batch.
 
 use super::{PipelineContext, StageError};
 use crate::commit::queue_receipts;
@@ -7,6 +8,7 @@ use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::Instant;
 
 const STAGE: StageId = StageId::Receipts;
 
@@ -18,15 +20,41 @@ pub fn run(
     input: Receiver<Arc<ExecutionRecord>>,
     written: Sender<u64>,
 ) -> Result<(), StageError> {
-    for record in pending.into_iter().chain(input) {
-        let started = std::time::Instant::now();
-        let mut batch = WriteBatch::new();
-        queue_receipts(&ctx.keys, &record, &mut batch);
-        ctx.queue_checkpoint(&mut batch, STAGE, record.number, record.hash);
-        ctx.write(STAGE, &batch)?;
-        ctx.record_stage_progress(STAGE, record.number, started);
-        // The prune stage may have stopped; receipts go on regardless.
-        let _ = written.send(record.number);
+    let max = ctx.batch_size.max(1) as usize;
+    let meter = ctx.meters.stage(STAGE);
+    for records in pending.chunks(max) {
+        write_receipts(ctx, records, &written)?;
     }
+    loop {
+        let records = meter.recv_batch(STAGE, &input, max);
+        if records.is_empty() {
+            return Ok(());
+        }
+        write_receipts(ctx, &records, &written)?;
+    }
+}
+
+/// Write the receipts of `records` (consecutive blocks) and the checkpoint of the last.
+fn write_receipts(
+    ctx: &PipelineContext,
+    records: &[Arc<ExecutionRecord>],
+    written: &Sender<u64>,
+) -> Result<(), StageError> {
+    let Some(last) = records.last() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut batch = WriteBatch::new();
+    for record in records {
+        queue_receipts(&ctx.keys, record, &mut batch);
+    }
+    ctx.queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
+    ctx.write(STAGE, &batch)?;
+    for record in records {
+        let totals = (record.tx_count() as u64, record.gas_used);
+        ctx.record_stage_progress(STAGE, record.number, totals, started);
+    }
+    // The prune stage may have stopped; receipts go on regardless.
+    let _ = written.send(last.number);
     Ok(())
 }

@@ -17,7 +17,8 @@ pub fn run(
     input: Receiver<ChainBlock>,
     out: Sender<SendersBlock>,
 ) -> Result<(), StageError> {
-    for block in input {
+    let meter = ctx.meters.stage(STAGE);
+    while let Some(block) = meter.recv(STAGE, &input) {
         if ctx.stopping() {
             break;
         }
@@ -29,8 +30,9 @@ pub fn run(
                 stage: STAGE,
                 message: e.to_string(),
             })?;
-        ctx.record_stage_progress(STAGE, block.number(), started);
-        if out.send((block, senders)).is_err() {
+        let totals = (block.body.transactions.len() as u64, block.header.gas_used);
+        ctx.record_stage_progress(STAGE, block.number(), totals, started);
+        if !meter.send(STAGE, &out, (block, senders)) {
             break;
         }
     }

@@ -135,6 +135,11 @@ impl StateLayers {
 
     /// The account at the head of the layers.
     pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
+        // The caches are written through by `absorb`, so a cached value is the newest; the
+        // overlay matters only for what the caches have evicted.
+        if let Some(found) = lock(&self.cache).account(address) {
+            return Ok(found);
+        }
         if let Some(found) = self
             .overlay()
             .iter()
@@ -142,9 +147,6 @@ impl StateLayers {
             .find_map(|b| b.accounts.get(address))
         {
             return Ok(*found);
-        }
-        if let Some(found) = lock(&self.cache).account(address) {
-            return Ok(found);
         }
         let key = self.keys.latest_account(address);
         let account = match self.store.get(&key)? {
@@ -164,6 +166,9 @@ impl StateLayers {
 
     /// A storage slot at the head of the layers (zero when unset).
     pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        if let Some(value) = lock(&self.cache).storage(address, slot) {
+            return Ok(value);
+        }
         for block in self.overlay().iter().rev() {
             if let Some(value) = block.storage.get(&(*address, *slot)) {
                 return Ok(*value);
@@ -171,9 +176,6 @@ impl StateLayers {
             if block.wiped.contains(address) {
                 return Ok(U256::ZERO);
             }
-        }
-        if let Some(value) = lock(&self.cache).storage(address, slot) {
-            return Ok(value);
         }
         let key = self.keys.latest_storage(address, &B256::from(*slot));
         let value = match self.store.get(&key)? {
@@ -280,11 +282,11 @@ impl StateLayers {
         if *hash == EMPTY_CODE_HASH || hash.is_zero() {
             return Ok(Bytecode::default());
         }
-        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
-            return Ok(Bytecode::new_raw(code.clone()));
-        }
         if let Some(code) = lock(&self.cache).code(hash) {
             return Ok(code);
+        }
+        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
+            return Ok(Bytecode::new_raw(code.clone()));
         }
         let key = self.keys.code(hash);
         let bytes = self
@@ -329,6 +331,9 @@ impl StateLayers {
             }
             for ((address, slot), value) in &changes.storage {
                 cache.put_storage(*address, *slot, *value);
+            }
+            for (hash, code) in &changes.codes {
+                cache.put_code(*hash, Bytecode::new_raw(code.clone()));
             }
         }
         self.note_block_hash(record.number, record.hash);

@@ -1,0 +1,127 @@
+//! Where each stage spends its time: waiting for input, waiting for the next stage to take its
+//! output, or working. Every stage reads and writes its channels through its [`StageMeter`],
+//! which adds the waits up; `bench` turns the totals into its per-stage table and the same
+//! totals feed the `stage_wait_seconds_total` metric.
+
+use crate::metrics::metrics;
+use crate::stage_id::StageId;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// One stage's running totals (nanoseconds and counts).
+#[derive(Debug, Default)]
+pub struct StageMeter {
+    input_wait_ns: AtomicU64,
+    output_wait_ns: AtomicU64,
+    blocks: AtomicU64,
+    transactions: AtomicU64,
+    gas: AtomicU64,
+}
+
+/// A snapshot of one stage's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StageTotals {
+    /// Blocks the stage finished.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub transactions: u64,
+    /// Gas they used (0 for stages that run before execution knows it).
+    pub gas: u64,
+    /// Seconds spent waiting for input (an empty channel, or the syncer).
+    pub input_wait_seconds: f64,
+    /// Seconds spent waiting for the next stage to take output (a full channel).
+    pub output_wait_seconds: f64,
+}
+
+impl StageMeter {
+    /// Receive one item, counting the wait; `None` once the channel is closed.
+    pub fn recv<T>(&self, stage: StageId, input: &Receiver<T>) -> Option<T> {
+        let started = Instant::now();
+        let item = input.recv().ok();
+        self.add_input_wait(stage, started.elapsed());
+        item
+    }
+
+    /// Receive up to `max` items: wait for the first, then take what is already queued.
+    /// Empty once the channel is closed.
+    pub fn recv_batch<T>(&self, stage: StageId, input: &Receiver<T>, max: usize) -> Vec<T> {
+        let mut items = Vec::new();
+        let Some(first) = self.recv(stage, input) else {
+            return items;
+        };
+        items.push(first);
+        while items.len() < max {
+            match input.try_recv() {
+                Ok(item) => items.push(item),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        items
+    }
+
+    /// Send one item, counting the wait; false once the receiver is gone.
+    pub fn send<T>(&self, stage: StageId, output: &Sender<T>, item: T) -> bool {
+        let started = Instant::now();
+        let sent = output.send(item).is_ok();
+        let waited = started.elapsed();
+        self.output_wait_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+        metrics()
+            .stage_wait_seconds_total
+            .with_label_values(&[stage.as_str(), "output"])
+            .inc_by(waited.as_secs_f64());
+        sent
+    }
+
+    /// Count time spent waiting for input that does not come through a channel (polling the
+    /// syncer).
+    pub fn add_input_wait(&self, stage: StageId, waited: Duration) {
+        self.input_wait_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+        metrics()
+            .stage_wait_seconds_total
+            .with_label_values(&[stage.as_str(), "input"])
+            .inc_by(waited.as_secs_f64());
+    }
+
+    /// Count a finished block.
+    pub fn add_block(&self, transactions: u64, gas: u64) {
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.transactions.fetch_add(transactions, Ordering::Relaxed);
+        self.gas.fetch_add(gas, Ordering::Relaxed);
+    }
+
+    /// The totals so far.
+    pub fn totals(&self) -> StageTotals {
+        let seconds = |ns: &AtomicU64| ns.load(Ordering::Relaxed) as f64 / 1e9;
+        StageTotals {
+            blocks: self.blocks.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            gas: self.gas.load(Ordering::Relaxed),
+            input_wait_seconds: seconds(&self.input_wait_ns),
+            output_wait_seconds: seconds(&self.output_wait_ns),
+        }
+    }
+}
+
+/// The meters of all six stages.
+#[derive(Debug, Default)]
+pub struct PipelineMeters {
+    meters: [StageMeter; 6],
+}
+
+impl PipelineMeters {
+    /// The meter of `stage`.
+    pub fn stage(&self, stage: StageId) -> &StageMeter {
+        &self.meters[stage as usize]
+    }
+
+    /// Every stage's totals, in pipeline order.
+    pub fn totals(&self) -> Vec<(StageId, StageTotals)> {
+        StageId::ALL
+            .iter()
+            .map(|&stage| (stage, self.stage(stage).totals()))
+            .collect()
+    }
+}
