@@ -56,14 +56,17 @@ fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageE
     Ok(pruned)
 }
 
+/// A pruned block: its number with its transaction count and gas.
+type PrunedBlock = (u64, (u64, u64));
+
 /// Queue the deletes of the history and records of `blocks` (read in one round trip;
 /// nothing for a block already gone); returns each deleted block with its transaction count
 /// and gas.
-pub fn queue_block_deletes(
+fn queue_block_deletes(
     ctx: &PipelineContext,
     blocks: std::ops::RangeInclusive<u64>,
     batch: &mut WriteBatch,
-) -> Result<Vec<(u64, (u64, u64))>, StageError> {
+) -> Result<Vec<PrunedBlock>, StageError> {
     let mut deleted = Vec::new();
     let keys: Vec<String> = blocks.clone().map(|n| ctx.keys.record(n)).collect();
     let values = ctx
