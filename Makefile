@@ -8,11 +8,16 @@ BIN := target/release/evm-executor
 # Where the shared test data lives (chains, conformance suites, BSC data).
 EVM_EXECUTOR_FIXTURES ?= $(CURDIR)/../shared/fixtures
 export EVM_EXECUTOR_FIXTURES
-# The demo run's store and chain.
+# The demo run: a generated chain (made once) and the embedded store, both under RUN_DIR.
 RUN_DIR ?= data/demo
-RUN_CHAIN ?= $(EVM_EXECUTOR_FIXTURES)/chains/geth-ethtest
+RUN_BLOCKS ?= 300
+RUN_TXS ?= 100
+# The bench chain (made once): at least 2,000 blocks x 200 transactions.
+BENCH_CHAIN ?= data/bench-chain
+BENCH_BLOCKS ?= 2000
+BENCH_TXS ?= 200
 
-.PHONY: build run test test-deps lint fmt clean
+.PHONY: build run bench test test-deps lint fmt clean
 
 build:
 	$(CARGO) build --release
@@ -22,10 +27,24 @@ DEMO_ENV = EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_BACKEND=embedded 
 
 run: build
 	@mkdir -p $(RUN_DIR)
-	$(DEMO_ENV) $(BIN) init --genesis $(RUN_CHAIN)/genesis.json
-	$(DEMO_ENV) $(BIN) import $(RUN_CHAIN)/chain.rlp
+	@test -f $(RUN_DIR)/chain/chain.rlp || \
+		$(BIN) gen --blocks $(RUN_BLOCKS) --txs-per-block $(RUN_TXS) --out $(RUN_DIR)/chain
+	$(DEMO_ENV) $(BIN) init --genesis $(RUN_DIR)/chain/genesis.json
+	$(DEMO_ENV) $(BIN) import $(RUN_DIR)/chain/chain.rlp
 	$(DEMO_ENV) $(BIN) run --exit-at-head
 	$(DEMO_ENV) $(BIN) status
+
+# The pipeline against the in-memory ceiling on both backends: the embedded store, then a
+# redis-server of its own on a free port (stopped afterwards).
+bench: build
+	@test -f $(BENCH_CHAIN)/chain.rlp || \
+		$(BIN) gen --blocks $(BENCH_BLOCKS) --txs-per-block $(BENCH_TXS) --out $(BENCH_CHAIN)
+	EVM_EXECUTOR_STORAGE_BACKEND=embedded $(BIN) bench --chain $(BENCH_CHAIN)
+	@dir=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+		redis-server --port $$port --dir $$dir --save '' --appendonly no --daemonize yes --pidfile $$dir/redis.pid >/dev/null; \
+		sleep 0.5; \
+		EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port $(BIN) bench --chain $(BENCH_CHAIN); \
+		status=$$?; kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
 
 # Tests start their own redis-server; install it where it is missing (Debian/Ubuntu).
 test-deps:

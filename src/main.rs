@@ -139,8 +139,13 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
         Command::Run { exit_at_head } => {
             let outcome = commands::run::run(&ctx, exit_at_head)?;
             println!(
-                "executed {} blocks, {} transactions, {} gas; head {}",
-                outcome.blocks, outcome.transactions, outcome.gas, outcome.head
+                "executed {} blocks, {} transactions, {} gas in {:.1} s ({:.1} Mgas/s); head {}",
+                outcome.blocks,
+                outcome.transactions,
+                outcome.gas,
+                outcome.seconds,
+                outcome.gas as f64 / outcome.seconds.max(f64::EPSILON) / 1e6,
+                outcome.head
             );
         }
         Command::Status { json } => {

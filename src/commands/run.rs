@@ -29,6 +29,8 @@ pub struct RunOutcome {
     pub head: u64,
     /// Where each stage's time went.
     pub stages: Vec<(StageId, StageTotals)>,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
 }
 
 /// The chain spec for the chain the store was initialised with.
@@ -104,6 +106,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
                 gas: 0,
                 head: 0,
                 stages: Vec::new(),
+                seconds: started.elapsed().as_secs_f64(),
             });
         };
         metrics().leader.set(1);
@@ -148,6 +151,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
         gas,
         head: outcome.head,
         stages: outcome.stages,
+        seconds,
     })
 }
 
