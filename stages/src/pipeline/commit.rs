@@ -6,7 +6,7 @@
 //! one durable commit); progress and checkpoint name the last of them.
 
 use super::{PipelineContext, StageError};
-use crate::commit::{exec_progress_at, queue_state_writes};
+use crate::commit::{exec_progress_at, StateWrites};
 use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
@@ -53,10 +53,12 @@ fn commit(
     };
     let started = Instant::now();
     let txs: u64 = records.iter().map(|r| r.tx_count() as u64).sum();
-    let mut batch = WriteBatch::new();
+    let mut writes = StateWrites::default();
     for record in records {
-        queue_state_writes(&ctx.keys, record, ctx.history_ttl, &mut batch);
+        writes.add(&ctx.keys, record);
     }
+    let mut batch = WriteBatch::new();
+    writes.queue(&ctx.keys, ctx.history_ttl, &mut batch);
     batch.set(
         ctx.keys.exec_progress(),
         exec_progress_at(last.number, total_txs + txs, super::unix_now()),
