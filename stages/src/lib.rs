@@ -18,6 +18,7 @@ pub mod keys;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;
+pub mod precompiles;
 pub mod record;
 pub mod stage_id;
 pub mod state;

@@ -1,0 +1,208 @@
+//! BNB Smart Chain's own precompiles, to be installed by the executor on top of the standard
+//! Ethereum set of the same spec.
+//!
+//! Behaviour follows the BSC client (bnb-chain/bsc `core/vm/contracts.go`,
+//! `core/vm/contracts_lightclient.go`): each precompile charges a fixed or input-sized gas up
+//! front, and then ends in one of three ways, which an executor must tell apart because BSC's EVM
+//! does:
+//! - success: output bytes, only the required gas is used;
+//! - `ErrExecutionReverted`: a revert with empty output, only the required gas is used;
+//! - any other error: a halt, all gas given to the call is consumed.
+//!
+//! [`bsc_precompiles`] picks the set that is active from a [`BscFork`] on, mirroring the client's
+//! `activePrecompiledContracts`.
+//!
+//! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
+//! Tendermint v0.31 header validation (0x64) and IAVL Merkle proof validation (0x65) that are
+//! active before Nano and again from Moran on, and the CometBFT light block validation (0x67).
+
+mod bls;
+mod double_sign;
+mod outcome;
+mod suspended;
+mod tm_secp256k1;
+
+use revm::precompile::{secp256r1, Precompile, PrecompileId};
+
+pub use bls::bls_signature_verify;
+pub use double_sign::verify_double_sign_evidence;
+pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
+pub use tm_secp256k1::secp256k1_signature_recover;
+
+use alloy_primitives::Address;
+
+/// 0x64: Tendermint header validation (Nano variant: suspended).
+pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x64);
+/// 0x65: IAVL Merkle proof validation (Nano variant: suspended).
+pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
+/// 0x66: BLS signature verification (Luban).
+pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
+/// 0x67: CometBFT light block validation (Luban; Hertz variant). Not implemented.
+pub const COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x67);
+/// 0x68: double-sign evidence verification (Feynman).
+pub const DOUBLE_SIGN_EVIDENCE_ADDRESS: Address = revm::precompile::u64_to_address(0x68);
+/// 0x69: Tendermint-style secp256k1 signature check returning the signer's address (Feynman).
+pub const SECP256K1_SIGNATURE_RECOVER_ADDRESS: Address = revm::precompile::u64_to_address(0x69);
+/// 0x100: P-256 signature verification (Haber).
+pub const P256_VERIFY_ADDRESS: Address =
+    revm::precompile::u64_to_address(secp256r1::P256VERIFY_ADDRESS);
+
+/// The latest fork that changed BSC's precompile set, as the client's `activePrecompiledContracts`
+/// picks it (its first matching case). Each fork implies the earlier ones, as on mainnet and
+/// Chapel. Cancun and Prague add nothing BSC-specific: they map to [`BscFork::Feynman`] and
+/// [`BscFork::Haber`]. Berlin activates with Hertz on both networks, so the client's Berlin-only
+/// set (no BSC precompiles) never applies there and has no variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BscFork {
+    /// Before Nano (Istanbul): 0x64 and 0x65 in their original form (not implemented).
+    Istanbul,
+    /// Nano: 0x64 and 0x65 suspended.
+    Nano,
+    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (not implemented).
+    Moran,
+    /// Planck: 0x65 with ICS23-compatible proofs (not implemented).
+    Planck,
+    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation (not implemented).
+    Luban,
+    /// Plato: 0x65 with ICS23 proofs (not implemented).
+    Plato,
+    /// Hertz: 0x67 Hertz variant (not implemented).
+    Hertz,
+    /// Feynman: 0x68 double-sign evidence and 0x69 secp256k1 signature recover.
+    Feynman,
+    /// Haber: 0x100 P-256 verify at 3450 gas.
+    Haber,
+    /// Osaka (with Mendel on BSC): P-256 verify costs 6900.
+    Osaka,
+}
+
+/// The BSC-specific precompiles active from `fork` on, to be installed over the standard set.
+///
+/// Precompiles this module does not implement are left out (see the module docs), never
+/// replaced by a stand-in.
+pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
+    let mut set = Vec::new();
+    if fork == BscFork::Nano {
+        set.push(precompile(
+            "BSC_HEADER_VALIDATE_NANO",
+            TM_HEADER_VALIDATE_ADDRESS,
+            tm_header_validate_nano,
+        ));
+        set.push(precompile(
+            "BSC_IAVL_MERKLE_PROOF_VALIDATE_NANO",
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+            iavl_merkle_proof_validate_nano,
+        ));
+    }
+    if fork >= BscFork::Luban {
+        set.push(precompile(
+            "BSC_BLS_SIGNATURE_VERIFY",
+            BLS_SIGNATURE_VERIFY_ADDRESS,
+            bls_signature_verify,
+        ));
+    }
+    if fork >= BscFork::Feynman {
+        set.push(precompile(
+            "BSC_VERIFY_DOUBLE_SIGN_EVIDENCE",
+            DOUBLE_SIGN_EVIDENCE_ADDRESS,
+            verify_double_sign_evidence,
+        ));
+        set.push(precompile(
+            "BSC_SECP256K1_SIGNATURE_RECOVER",
+            SECP256K1_SIGNATURE_RECOVER_ADDRESS,
+            secp256k1_signature_recover,
+        ));
+    }
+    if fork >= BscFork::Osaka {
+        set.push(secp256r1::P256VERIFY_OSAKA);
+    } else if fork >= BscFork::Haber {
+        set.push(secp256r1::P256VERIFY);
+    }
+    set
+}
+
+fn precompile(
+    name: &'static str,
+    address: Address,
+    run: revm::precompile::PrecompileFn,
+) -> Precompile {
+    Precompile::new(PrecompileId::custom(name), address, run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(fork: BscFork) -> Vec<Address> {
+        let mut list: Vec<Address> = bsc_precompiles(fork).iter().map(|p| *p.address()).collect();
+        list.sort();
+        list
+    }
+
+    /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
+    /// PrecompiledContractsOsaka), minus 0x64/0x65 outside Nano and 0x67, which are not
+    /// implemented.
+    #[test]
+    fn precompiles_per_fork() {
+        let suspended = vec![
+            TM_HEADER_VALIDATE_ADDRESS,
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+        ];
+        let feynman = vec![
+            BLS_SIGNATURE_VERIFY_ADDRESS,
+            DOUBLE_SIGN_EVIDENCE_ADDRESS,
+            SECP256K1_SIGNATURE_RECOVER_ADDRESS,
+        ];
+        let mut haber = feynman.clone();
+        haber.push(P256_VERIFY_ADDRESS);
+        let expected = [
+            (BscFork::Istanbul, vec![]),
+            (BscFork::Nano, suspended),
+            (BscFork::Moran, vec![]),
+            (BscFork::Planck, vec![]),
+            (BscFork::Luban, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
+            (BscFork::Plato, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
+            (BscFork::Hertz, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
+            (BscFork::Feynman, feynman),
+            (BscFork::Haber, haber.clone()),
+            (BscFork::Osaka, haber),
+        ];
+        for (fork, addresses_expected) in expected {
+            assert_eq!(addresses(fork), addresses_expected, "{fork:?}");
+        }
+    }
+
+    /// P-256 verify costs 3450 from Haber and 6900 from Osaka (bsc `p256Verify.RequiredGas`).
+    #[test]
+    fn p256_gas_changes_at_osaka() {
+        for (fork, gas) in [(BscFork::Haber, 3450), (BscFork::Osaka, 6900)] {
+            let set = bsc_precompiles(fork);
+            let p256 = set
+                .iter()
+                .find(|p| *p.address() == P256_VERIFY_ADDRESS)
+                .expect("P-256 verify is active from Haber");
+            let out = p256.execute(&[0u8; 160], 100_000, 0).expect("not fatal");
+            assert!(out.is_success());
+            assert_eq!(out.gas_used, gas);
+            assert!(
+                out.bytes.is_empty(),
+                "an all-zero signature does not verify"
+            );
+            let short = p256.execute(&[0u8; 160], gas - 1, 0).expect("not fatal");
+            assert!(short.halt_reason().is_some_and(|h| h.is_oog()));
+
+            // bnb-chain/bsc `BenchmarkPrecompiledP256Verify`'s valid signature.
+            let vectors: serde_json::Value =
+                serde_json::from_str(include_str!("testdata/bsc-client-vectors.json")).unwrap();
+            let hex_field = |field: &str| {
+                alloy_primitives::hex::decode(vectors["p256_verify_ok"][field].as_str().unwrap())
+                    .unwrap()
+            };
+            let out = p256
+                .execute(&hex_field("input"), gas, 0)
+                .expect("not fatal");
+            assert!(out.is_success());
+            assert_eq!(out.bytes.as_ref(), hex_field("expected"));
+        }
+    }
+}
