@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod eftest;
+pub mod gen;
 pub mod http;
 pub mod lease;
 pub mod logging;

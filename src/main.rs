@@ -48,6 +48,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate a synthetic workload chain (DIR/genesis.json + DIR/chain.rlp, blocks 1..=N
+    /// executed as they are built) for `bench`.
+    Gen {
+        /// Blocks after genesis.
+        #[arg(long)]
+        blocks: u64,
+        /// Transactions per block.
+        #[arg(long)]
+        txs_per_block: usize,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Workload seed: the same arguments give byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
     /// the executor's store, state and execution code.
     EfTest {
@@ -111,10 +127,25 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             }
             return Ok(());
         }
+        Command::Gen {
+            blocks,
+            txs_per_block,
+            out,
+            seed,
+        } => {
+            let options = evm_executor::gen::Options {
+                blocks,
+                txs_per_block,
+                out,
+                seed,
+            };
+            println!("{}", commands::gen::run(&options)?);
+            return Ok(());
+        }
         _ => Context::open(config)?,
     };
     match command {
-        Command::EfTest { .. } | Command::Bench { .. } => {}
+        Command::EfTest { .. } | Command::Bench { .. } | Command::Gen { .. } => {}
         Command::Init { genesis } => {
             let outcome = commands::init::run(&ctx, &genesis)?;
             let verb = if outcome.written {

@@ -2,6 +2,7 @@
 //! store with its key layout, and the check that the store belongs to the configured chain.
 
 pub mod bench;
+pub mod gen;
 pub mod import;
 pub mod init;
 pub mod run;
@@ -55,6 +56,9 @@ pub enum CommandError {
     /// The conformance run failed or could not start.
     #[error("ef-test: {0}")]
     EfTest(String),
+    /// The workload generator failed.
+    #[error(transparent)]
+    Gen(#[from] crate::gen::GenError),
     /// A block's body does not match its header.
     #[error(transparent)]
     BodyMismatch(#[from] BodyMismatch),

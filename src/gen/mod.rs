@@ -1,0 +1,278 @@
+//! `gen`: a synthetic workload chain for benchmarks. Writes `genesis.json` (every fork
+//! through Prague active at genesis) and `chain.rlp` (blocks 1..=N in geth export format),
+//! every block executed by the executor's own block execution as it is built, so every header
+//! field (stateRoot included) is real. The same options give byte-identical files.
+
+pub mod asm;
+pub mod builder;
+pub mod contracts;
+pub mod genesis;
+pub mod layout;
+pub mod workload;
+pub mod world;
+
+use alloy_consensus::TxReceipt;
+use alloy_eips::eip4895::Withdrawal;
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use builder::{build_block, BlockInput};
+use layout::Layout;
+use stages::block::encode_block;
+use stages::chain::ChainSpec;
+use stages::genesis::{GenesisBlock, GenesisError};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use workload::{Mix, Rng, Workload};
+use world::World;
+
+/// Why generation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// An output file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A contract did not assemble.
+    #[error("contract assembly: {0}")]
+    Asm(#[from] asm::AsmError),
+    /// A key could not sign.
+    #[error("signing: {0}")]
+    Signing(String),
+    /// The genesis written could not be read back.
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// The genesis could not be serialised.
+    #[error("genesis JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A generated block did not execute or did not pass the executor's checks.
+    #[error("generated block {block} failed: {reason}")]
+    Execution {
+        /// The block number.
+        block: u64,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The generator disagrees with itself (a bug).
+    #[error("internal: {0}")]
+    Internal(String),
+    /// The options cannot produce a chain.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Blocks after genesis.
+    pub blocks: u64,
+    /// Transactions in each block.
+    pub txs_per_block: usize,
+    /// The directory for `genesis.json` and `chain.rlp`.
+    pub out: PathBuf,
+    /// The workload's seed.
+    pub seed: u64,
+}
+
+/// What was generated.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Blocks written.
+    pub blocks: u64,
+    /// Transactions in them.
+    pub transactions: u64,
+    /// Transactions whose receipt has status 0.
+    pub failed: u64,
+    /// Gas used by all blocks.
+    pub gas: u64,
+    /// The transaction mix.
+    pub mix: Mix,
+    /// Accounts in the final state.
+    pub accounts: usize,
+    /// The last block's hash.
+    pub head_hash: B256,
+    /// The last block's state root.
+    pub state_root: B256,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The genesis file written.
+    pub genesis_path: PathBuf,
+    /// The chain file written.
+    pub chain_path: PathBuf,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.mix;
+        writeln!(
+            f,
+            "generated {} blocks, {} transactions ({} failed), {} gas in {:.1} s",
+            self.blocks, self.transactions, self.failed, self.gas, self.seconds
+        )?;
+        writeln!(
+            f,
+            "mix: {} ETH transfers, {} ERC-20 transfers, {} approvals, {} transferFroms, {} \
+             swaps, {} deployments, {} storage fills; {} legacy; {} built to fail",
+            m.eth_transfers,
+            m.token_transfers,
+            m.approvals,
+            m.transfer_froms,
+            m.swaps,
+            m.creations,
+            m.fills,
+            m.legacy,
+            m.designed_failures
+        )?;
+        writeln!(
+            f,
+            "head {:#x}, state root {:#x}, {} accounts",
+            self.head_hash, self.state_root, self.accounts
+        )?;
+        writeln!(f, "genesis: {}", self.genesis_path.display())?;
+        write!(f, "chain:   {}", self.chain_path.display())
+    }
+}
+
+/// Gas limit of every block: 300k per transaction (several times what the mix uses on
+/// average) and at least 30M, so blocks stay under the EIP-1559 target and the base fee falls.
+fn gas_limit(txs_per_block: usize) -> u64 {
+    (txs_per_block as u64)
+        .saturating_mul(300_000)
+        .max(30_000_000)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
+    move |source| GenError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The world holding exactly the genesis allocation, checked against the genesis state root.
+fn genesis_world(genesis: &GenesisBlock) -> Result<World, GenError> {
+    let mut world = World::default();
+    for (address, account) in &genesis.genesis.alloc {
+        let storage = account
+            .storage
+            .iter()
+            .flatten()
+            .map(|(slot, value)| (U256::from_be_bytes(slot.0), U256::from_be_bytes(value.0)));
+        world.insert_account(
+            *address,
+            account.balance,
+            account.nonce.unwrap_or_default(),
+            account.code.as_ref().map_or(&[][..], |code| &code[..]),
+            storage,
+        );
+    }
+    let root = world.state_root();
+    if root != genesis.header.state_root {
+        return Err(GenError::Internal(format!(
+            "genesis state root {root:#x} differs from init's {:#x}",
+            genesis.header.state_root
+        )));
+    }
+    world.push_block_hash(genesis.hash);
+    Ok(world)
+}
+
+/// Withdrawals of block `number`: two, to keys, of up to 32 ether in gwei.
+fn withdrawals(rng: &mut Rng, keys: &[Address], number: u64) -> Vec<Withdrawal> {
+    (0..2)
+        .map(|i| Withdrawal {
+            index: number * 2 + i,
+            validator_index: rng.below(1_000_000),
+            address: keys[rng.below(keys.len() as u64) as usize],
+            amount: rng.between(1, 32_000_000_000),
+        })
+        .collect()
+}
+
+/// A per-block value derived from the seed (beacon root, prevRandao).
+fn derived(seed: u64, what: &str, number: u64) -> B256 {
+    let mut material = what.as_bytes().to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    material.extend_from_slice(&number.to_be_bytes());
+    keccak256(material)
+}
+
+/// Generate the chain `options` describe.
+pub fn generate(options: &Options) -> Result<Summary, GenError> {
+    if options.blocks == 0 || options.txs_per_block == 0 {
+        return Err(GenError::Options(
+            "--blocks and --txs-per-block must be at least 1".to_string(),
+        ));
+    }
+    let started = Instant::now();
+    let seed = options.seed;
+    let layout = Layout::standard();
+    let mut workload = Workload::new(genesis::CHAIN_ID, seed, layout.clone())?;
+    let keys: Vec<Address> = workload.addresses().collect();
+    let genesis_json = genesis::build(
+        &layout,
+        keys.iter().copied(),
+        gas_limit(options.txs_per_block),
+    )?;
+    std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
+    let genesis_path = options.out.join("genesis.json");
+    let mut genesis_bytes = serde_json::to_vec_pretty(&genesis_json)?;
+    genesis_bytes.push(b'\n');
+    std::fs::write(&genesis_path, &genesis_bytes).map_err(io_error(&genesis_path))?;
+    // Read back exactly as `init` reads it.
+    let genesis = GenesisBlock::parse(&genesis_path.display().to_string(), &genesis_bytes)?;
+    let spec = Arc::new(ChainSpec::from_genesis_config(
+        &genesis.genesis.config,
+        genesis.genesis.difficulty,
+    ));
+    let mut world = genesis_world(&genesis)?;
+
+    let chain_path = options.out.join("chain.rlp");
+    let file = std::fs::File::create(&chain_path).map_err(io_error(&chain_path))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut extras = Rng::new(seed, 2);
+    let mut parent = genesis.header.clone();
+    let mut parent_hash = genesis.hash;
+    let (mut transactions, mut failed, mut gas) = (0u64, 0u64, 0u64);
+    for number in 1..=options.blocks {
+        let (txs, senders) = workload.block(options.txs_per_block)?;
+        let input = BlockInput {
+            transactions: txs,
+            senders,
+            withdrawals: withdrawals(&mut extras, &keys, number),
+            beacon_root: derived(seed, "beacon root", number),
+            prev_randao: derived(seed, "prevrandao", number),
+            interval: genesis::BLOCK_TIME,
+            beneficiary: Address::from_slice(&derived(seed, "coinbase", 0)[12..]),
+            extra_data: Bytes::from_static(b"evm-executor gen"),
+        };
+        let built = build_block(&spec, &mut world, &parent, parent_hash, input)?;
+        out.write_all(&encode_block(&built.block))
+            .map_err(io_error(&chain_path))?;
+        transactions += built.block.body.transactions.len() as u64;
+        failed += built.receipts.iter().filter(|r| !r.status()).count() as u64;
+        gas += built.block.header.gas_used;
+        parent_hash = built.block.hash;
+        parent = built.block.header;
+        if number % 250 == 0 {
+            tracing::info!(block = number, txs = transactions, gas, "generating");
+        }
+    }
+    out.flush().map_err(io_error(&chain_path))?;
+    Ok(Summary {
+        blocks: options.blocks,
+        transactions,
+        failed,
+        gas,
+        mix: workload.mix,
+        accounts: world.account_count(),
+        head_hash: parent_hash,
+        state_root: parent.state_root,
+        seconds: started.elapsed().as_secs_f64(),
+        genesis_path,
+        chain_path,
+    })
+}

@@ -1,0 +1,199 @@
+//! The generator's world state: accounts, storage and code in memory, readable by revm, with
+//! the Merkle-Patricia state root kept incrementally: each account's storage root and trie leaf
+//! are cached and recomputed only when a block touches the account; the account trie is then
+//! rebuilt from the cached leaves.
+
+use alloy_primitives::map::HashMap;
+use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_trie::{HashBuilder, Nibbles, TrieAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use revm::bytecode::Bytecode;
+use revm::database::BundleState;
+use revm::state::AccountInfo;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+/// One account: its fields, its storage (non-zero slots, by plain and by hashed key) and its
+/// cached storage root.
+#[derive(Debug, Clone)]
+struct Account {
+    balance: U256,
+    nonce: u64,
+    code_hash: B256,
+    storage: HashMap<U256, U256>,
+    hashed_storage: BTreeMap<B256, U256>,
+    storage_root: B256,
+}
+
+impl Account {
+    fn new(balance: U256, nonce: u64, code_hash: B256) -> Self {
+        Self {
+            balance,
+            nonce,
+            code_hash,
+            storage: HashMap::default(),
+            hashed_storage: BTreeMap::new(),
+            storage_root: EMPTY_ROOT_HASH,
+        }
+    }
+
+    fn set_slot(&mut self, slot: U256, value: U256) {
+        let hashed = keccak256(slot.to_be_bytes::<32>());
+        if value.is_zero() {
+            self.storage.remove(&slot);
+            self.hashed_storage.remove(&hashed);
+        } else {
+            self.storage.insert(slot, value);
+            self.hashed_storage.insert(hashed, value);
+        }
+    }
+
+    fn clear_storage(&mut self) {
+        self.storage.clear();
+        self.hashed_storage.clear();
+    }
+
+    fn compute_storage_root(&mut self) {
+        let mut builder = HashBuilder::default();
+        for (hashed, value) in &self.hashed_storage {
+            builder.add_leaf(Nibbles::unpack(hashed), &alloy_rlp::encode(value));
+        }
+        self.storage_root = builder.root();
+    }
+
+    fn leaf(&self) -> Vec<u8> {
+        alloy_rlp::encode(TrieAccount {
+            nonce: self.nonce,
+            balance: self.balance,
+            storage_root: self.storage_root,
+            code_hash: self.code_hash,
+        })
+    }
+}
+
+/// Accounts, code and block hashes in memory, with cached trie leaves.
+#[derive(Debug, Default)]
+pub struct World {
+    accounts: HashMap<Address, Account>,
+    codes: HashMap<B256, Bytecode>,
+    block_hashes: Vec<B256>,
+    /// keccak(address) -> RLP of the account, in trie order.
+    leaves: BTreeMap<B256, Vec<u8>>,
+}
+
+impl World {
+    /// Add a genesis account (code and storage included) and cache its leaf.
+    pub fn insert_account(
+        &mut self,
+        address: Address,
+        balance: U256,
+        nonce: u64,
+        code: &[u8],
+        storage: impl IntoIterator<Item = (U256, U256)>,
+    ) {
+        let code_hash = if code.is_empty() {
+            KECCAK_EMPTY
+        } else {
+            let hash = keccak256(code);
+            self.codes
+                .insert(hash, Bytecode::new_raw(code.to_vec().into()));
+            hash
+        };
+        let mut account = Account::new(balance, nonce, code_hash);
+        for (slot, value) in storage {
+            account.set_slot(slot, value);
+        }
+        account.compute_storage_root();
+        self.leaves.insert(keccak256(address), account.leaf());
+        self.accounts.insert(address, account);
+    }
+
+    /// Record the hash of the next block (block numbers start at 0).
+    pub fn push_block_hash(&mut self, hash: B256) {
+        self.block_hashes.push(hash);
+    }
+
+    /// Apply a block's changes (a bundle merged with plain-state retention) and refresh the
+    /// trie leaves of every account it touched.
+    pub fn apply(&mut self, bundle: &BundleState) {
+        for (hash, code) in &bundle.contracts {
+            self.codes.insert(*hash, code.clone());
+        }
+        for (address, change) in &bundle.state {
+            let hashed_address = keccak256(address);
+            let Some(info) = &change.info else {
+                self.accounts.remove(address);
+                self.leaves.remove(&hashed_address);
+                continue;
+            };
+            let account = self
+                .accounts
+                .entry(*address)
+                .or_insert_with(|| Account::new(info.balance, info.nonce, info.code_hash));
+            account.balance = info.balance;
+            account.nonce = info.nonce;
+            account.code_hash = info.code_hash;
+            let wiped = change.was_destroyed();
+            if wiped {
+                account.clear_storage();
+            }
+            let mut storage_changed = wiped;
+            for (slot, value) in &change.storage {
+                if wiped || value.is_changed() {
+                    account.set_slot(*slot, value.present_value);
+                    storage_changed = true;
+                }
+            }
+            if storage_changed {
+                account.compute_storage_root();
+            }
+            self.leaves.insert(hashed_address, account.leaf());
+        }
+    }
+
+    /// The state root over the cached leaves.
+    pub fn state_root(&self) -> B256 {
+        let mut builder = HashBuilder::default();
+        for (hashed, leaf) in &self.leaves {
+            builder.add_leaf(Nibbles::unpack(hashed), leaf);
+        }
+        builder.root()
+    }
+
+    /// Accounts in the state.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+}
+
+impl revm::DatabaseRef for World {
+    type Error = Infallible;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Infallible> {
+        Ok(self.accounts.get(&address).map(|account| AccountInfo {
+            balance: account.balance,
+            nonce: account.nonce,
+            code_hash: account.code_hash,
+            code: None,
+            ..AccountInfo::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Infallible> {
+        Ok(self.codes.get(&code_hash).cloned().unwrap_or_default())
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Infallible> {
+        Ok(self
+            .accounts
+            .get(&address)
+            .and_then(|account| account.storage.get(&index).copied())
+            .unwrap_or_default())
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Infallible> {
+        Ok(usize::try_from(number)
+            .ok()
+            .and_then(|n| self.block_hashes.get(n).copied())
+            .unwrap_or_default())
+    }
+}
