@@ -163,7 +163,7 @@ fn check_gas(forks: &BscForks, header: &Header, parent: &Header) -> Result<(), H
 
 /// May block `number` at `time` carry blobs (BEP-657)?
 pub fn blob_eligible(forks: &BscForks, number: u64, time: u64) -> bool {
-    !mendel(forks, time) || number % BLOB_ELIGIBLE_INTERVAL == 0
+    !mendel(forks, time) || number.is_multiple_of(BLOB_ELIGIBLE_INTERVAL)
 }
 
 /// `IsMendel(LondonBlock, time)`, as `eip4844.go` asks it.
@@ -218,7 +218,7 @@ fn check_blob_gas(
 /// passes its excess on unchanged; otherwise EIP-4844's formula with Cancun's target (BSC
 /// never uses EIP-7918's reserve price).
 fn next_excess_blob_gas(forks: &BscForks, parent: &Header, time: u64) -> u64 {
-    if mendel(forks, time) && parent.number % BLOB_ELIGIBLE_INTERVAL != 0 {
+    if mendel(forks, time) && !parent.number.is_multiple_of(BLOB_ELIGIBLE_INTERVAL) {
         return parent.excess_blob_gas.unwrap_or(0);
     }
     let total = parent.excess_blob_gas.unwrap_or(0) + parent.blob_gas_used.unwrap_or(0);
