@@ -598,3 +598,43 @@ fn real_consecutive_headers_pass_the_header_rules_and_a_nonzero_base_fee_fails()
     }
     assert!(pairs >= 8, "{pairs} consecutive pairs");
 }
+
+#[test]
+fn before_hertz_a_deposit_runs_with_muir_glacier_rules() {
+    let spec = spec(56);
+    let (sender, coinbase) = (Key::new(1), Key::new(2));
+    let collected = U256::from(11u64);
+    let mut db = deposit_state(&sender, &coinbase, collected);
+    let transfer = sender.legacy(56, 0, GWEI, 21_000, RECIPIENT, U256::ZERO, Bytes::new());
+    let value = collected + U256::from(21_000 * GWEI);
+    let deposit = coinbase.legacy(
+        56,
+        0,
+        0,
+        SYSTEM_TX_GAS,
+        VALIDATOR,
+        value,
+        deposit_data(coinbase.address),
+    );
+    let receipts = [
+        receipt(TxType::Legacy, true, 21_000, vec![]),
+        receipt(
+            TxType::Legacy,
+            true,
+            21_000 + DEPOSIT_GAS,
+            vec![deposit_log(value)],
+        ),
+    ];
+    let parent = parent_header(9_999_999, 1_599_999_997, Fields::default());
+    let header = child_header(&parent, 1_600_000_000, coinbase.address, Fields::default());
+    let block = block(header, vec![transfer, deposit], &receipts);
+    let gas = run(
+        &spec,
+        &mut db,
+        &block,
+        &[sender.address, coinbase.address],
+        &parent,
+    )
+    .expect("valid");
+    assert_eq!(gas, 21_000 + DEPOSIT_GAS);
+}

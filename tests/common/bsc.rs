@@ -1,5 +1,7 @@
 //! Building BSC blocks for tests: keys that sign transactions, headers with the fields each
-//! fork requires, receipts assembled by hand, and a revm state to run them on.
+//! fork requires, receipts assembled by hand, and a revm state to run them on. Shared by several
+//! test binaries, each using part of it.
+#![allow(dead_code)]
 
 use alloy_consensus::{
     proofs, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, SignableTransaction,
@@ -133,6 +135,7 @@ pub fn block(mut header: Header, txs: Vec<TxEnvelope>, receipts: &[ReceiptEnvelo
     }
     header.logs_bloom = bloom;
     header.gas_used = receipts.last().map_or(0, |r| r.cumulative_gas_used());
+    let header_has_withdrawals = header.withdrawals_root.is_some();
     let hash = header.hash_slow();
     ChainBlock {
         header,
@@ -140,7 +143,7 @@ pub fn block(mut header: Header, txs: Vec<TxEnvelope>, receipts: &[ReceiptEnvelo
         body: alloy_consensus::BlockBody {
             transactions: txs,
             ommers: Vec::new(),
-            withdrawals: None,
+            withdrawals: header_has_withdrawals.then(Default::default),
         },
     }
 }
