@@ -115,6 +115,8 @@ pub struct ChainConfig {
     pub name: String,
     /// EIP-155 chain id; 0 for the one the name implies.
     pub network_id: u64,
+    /// BNB Smart Chain data (`hardforks.json`, `systemcontracts/`), read for Parlia chains.
+    pub data_dir: PathBuf,
 }
 
 impl Default for ChainConfig {
@@ -122,6 +124,7 @@ impl Default for ChainConfig {
         Self {
             name: "bsc".into(),
             network_id: 0,
+            data_dir: PathBuf::from("data/bsc"),
         }
     }
 }

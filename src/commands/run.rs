@@ -7,6 +7,7 @@ use alloy_consensus::Header;
 use alloy_genesis::ChainConfig;
 use alloy_primitives::B256;
 use stages::block::decode_header;
+use stages::bsc::BscChain;
 use stages::chain::ChainSpec;
 use stages::contract::{decode_json, ChainRecord, ExecProgress};
 use stages::metrics::metrics;
@@ -38,11 +39,17 @@ pub fn chain_spec(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, Comm
     if let Some(spec) = ChainSpec::by_name(&record.name) {
         return Ok(spec);
     }
-    if record.config.get("parlia").is_some() {
-        return Err(CommandError::ChainMismatch(format!(
-            "chain {:?} uses Parlia (BNB Smart Chain); its execution rules are not implemented yet",
-            record.name
-        )));
+    if matches!(record.name.as_str(), "bsc" | "chapel") || record.config.get("parlia").is_some() {
+        let dir = &ctx.config.chain.data_dir;
+        let chain = BscChain::load(dir, record.chain_id).map_err(|e| {
+            CommandError::ChainMismatch(format!(
+                "chain {:?} uses Parlia (BNB Smart Chain) and needs its chain data \
+                 (chain.data_dir = {}): {e}",
+                record.name,
+                dir.display()
+            ))
+        })?;
+        return Ok(ChainSpec::parlia(chain));
     }
     let config: ChainConfig = serde_json::from_value(record.config.clone()).map_err(|e| {
         CommandError::ChainMismatch(format!("the stored chain config does not parse: {e}"))

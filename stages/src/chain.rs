@@ -28,6 +28,8 @@ pub struct ChainSpec {
     pub blob_schedule: BlobScheduleBlobParams,
     /// The EIP-6110 deposit contract; `None` where deposits are not collected.
     pub deposit_contract: Option<Address>,
+    /// BNB Smart Chain's own rules, for a Parlia chain; `None` for Ethereum.
+    pub bsc: Option<std::sync::Arc<crate::bsc::BscChain>>,
 }
 
 impl EthereumHardforks for ChainSpec {
@@ -79,6 +81,7 @@ impl ChainSpec {
             hardforks,
             blob_schedule: BlobScheduleBlobParams::mainnet(),
             deposit_contract: deposit,
+            bsc: None,
         }
     }
 
@@ -160,6 +163,7 @@ impl ChainSpec {
             deposit_contract: config
                 .deposit_contract_address
                 .or(Some(MAINNET_DEPOSIT_CONTRACT)),
+            bsc: None,
         }
     }
 

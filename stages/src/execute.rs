@@ -81,7 +81,9 @@ pub enum BlockError {
 }
 
 /// Find a [`StateError`] in an error's source chain (revm wraps database errors).
-fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StateError> {
+pub(crate) fn state_error_in<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a StateError> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<StateError>() {
@@ -134,6 +136,9 @@ where
     DB: Database + std::fmt::Debug,
     DB::Error: std::error::Error + Send + Sync + 'static,
 {
+    if let Some(bsc) = &spec.bsc {
+        return crate::bsc::executor::run_block(bsc, state, block, senders, parent);
+    }
     let number = block.number();
     let header = &block.header;
     check_header(spec, header, parent).map_err(|violation| BlockError::Header {

@@ -9,6 +9,7 @@
 //! - [`stage_id`]: the names of the pipeline stages.
 
 pub mod block;
+pub mod bsc;
 pub mod chain;
 pub mod commit;
 pub mod contract;

@@ -43,6 +43,9 @@ pub fn check_header(
     header: &Header,
     parent: &Header,
 ) -> Result<(), HeaderViolation> {
+    if let Some(bsc) = &spec.bsc {
+        return crate::bsc::header::check_header(&bsc.forks, header, parent);
+    }
     if header.number != parent.number + 1 {
         return Err(violation("number", header.number, parent.number + 1));
     }
