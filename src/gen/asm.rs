@@ -22,7 +22,6 @@ pub mod op {
     pub const SHA3: u8 = 0x20;
     pub const ADDRESS: u8 = 0x30;
     pub const CALLER: u8 = 0x33;
-    pub const CALLVALUE: u8 = 0x34;
     pub const CALLDATALOAD: u8 = 0x35;
     pub const CODECOPY: u8 = 0x39;
     pub const NUMBER: u8 = 0x43;
@@ -35,7 +34,6 @@ pub mod op {
     pub const GAS: u8 = 0x5a;
     pub const JUMPDEST: u8 = 0x5b;
     pub const PUSH0: u8 = 0x5f;
-    pub const PUSH1: u8 = 0x60;
     pub const PUSH2: u8 = 0x61;
     pub const DUP1: u8 = 0x80;
     pub const SWAP1: u8 = 0x90;
@@ -48,11 +46,6 @@ pub mod op {
     /// `DUPn` for n in 1..=16.
     pub const fn dup(n: u8) -> u8 {
         DUP1 + n - 1
-    }
-
-    /// `SWAPn` for n in 1..=16.
-    pub const fn swap(n: u8) -> u8 {
-        SWAP1 + n - 1
     }
 }
 

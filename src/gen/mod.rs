@@ -8,6 +8,7 @@ pub mod builder;
 pub mod contracts;
 pub mod genesis;
 pub mod layout;
+pub mod trie;
 pub mod workload;
 pub mod world;
 

@@ -9,6 +9,7 @@ use super::GenError;
 use alloy_consensus::crypto::secp256k1::{recover_signer, sign_message};
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use rayon::prelude::*;
 
 /// Signing keys the workload sends from.
 pub const ACCOUNTS: usize = 3000;
@@ -171,17 +172,23 @@ impl Workload {
         self.keys.iter().map(|key| key.address)
     }
 
-    /// `count` transactions for the next block with their senders.
+    /// `count` transactions for the next block with their senders (built in order, signed in
+    /// parallel).
     pub fn block(&mut self, count: usize) -> Result<(Vec<TxEnvelope>, Vec<Address>), GenError> {
-        let mut txs = Vec::with_capacity(count);
-        let mut senders = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (sender, tx) = self.next_tx()?;
-            senders.push(self.keys[sender].address);
-            txs.push(tx);
-        }
+        let unsigned = (0..count)
+            .map(|_| self.next_tx())
+            .collect::<Result<Vec<_>, _>>()?;
         self.delegations.append(&mut self.pending_delegations);
         self.deployed.append(&mut self.pending_deployed);
+        let senders = unsigned
+            .iter()
+            .map(|(sender, _)| self.keys[*sender].address)
+            .collect();
+        let keys = &self.keys;
+        let txs = unsigned
+            .into_par_iter()
+            .map(|(sender, tx)| tx.sign(keys[sender].secret))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((txs, senders))
     }
 
@@ -198,7 +205,7 @@ impl Workload {
         U256::from(self.rng.between(1, 1_000_000)) * U256::from(GWEI)
     }
 
-    fn next_tx(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn next_tx(&mut self) -> Result<Unsigned, GenError> {
         match self.rng.below(100) {
             0..=29 => self.eth_transfer(),
             30..=54 => self.token_transfer(),
@@ -210,7 +217,7 @@ impl Workload {
         }
     }
 
-    fn eth_transfer(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn eth_transfer(&mut self) -> Result<Unsigned, GenError> {
         let sender = self.random_key();
         let to = if self.rng.chance(100) {
             self.fresh_recipients += 1;
@@ -226,7 +233,7 @@ impl Workload {
         self.sign(sender, TxKind::Call(to), Bytes::new(), value, 21_000)
     }
 
-    fn token_transfer(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn token_transfer(&mut self) -> Result<Unsigned, GenError> {
         let (token, sender) = match self.rng.chance(200) && !self.deployed.is_empty() {
             true => self.deployed[self.rng.below(self.deployed.len() as u64) as usize],
             false => (self.layout.random_token(&mut self.rng), self.random_key()),
@@ -244,7 +251,7 @@ impl Workload {
     }
 
     /// An approval of one key by another, for later `transferFrom`s.
-    fn delegate(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn delegate(&mut self) -> Result<Unsigned, GenError> {
         let owner = self.random_key();
         let spender = self.random_key();
         let token = self.layout.random_token(&mut self.rng);
@@ -255,7 +262,7 @@ impl Workload {
         self.sign(owner, TxKind::Call(token), input, U256::ZERO, 80_000)
     }
 
-    fn transfer_from(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn transfer_from(&mut self) -> Result<Unsigned, GenError> {
         if self.delegations.is_empty() {
             return self.delegate();
         }
@@ -269,7 +276,7 @@ impl Workload {
         self.sign(spender, TxKind::Call(token), input, U256::ZERO, 120_000)
     }
 
-    fn swap(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn swap(&mut self) -> Result<Unsigned, GenError> {
         let sender = self.rng.below(TRADERS as u64) as usize;
         let pair = self.layout.pairs[self.rng.below(self.layout.pairs.len() as u64) as usize];
         let zero_for_one = self.rng.chance(500);
@@ -294,7 +301,7 @@ impl Workload {
         )
     }
 
-    fn deploy(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn deploy(&mut self) -> Result<Unsigned, GenError> {
         let sender = self.random_key();
         let address = self.keys[sender].address.create(self.keys[sender].nonce);
         self.pending_deployed.push((address, sender));
@@ -303,7 +310,7 @@ impl Workload {
         self.sign(sender, TxKind::Create, input, U256::ZERO, 600_000)
     }
 
-    fn fill(&mut self) -> Result<(usize, TxEnvelope), GenError> {
+    fn fill(&mut self) -> Result<Unsigned, GenError> {
         let sender = self.random_key();
         let filler = self.layout.fillers[self.rng.below(self.layout.fillers.len() as u64) as usize];
         let count = self.rng.between(5, 40);
@@ -331,16 +338,13 @@ impl Workload {
         input: Bytes,
         value: U256,
         gas_limit: u64,
-    ) -> Result<(usize, TxEnvelope), GenError> {
+    ) -> Result<Unsigned, GenError> {
         let key = &mut self.keys[sender];
         let nonce = key.nonce;
         key.nonce += 1;
-        let secret = key.secret;
-        let signed =
-            |hash: B256| sign_message(secret, hash).map_err(|e| GenError::Signing(format!("{e}")));
-        let tx: TxEnvelope = if self.rng.chance(400) {
+        let tx = if self.rng.chance(400) {
             self.mix.legacy += 1;
-            let tx = TxLegacy {
+            UnsignedTx::Legacy(TxLegacy {
                 chain_id: Some(self.chain_id),
                 nonce,
                 gas_price: 2 * GWEI + u128::from(self.rng.below(1000)) * 1_000_000,
@@ -348,11 +352,9 @@ impl Workload {
                 to,
                 value,
                 input,
-            };
-            let signature = signed(tx.signature_hash())?;
-            tx.into_signed(signature).into()
+            })
         } else {
-            let tx = TxEip1559 {
+            UnsignedTx::Eip1559(TxEip1559 {
                 chain_id: self.chain_id,
                 nonce,
                 gas_limit,
@@ -362,10 +364,35 @@ impl Workload {
                 value,
                 access_list: Default::default(),
                 input,
-            };
-            let signature = signed(tx.signature_hash())?;
-            tx.into_signed(signature).into()
+            })
         };
         Ok((sender, tx))
+    }
+}
+
+/// A transaction built but not yet signed.
+enum UnsignedTx {
+    Legacy(TxLegacy),
+    Eip1559(TxEip1559),
+}
+
+/// A transaction and the key that must sign it.
+type Unsigned = (usize, UnsignedTx);
+
+impl UnsignedTx {
+    /// Sign with `secret` (RFC 6979, so the same transaction always gets the same signature).
+    fn sign(self, secret: B256) -> Result<TxEnvelope, GenError> {
+        let signed =
+            |hash: B256| sign_message(secret, hash).map_err(|e| GenError::Signing(format!("{e}")));
+        Ok(match self {
+            Self::Legacy(tx) => {
+                let signature = signed(tx.signature_hash())?;
+                tx.into_signed(signature).into()
+            }
+            Self::Eip1559(tx) => {
+                let signature = signed(tx.signature_hash())?;
+                tx.into_signed(signature).into()
+            }
+        })
     }
 }

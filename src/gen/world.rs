@@ -1,18 +1,18 @@
 //! The generator's world state: accounts, storage and code in memory, readable by revm, with
 //! the Merkle-Patricia state root kept incrementally: each account's storage root and trie leaf
-//! are cached and recomputed only when a block touches the account; the account trie is then
-//! rebuilt from the cached leaves.
+//! are cached and recomputed only when a block touches the account, and the tries themselves
+//! ([`Trie`]) rehash only the subtries that changed.
 
+use super::trie::Trie;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{keccak256, Address, B256, U256};
-use alloy_trie::{HashBuilder, Nibbles, TrieAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
 use revm::bytecode::Bytecode;
 use revm::database::BundleState;
 use revm::state::AccountInfo;
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 
-/// One account: its fields, its storage (non-zero slots, by plain and by hashed key) and its
+/// One account: its fields, its storage (non-zero slots, by plain key and in its trie) and its
 /// cached storage root.
 #[derive(Debug, Clone)]
 struct Account {
@@ -20,7 +20,7 @@ struct Account {
     nonce: u64,
     code_hash: B256,
     storage: HashMap<U256, U256>,
-    hashed_storage: BTreeMap<B256, U256>,
+    storage_trie: Trie,
     storage_root: B256,
 }
 
@@ -31,7 +31,7 @@ impl Account {
             nonce,
             code_hash,
             storage: HashMap::default(),
-            hashed_storage: BTreeMap::new(),
+            storage_trie: Trie::default(),
             storage_root: EMPTY_ROOT_HASH,
         }
     }
@@ -40,24 +40,20 @@ impl Account {
         let hashed = keccak256(slot.to_be_bytes::<32>());
         if value.is_zero() {
             self.storage.remove(&slot);
-            self.hashed_storage.remove(&hashed);
+            self.storage_trie.remove(&hashed);
         } else {
             self.storage.insert(slot, value);
-            self.hashed_storage.insert(hashed, value);
+            self.storage_trie.insert(hashed, alloy_rlp::encode(value));
         }
     }
 
     fn clear_storage(&mut self) {
         self.storage.clear();
-        self.hashed_storage.clear();
+        self.storage_trie.clear();
     }
 
     fn compute_storage_root(&mut self) {
-        let mut builder = HashBuilder::default();
-        for (hashed, value) in &self.hashed_storage {
-            builder.add_leaf(Nibbles::unpack(hashed), &alloy_rlp::encode(value));
-        }
-        self.storage_root = builder.root();
+        self.storage_root = self.storage_trie.root();
     }
 
     fn leaf(&self) -> Vec<u8> {
@@ -76,8 +72,8 @@ pub struct World {
     accounts: HashMap<Address, Account>,
     codes: HashMap<B256, Bytecode>,
     block_hashes: Vec<B256>,
-    /// keccak(address) -> RLP of the account, in trie order.
-    leaves: BTreeMap<B256, Vec<u8>>,
+    /// keccak(address) -> RLP of the account.
+    account_trie: Trie,
 }
 
 impl World {
@@ -103,7 +99,7 @@ impl World {
             account.set_slot(slot, value);
         }
         account.compute_storage_root();
-        self.leaves.insert(keccak256(address), account.leaf());
+        self.account_trie.insert(keccak256(address), account.leaf());
         self.accounts.insert(address, account);
     }
 
@@ -122,7 +118,7 @@ impl World {
             let hashed_address = keccak256(address);
             let Some(info) = &change.info else {
                 self.accounts.remove(address);
-                self.leaves.remove(&hashed_address);
+                self.account_trie.remove(&hashed_address);
                 continue;
             };
             let account = self
@@ -146,17 +142,13 @@ impl World {
             if storage_changed {
                 account.compute_storage_root();
             }
-            self.leaves.insert(hashed_address, account.leaf());
+            self.account_trie.insert(hashed_address, account.leaf());
         }
     }
 
-    /// The state root over the cached leaves.
-    pub fn state_root(&self) -> B256 {
-        let mut builder = HashBuilder::default();
-        for (hashed, leaf) in &self.leaves {
-            builder.add_leaf(Nibbles::unpack(hashed), leaf);
-        }
-        builder.root()
+    /// The state root.
+    pub fn state_root(&mut self) -> B256 {
+        self.account_trie.root()
     }
 
     /// Accounts in the state.
