@@ -117,7 +117,7 @@ where
         &mut *state,
         cfg_env(chain, spec),
         block_env(forks, header),
-        precompiles_for(spec),
+        precompiles_for(spec, forks.precompile_fork(number, time)),
     );
 
     // 2. EIP-2935.

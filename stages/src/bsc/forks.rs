@@ -6,6 +6,7 @@
 //! check `IsLondon(num)` first). A time fork's *transition block* (`IsOnX`) is the one whose
 //! timestamp reaches the fork while its parent's did not.
 
+use crate::precompiles::BscFork;
 use alloy_primitives::map::HashMap;
 use revm::primitives::hardfork::SpecId;
 
@@ -164,6 +165,31 @@ impl BscForks {
         } else {
             self.time_transition(fork, number, parent_time, time)
         }
+    }
+
+    /// Which of BSC's precompile sets a block runs with: the first set whose fork is active,
+    /// in the order of bnb-chain/bsc `core/vm/contracts.go` `activePrecompiledContracts`
+    /// (Osaka; Prague and Haber share Haber's set; Cancun and Feynman share Feynman's; then
+    /// Hertz, Plato, Luban, Planck, Moran, Nano).
+    pub fn precompile_fork(&self, number: u64, time: u64) -> BscFork {
+        let order: [(&[Fork], BscFork); 10] = [
+            (&["OsakaTime"], BscFork::Osaka),
+            (&["PragueTime", "HaberTime"], BscFork::Haber),
+            (&["CancunTime", "FeynmanTime"], BscFork::Feynman),
+            (&["HertzBlock"], BscFork::Hertz),
+            (&["PlatoBlock"], BscFork::Plato),
+            (&["LubanBlock"], BscFork::Luban),
+            (&["PlanckBlock"], BscFork::Planck),
+            (&["MoranBlock"], BscFork::Moran),
+            (&["NanoBlock"], BscFork::Nano),
+            (&[], BscFork::Istanbul),
+        ];
+        order
+            .into_iter()
+            .find(|(forks, _)| {
+                forks.is_empty() || forks.iter().any(|fork| self.active(fork, number, time))
+            })
+            .map_or(BscFork::Istanbul, |(_, set)| set)
     }
 
     /// The revm rules of a block: go-ethereum's `Rules` for BSC (`params/config.go`), where

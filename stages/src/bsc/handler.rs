@@ -9,6 +9,7 @@
 //! caps; before Cancun nothing is warmed (`ClearAccessList`), from Cancun the usual
 //! `Prepare` warming applies.
 
+use crate::precompiles::{bsc_precompiles, BscFork};
 use alloy_evm::precompiles::PrecompilesMap;
 use revm::context::result::{EVMError, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, TxEnv};
@@ -23,6 +24,7 @@ use revm::precompile::{PrecompileSpecId, Precompiles};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::U256;
 use revm::Database;
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 /// The revm context BSC blocks run in.
@@ -36,10 +38,13 @@ pub type BscEvm<DB> = Evm<
     EthFrame<EthInterpreter>,
 >;
 
-/// The precompiles installed for a block under `spec`. Today: Ethereum's set for the rules
-/// the block runs (BSC's own precompiles are added here by the module that implements them).
-pub fn precompiles_for(spec: SpecId) -> PrecompilesMap {
-    PrecompilesMap::from_static(Precompiles::new(PrecompileSpecId::from_spec_id(spec)))
+/// The precompiles installed for a block under `spec`: Ethereum's set for the rules the block
+/// runs, with BSC's own for `fork` on top (`core/vm/contracts.go`; a BSC precompile at the
+/// address of a standard one replaces it, as 0x100 P-256 does).
+pub fn precompiles_for(spec: SpecId, fork: BscFork) -> PrecompilesMap {
+    let mut set = Precompiles::new(PrecompileSpecId::from_spec_id(spec)).clone();
+    set.extend(bsc_precompiles(fork));
+    PrecompilesMap::new(Cow::Owned(set))
 }
 
 /// An EVM over `db` for a block with `block` and `cfg`, with `precompiles` installed.
