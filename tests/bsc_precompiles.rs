@@ -255,6 +255,22 @@ fn cometbft_light_block_validate_failures_halt() {
     assert_halts(fork, &[], "empty input");
 }
 
+/// The light block is protobuf as gogoproto reads it: an unknown field is skipped, an end-group
+/// tag outside a group is an error.
+#[test]
+fn cometbft_light_block_protobuf_rules() {
+    let (_, input, expected) = cometbft_vectors().remove(1);
+    let mut unknown_field = input.clone();
+    unknown_field.extend_from_slice(&[0x18, 0x01]);
+    let out = run_in(BscFork::Hertz, &unknown_field, GAS_LIMIT);
+    assert!(out.is_success(), "{:?}", out.status);
+    assert_eq!(out.bytes.as_ref(), expected);
+
+    let mut end_group = input.clone();
+    end_group.push(0x1c);
+    assert_halts(BscFork::Hertz, &end_group, "end group tag");
+}
+
 /// A trusted height more than one below the block's takes the other path (1/3 of the trusted
 /// set, then 2/3 of the block's own): with the same validators trusted the result is the
 /// vector's; with trusted validators that did not sign, a halt.

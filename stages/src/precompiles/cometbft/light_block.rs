@@ -37,9 +37,9 @@ const RELAYER_ADDRESS_LEN: usize = 20;
 pub(super) const MAX_TOTAL_VOTING_POWER: i64 = i64::MAX / 8;
 
 /// `BlockIDFlagAbsent`, `BlockIDFlagCommit`, `BlockIDFlagNil`.
-const FLAG_ABSENT: u32 = 1;
-pub(super) const FLAG_COMMIT: u32 = 2;
-const FLAG_NIL: u32 = 3;
+const FLAG_ABSENT: u8 = 1;
+pub(super) const FLAG_COMMIT: u8 = 2;
+const FLAG_NIL: u8 = 3;
 
 /// A message whose fields decode one by one onto what earlier fields decoded.
 trait Message {
@@ -280,7 +280,8 @@ impl Header {
 /// `tendermint.types.CommitSig`.
 #[derive(Debug, Clone, Default)]
 pub(super) struct CommitSig {
-    pub(super) flag: u32,
+    /// The client's `types.BlockIDFlag` is a byte: the protobuf enum's low 8 bits.
+    pub(super) flag: u8,
     pub(super) validator_address: Vec<u8>,
     pub(super) timestamp: Timestamp,
     pub(super) signature: Vec<u8>,
@@ -290,7 +291,7 @@ impl Message for CommitSig {
     fn merge_field(&mut self, field: i32, value: Value<'_>) -> Result<(), Error> {
         const ERR: Error = "commit sig: wrong wire type";
         match field {
-            1 => self.flag = value.varint32(ERR)?,
+            1 => self.flag = value.varint(ERR)? as u8,
             2 => set_bytes(&mut self.validator_address, &value, ERR)?,
             3 => self.timestamp = Timestamp::decode(&value)?,
             4 => set_bytes(&mut self.signature, &value, ERR)?,
