@@ -38,18 +38,24 @@ fn hex_field(vector: &Value, name: &str) -> Vec<u8> {
     hex::decode(field(vector, name)).unwrap_or_else(|e| panic!("{name} of {vector}: {e}"))
 }
 
-/// The precompile at `address` in the latest fork's set.
-fn active(address: Address) -> Precompile {
-    bsc_precompiles(BscFork::Osaka)
+/// The precompile at `address` in `fork`'s set.
+fn active_in(fork: BscFork, address: Address) -> Precompile {
+    bsc_precompiles(fork)
         .into_iter()
         .find(|p| *p.address() == address)
-        .unwrap_or_else(|| panic!("{address} is not in the Osaka set"))
+        .unwrap_or_else(|| panic!("{address} is not in the {fork:?} set"))
 }
 
-fn run(address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
-    active(address)
+/// Runs the precompile at `address` as `fork` has it.
+fn run_at(fork: BscFork, address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
+    active_in(fork, address)
         .execute(input, gas_limit, 0)
         .expect("BSC precompiles never fail fatally")
+}
+
+/// Runs the precompile at `address` as the latest fork has it.
+fn run(address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
+    run_at(BscFork::Osaka, address, input, gas_limit)
 }
 
 /// bsc `core/vm/testdata/precompiles/blsSignatureVerify.json`: output and gas.
@@ -161,18 +167,14 @@ fn cometbft_vectors() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     list
 }
 
-/// The 0x67 precompile active in `fork`.
-fn cometbft_in(fork: BscFork) -> Precompile {
-    bsc_precompiles(fork)
-        .into_iter()
-        .find(|p| *p.address() == COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS)
-        .unwrap_or_else(|| panic!("0x67 is not in the {fork:?} set"))
-}
-
+/// Runs 0x67 as `fork` has it.
 fn run_in(fork: BscFork, input: &[u8], gas_limit: u64) -> PrecompileOutput {
-    cometbft_in(fork)
-        .execute(input, gas_limit, 0)
-        .expect("BSC precompiles never fail fatally")
+    run_at(
+        fork,
+        COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+        input,
+        gas_limit,
+    )
 }
 
 /// The pre-Hertz vector runs on 0x67 of Luban and Plato, the Hertz one on Hertz and later:
@@ -291,20 +293,23 @@ fn cometbft_light_block_validate_non_adjacent() {
 }
 
 /// The Hertz fix: with a trusted set that differs from the block's (here only in a relayer BLS
-/// key, which the set hash covers) the Hertz variant raises the "changed" flag, the Luban
-/// variant does not; the new state is the block's either way.
+/// key, which the set hash covers) the Hertz variant (Hertz on) raises the "changed" flag, the
+/// Luban variant (Luban, Plato) does not; the new state is the block's either way.
 #[test]
 fn cometbft_changed_flag_is_fixed_at_hertz() {
     let (_, input, expected) = cometbft_vectors().remove(0);
     let mut other_bls = input.clone();
     other_bls[STATE_VALIDATORS + VALIDATOR_LEN - 1] ^= 0x01;
 
-    let luban = run_in(BscFork::Luban, &other_bls, GAS_LIMIT);
-    assert!(luban.is_success(), "{:?}", luban.status);
-    assert_eq!(luban.bytes.as_ref(), expected);
-
-    let hertz = run_in(BscFork::Hertz, &other_bls, GAS_LIMIT);
-    assert!(hertz.is_success(), "{:?}", hertz.status);
-    assert_eq!(hertz.bytes[0], 1);
-    assert_eq!(hertz.bytes[1..], expected[1..]);
+    for fork in [BscFork::Luban, BscFork::Plato] {
+        let out = run_in(fork, &other_bls, GAS_LIMIT);
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        assert_eq!(out.bytes.as_ref(), expected, "{fork:?}");
+    }
+    for fork in [BscFork::Hertz, BscFork::Osaka] {
+        let out = run_in(fork, &other_bls, GAS_LIMIT);
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        assert_eq!(out.bytes[0], 1, "{fork:?}");
+        assert_eq!(out.bytes[1..], expected[1..], "{fork:?}");
+    }
 }
