@@ -23,7 +23,7 @@ const PRECOMMIT: u64 = 2;
 
 /// `merkle.HashFromByteSlices`: leaves hashed as `SHA256(0 || item)`, inner nodes as
 /// `SHA256(1 || left || right)`, split at the largest power of two below the count.
-pub(super) fn merkle_root(items: &[Vec<u8>]) -> [u8; 32] {
+fn merkle_root(items: &[Vec<u8>]) -> [u8; 32] {
     match items {
         [] => Sha256::digest(b"").into(),
         [leaf] => Sha256::new()
