@@ -38,18 +38,24 @@ fn hex_field(vector: &Value, name: &str) -> Vec<u8> {
     hex::decode(field(vector, name)).unwrap_or_else(|e| panic!("{name} of {vector}: {e}"))
 }
 
-/// The precompile at `address` in the latest fork's set.
-fn active(address: Address) -> Precompile {
-    bsc_precompiles(BscFork::Osaka)
+/// The precompile at `address` in `fork`'s set.
+fn active_in(fork: BscFork, address: Address) -> Precompile {
+    bsc_precompiles(fork)
         .into_iter()
         .find(|p| *p.address() == address)
-        .unwrap_or_else(|| panic!("{address} is not in the Osaka set"))
+        .unwrap_or_else(|| panic!("{address} is not in the {fork:?} set"))
 }
 
-fn run(address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
-    active(address)
+/// Runs the precompile at `address` as `fork` has it.
+fn run_at(fork: BscFork, address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
+    active_in(fork, address)
         .execute(input, gas_limit, 0)
         .expect("BSC precompiles never fail fatally")
+}
+
+/// Runs the precompile at `address` as the latest fork has it.
+fn run(address: Address, input: &[u8], gas_limit: u64) -> PrecompileOutput {
+    run_at(BscFork::Osaka, address, input, gas_limit)
 }
 
 /// bsc `core/vm/testdata/precompiles/blsSignatureVerify.json`: output and gas.
@@ -129,19 +135,28 @@ fn secp256k1_signature_recover_vectors() {
     }
 }
 
-/// The CometBFT light block vectors are present, but 0x67 is not implemented: it must be absent
-/// from every fork's set rather than answer wrongly. This test fails once 0x67 is added, so the
-/// vectors get checked then.
-#[test]
-fn cometbft_light_block_validate_is_absent() {
+/// The client's two CometBFT light block vectors (`TestCometBFTLightBlockValidate` and its
+/// Hertz twin: the same input, an adjacent block at height 2 signed by all three validators).
+fn cometbft_vectors() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let file = vectors("lightclient-vectors.json");
-    let names: Vec<&str> = file["vectors"]
+    let list: Vec<(String, Vec<u8>, Vec<u8>)> = file["vectors"]
         .as_array()
         .expect("a list of vectors")
         .iter()
-        .filter_map(|v| v["precompile"].as_str())
-        .filter(|p| p.starts_with("cometBFTLightBlockValidate"))
+        .filter(|v| {
+            v["precompile"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("cometBFTLightBlockValidate"))
+        })
+        .map(|v| {
+            (
+                field(v, "precompile").to_string(),
+                hex_field(v, "input"),
+                hex_field(v, "expected"),
+            )
+        })
         .collect();
+    let names: Vec<&str> = list.iter().map(|(name, _, _)| name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -149,12 +164,152 @@ fn cometbft_light_block_validate_is_absent() {
             "cometBFTLightBlockValidateHertz"
         ]
     );
-    for fork in [BscFork::Luban, BscFork::Hertz, BscFork::Osaka] {
-        assert!(
-            bsc_precompiles(fork)
-                .iter()
-                .all(|p| *p.address() != COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS),
-            "{fork:?}"
-        );
+    list
+}
+
+/// Runs 0x67 as `fork` has it.
+fn run_in(fork: BscFork, input: &[u8], gas_limit: u64) -> PrecompileOutput {
+    run_at(
+        fork,
+        COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+        input,
+        gas_limit,
+    )
+}
+
+/// The pre-Hertz vector runs on 0x67 of Luban and Plato, the Hertz one on Hertz and later:
+/// output byte for byte, 3000 gas, one gas less is out of gas.
+#[test]
+fn cometbft_light_block_validate_vectors() {
+    for (name, input, expected) in cometbft_vectors() {
+        let forks: &[BscFork] = if name.ends_with("Hertz") {
+            &[BscFork::Hertz, BscFork::Feynman, BscFork::Osaka]
+        } else {
+            &[BscFork::Luban, BscFork::Plato]
+        };
+        for &fork in forks {
+            let out = run_in(fork, &input, GAS_LIMIT);
+            assert!(out.is_success(), "{name} {fork:?}: {:?}", out.status);
+            assert_eq!(out.bytes.as_ref(), expected, "{name} {fork:?}");
+            assert_eq!(out.gas_used, 3000, "{name} {fork:?}");
+            assert!(run_in(fork, &input, 3000).is_success());
+            let short = run_in(fork, &input, 2999);
+            assert!(short.halt_reason().is_some_and(|h| h.is_oog()), "{name}");
+        }
+    }
+}
+
+/// Byte offsets in the vector's input: the consensus state follows the 32-byte length word.
+const STATE: usize = 32;
+const STATE_HEIGHT: usize = STATE + 32;
+const STATE_NEXT_HASH: usize = STATE + 40;
+const STATE_VALIDATORS: usize = STATE + 72;
+/// One validator in the consensus state: key 32, power 8, relayer address 20, BLS key 48.
+const VALIDATOR_LEN: usize = 108;
+
+fn assert_halts(fork: BscFork, input: &[u8], what: &str) {
+    let out = run_in(fork, input, GAS_LIMIT);
+    let reason = out.halt_reason();
+    assert!(
+        reason.is_some_and(|h| !h.is_oog()),
+        "{what}: {:?}",
+        out.status
+    );
+}
+
+/// Every refusal is a halt (all gas consumed): a flipped bit in a validator's signature, a
+/// block not above the trusted height, a block whose validators are not the announced next
+/// set, another chain, a cut light block, a length word pointing past the input.
+#[test]
+fn cometbft_light_block_validate_failures_halt() {
+    let (_, input, _) = cometbft_vectors().remove(1);
+    let fork = BscFork::Hertz;
+
+    let signature = hex::decode("80713027ffb776a7").unwrap();
+    let at = input
+        .windows(signature.len())
+        .position(|w| w == signature)
+        .expect("the first validator's signature is in the input");
+    let mut bad_signature = input.clone();
+    bad_signature[at + 10] ^= 0x01;
+    assert_halts(fork, &bad_signature, "tampered signature");
+
+    for height in [2u8, 3] {
+        let mut not_above = input.clone();
+        not_above[STATE_HEIGHT + 7] = height;
+        assert_halts(fork, &not_above, "block not above the trusted height");
+    }
+
+    let mut other_next_set = input.clone();
+    other_next_set[STATE_NEXT_HASH] ^= 0x01;
+    assert_halts(fork, &other_next_set, "validators not the announced ones");
+
+    let mut other_chain = input.clone();
+    other_chain[STATE] = b'G';
+    assert_halts(fork, &other_chain, "another chain");
+
+    assert_halts(fork, &input[..input.len() - 1], "cut light block");
+    assert_halts(fork, &input[..STATE + 396], "no light block");
+    let mut long_state = input.clone();
+    long_state[31] = 0xff;
+    long_state[30] = 0xff;
+    assert_halts(fork, &long_state, "length past the input");
+    assert_halts(fork, &[], "empty input");
+}
+
+/// The light block is protobuf as gogoproto reads it: an unknown field is skipped, an end-group
+/// tag outside a group is an error.
+#[test]
+fn cometbft_light_block_protobuf_rules() {
+    let (_, input, expected) = cometbft_vectors().remove(1);
+    let mut unknown_field = input.clone();
+    unknown_field.extend_from_slice(&[0x18, 0x01]);
+    let out = run_in(BscFork::Hertz, &unknown_field, GAS_LIMIT);
+    assert!(out.is_success(), "{:?}", out.status);
+    assert_eq!(out.bytes.as_ref(), expected);
+
+    let mut end_group = input.clone();
+    end_group.push(0x1c);
+    assert_halts(BscFork::Hertz, &end_group, "end group tag");
+}
+
+/// A trusted height more than one below the block's takes the other path (1/3 of the trusted
+/// set, then 2/3 of the block's own): with the same validators trusted the result is the
+/// vector's; with trusted validators that did not sign, a halt.
+#[test]
+fn cometbft_light_block_validate_non_adjacent() {
+    let (_, input, expected) = cometbft_vectors().remove(1);
+    let mut from_zero = input.clone();
+    from_zero[STATE_HEIGHT + 7] = 0;
+    let out = run_in(BscFork::Hertz, &from_zero, GAS_LIMIT);
+    assert!(out.is_success(), "{:?}", out.status);
+    assert_eq!(out.bytes.as_ref(), expected);
+
+    let mut strangers = from_zero.clone();
+    for i in 0..3 {
+        strangers[STATE_VALIDATORS + i * VALIDATOR_LEN] ^= 0x01;
+    }
+    assert_halts(BscFork::Hertz, &strangers, "no trusted validator signed");
+}
+
+/// The Hertz fix: with a trusted set that differs from the block's (here only in a relayer BLS
+/// key, which the set hash covers) the Hertz variant (Hertz on) raises the "changed" flag, the
+/// Luban variant (Luban, Plato) does not; the new state is the block's either way.
+#[test]
+fn cometbft_changed_flag_is_fixed_at_hertz() {
+    let (_, input, expected) = cometbft_vectors().remove(0);
+    let mut other_bls = input.clone();
+    other_bls[STATE_VALIDATORS + VALIDATOR_LEN - 1] ^= 0x01;
+
+    for fork in [BscFork::Luban, BscFork::Plato] {
+        let out = run_in(fork, &other_bls, GAS_LIMIT);
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        assert_eq!(out.bytes.as_ref(), expected, "{fork:?}");
+    }
+    for fork in [BscFork::Hertz, BscFork::Osaka] {
+        let out = run_in(fork, &other_bls, GAS_LIMIT);
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        assert_eq!(out.bytes[0], 1, "{fork:?}");
+        assert_eq!(out.bytes[1..], expected[1..], "{fork:?}");
     }
 }

@@ -14,9 +14,10 @@
 //!
 //! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
 //! Tendermint v0.31 header validation (0x64) and IAVL Merkle proof validation (0x65) that are
-//! active before Nano and again from Moran on, and the CometBFT light block validation (0x67).
+//! active before Nano and again from Moran on.
 
 mod bls;
+mod cometbft;
 mod double_sign;
 mod outcome;
 mod suspended;
@@ -25,6 +26,7 @@ mod tm_secp256k1;
 use revm::precompile::{secp256r1, Precompile, PrecompileId};
 
 pub use bls::bls_signature_verify;
+pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
 pub use tm_secp256k1::secp256k1_signature_recover;
@@ -37,7 +39,7 @@ pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address
 pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
 /// 0x66: BLS signature verification (Luban).
 pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
-/// 0x67: CometBFT light block validation (Luban; Hertz variant). Not implemented.
+/// 0x67: CometBFT light block validation (Luban; Hertz variant from Hertz).
 pub const COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x67);
 /// 0x68: double-sign evidence verification (Feynman).
 pub const DOUBLE_SIGN_EVIDENCE_ADDRESS: Address = revm::precompile::u64_to_address(0x68);
@@ -62,11 +64,11 @@ pub enum BscFork {
     Moran,
     /// Planck: 0x65 with ICS23-compatible proofs (not implemented).
     Planck,
-    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation (not implemented).
+    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation.
     Luban,
     /// Plato: 0x65 with ICS23 proofs (not implemented).
     Plato,
-    /// Hertz: 0x67 Hertz variant (not implemented).
+    /// Hertz: 0x67 Hertz variant (its "validator set changed" flag fixed).
     Hertz,
     /// Feynman: 0x68 double-sign evidence and 0x69 secp256k1 signature recover.
     Feynman,
@@ -100,6 +102,19 @@ pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
             BLS_SIGNATURE_VERIFY_ADDRESS,
             bls_signature_verify,
         ));
+        set.push(if fork >= BscFork::Hertz {
+            precompile(
+                "BSC_COMET_BFT_LIGHT_BLOCK_VALIDATE_HERTZ",
+                COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+                cometbft_light_block_validate_hertz,
+            )
+        } else {
+            precompile(
+                "BSC_COMET_BFT_LIGHT_BLOCK_VALIDATE",
+                COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+                cometbft_light_block_validate,
+            )
+        });
     }
     if fork >= BscFork::Feynman {
         set.push(precompile(
@@ -140,16 +155,20 @@ mod tests {
     }
 
     /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
-    /// PrecompiledContractsOsaka), minus 0x64/0x65 outside Nano and 0x67, which are not
-    /// implemented.
+    /// PrecompiledContractsOsaka), minus 0x64/0x65 outside Nano, which are not implemented.
     #[test]
     fn precompiles_per_fork() {
         let suspended = vec![
             TM_HEADER_VALIDATE_ADDRESS,
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
         ];
+        let luban = vec![
+            BLS_SIGNATURE_VERIFY_ADDRESS,
+            COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+        ];
         let feynman = vec![
             BLS_SIGNATURE_VERIFY_ADDRESS,
+            COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
             DOUBLE_SIGN_EVIDENCE_ADDRESS,
             SECP256K1_SIGNATURE_RECOVER_ADDRESS,
         ];
@@ -160,9 +179,9 @@ mod tests {
             (BscFork::Nano, suspended),
             (BscFork::Moran, vec![]),
             (BscFork::Planck, vec![]),
-            (BscFork::Luban, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
-            (BscFork::Plato, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
-            (BscFork::Hertz, vec![BLS_SIGNATURE_VERIFY_ADDRESS]),
+            (BscFork::Luban, luban.clone()),
+            (BscFork::Plato, luban.clone()),
+            (BscFork::Hertz, luban),
             (BscFork::Feynman, feynman),
             (BscFork::Haber, haber.clone()),
             (BscFork::Osaka, haber),
