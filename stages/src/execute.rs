@@ -6,6 +6,7 @@
 
 use crate::block::ChainBlock;
 use crate::chain::ChainSpec;
+use crate::collision::CollisionCheck;
 use crate::record::{AccountChange, AccountState, ExecutionRecord, StorageChange};
 use crate::state::{StateError, StateLayers};
 use crate::validate::{check_header, HeaderViolation};
@@ -23,6 +24,7 @@ use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{Address, Bloom, B256, U256};
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::{BundleState, CacheState, State};
+use revm::database_interface::bal::EvmDatabaseError;
 use revm::Database;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -80,16 +82,37 @@ pub enum BlockError {
     },
 }
 
-/// Find a [`StateError`] in an error's source chain (revm wraps database errors).
+/// Find a [`StateError`] in an error's source chain (revm wraps database errors; revm's
+/// `State` wraps them in an `EvmDatabaseError`, which does not name them as its source).
 fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StateError> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<StateError>() {
             return Some(found);
         }
+        if let Some(EvmDatabaseError::Database(found)) =
+            e.downcast_ref::<EvmDatabaseError<StateError>>()
+        {
+            return Some(found);
+        }
         current = e.source();
     }
     None
+}
+
+/// A failed state read outside a transaction's own result: a store failure when it comes from
+/// the state layers, else the block cannot be executed.
+fn database_error(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {
+    match state_error_in(error) {
+        Some(state) => BlockError::State {
+            block,
+            error: state.clone(),
+        },
+        None => BlockError::Invalid {
+            block,
+            reason: error.to_string(),
+        },
+    }
 }
 
 fn classify(block: u64, error: BlockExecutionError) -> BlockError {
@@ -161,7 +184,13 @@ where
         Arc::clone(spec),
         EthEvmFactory::default(),
     );
-    let evm = factory.evm_factory().create_evm(state, env);
+    let mut evm = factory.evm_factory().create_evm_with_inspector(
+        state,
+        env,
+        CollisionCheck::new(&spec.storage_only_accounts),
+    );
+    // Inspecting costs time; only chains with EIP-7610 candidates need the check.
+    evm.set_inspector_enabled(!spec.storage_only_accounts.is_empty());
     let ctx = EthBlockExecutionCtx {
         parent_hash: header.parent_hash,
         parent_beacon_block_root: header.parent_beacon_block_root,
@@ -185,6 +214,9 @@ where
         executor
             .execute_transaction(recovered)
             .map_err(|error| transaction_error(number, index, tx, error))?;
+        if let Some(error) = executor.evm_mut().inspector_mut().take_error() {
+            return Err(database_error(number, &error));
+        }
         if post_state_roots {
             let root_of = intermediate_root.ok_or_else(|| BlockError::Invalid {
                 block: number,
@@ -316,16 +348,7 @@ where
         let account = evm
             .db_mut()
             .basic(address)
-            .map_err(|e| match state_error_in(&e) {
-                Some(state) => BlockError::State {
-                    block,
-                    error: state.clone(),
-                },
-                None => BlockError::Invalid {
-                    block,
-                    reason: e.to_string(),
-                },
-            })?;
+            .map_err(|e| database_error(block, &e))?;
         let has_code = account.is_some_and(|a| {
             a.code_hash != crate::contract::EMPTY_CODE_HASH && !a.code_hash.is_zero()
         });

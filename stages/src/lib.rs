@@ -10,6 +10,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod collision;
 pub mod commit;
 pub mod contract;
 pub mod execute;
