@@ -192,3 +192,73 @@ fn collides<CTX: ContextTr>(
         .bump_nonce();
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{decode_json, encode_json, ChainRecord};
+    use alloy_primitives::address;
+
+    fn record(accounts: StorageOnlyAccounts) -> ChainRecord {
+        ChainRecord {
+            name: "custom".to_string(),
+            chain_id: 7,
+            genesis_hash: B256::repeat_byte(1),
+            config: serde_json::json!({"chainId": 7}),
+            storage_only_accounts: accounts,
+        }
+    }
+
+    #[test]
+    fn candidates_are_codeless_nonce_zero_accounts_with_a_non_zero_slot() {
+        let genesis: Genesis = serde_json::from_str(
+            r#"{"config":{"chainId":7},"alloc":{
+            "0x1000000000000000000000000000000000000001":{"balance":"0x0",
+              "storage":{"0x05":"0x00","0x07":"0x2a"}},
+            "0x1000000000000000000000000000000000000002":{"balance":"0x1","nonce":"0x1",
+              "storage":{"0x07":"0x2a"}},
+            "0x1000000000000000000000000000000000000003":{"balance":"0x0","code":"0x00",
+              "storage":{"0x07":"0x2a"}},
+            "0x1000000000000000000000000000000000000004":{"balance":"0x0",
+              "storage":{"0x07":"0x00"}},
+            "0x1000000000000000000000000000000000000005":{"balance":"0x5"}}}"#,
+        )
+        .unwrap();
+        let accounts = StorageOnlyAccounts::from_genesis(&genesis);
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(
+            accounts.witness(&address!("1000000000000000000000000000000000000001")),
+            Some(B256::from(U256::from(7)))
+        );
+    }
+
+    #[test]
+    fn chain_record_keeps_candidates_and_reads_records_without_them() {
+        let mut accounts = StorageOnlyAccounts::default();
+        let target = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+        accounts.note(target, true, [(B256::with_last_byte(1), U256::from(0x2a))]);
+        let with = record(accounts.clone());
+        let text = encode_json(&with);
+        let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            json["storageOnlyAccounts"],
+            serde_json::json!({
+                "0x5fbdb2315678afecb367f032d93f642f64180aa3":
+                    "0x0000000000000000000000000000000000000000000000000000000000000001"
+            })
+        );
+        assert_eq!(
+            decode_json::<ChainRecord>("idx:chain", &text).unwrap(),
+            with
+        );
+
+        // No candidates: the record is written exactly as before the field existed, and such
+        // a record reads back with none.
+        let without = encode_json(&record(StorageOnlyAccounts::default()));
+        let json: serde_json::Value = serde_json::from_slice(&without).unwrap();
+        assert!(json.get("storageOnlyAccounts").is_none(), "{json}");
+        let old = br#"{"name":"custom","chainId":7,"genesisHash":"0x0101010101010101010101010101010101010101010101010101010101010101","config":{"chainId":7}}"#;
+        let read: ChainRecord = decode_json("idx:chain", old).unwrap();
+        assert!(read.storage_only_accounts.is_empty());
+    }
+}
