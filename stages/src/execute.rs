@@ -15,6 +15,7 @@ use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_evm::block::{
     BlockExecutionError, BlockExecutor, BlockExecutorFactory, BlockValidationError,
+    InternalBlockExecutionError,
 };
 use alloy_evm::eth::{
     receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
@@ -82,22 +83,37 @@ pub enum BlockError {
     },
 }
 
-/// Find a [`StateError`] in an error's source chain (revm wraps database errors; revm's
-/// `State` wraps them in an `EvmDatabaseError`, which does not name them as its source).
+/// Find a [`StateError`] in an error's chain. revm and alloy-evm wrap database errors without
+/// always naming them as the source: alloy-evm keeps revm's error in an `EVM { error }` field,
+/// and revm's `State` wraps ours in an `EvmDatabaseError`; both are looked into.
 fn state_error_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StateError> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<StateError>() {
             return Some(found);
         }
-        if let Some(EvmDatabaseError::Database(found)) =
-            e.downcast_ref::<EvmDatabaseError<StateError>>()
-        {
-            return Some(found);
-        }
-        current = e.source();
+        current = wrapped_error(e).or_else(|| e.source());
     }
     None
+}
+
+/// The error held by one of the wrappers [`state_error_in`] looks into.
+fn wrapped_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    let boxed: &'a (dyn std::error::Error + Send + Sync + 'static) = match error
+        .downcast_ref::<BlockExecutionError>()
+    {
+        Some(BlockExecutionError::Internal(InternalBlockExecutionError::EVM { error, .. }))
+        | Some(BlockExecutionError::Validation(BlockValidationError::EVM { error, .. })) => {
+            error.as_ref()
+        }
+        _ => match error.downcast_ref::<EvmDatabaseError<StateError>>() {
+            Some(EvmDatabaseError::Database(inner)) => return Some(inner),
+            _ => return None,
+        },
+    };
+    Some(boxed)
 }
 
 /// A failed state read outside a transaction's own result: a store failure when it comes from
@@ -519,4 +535,31 @@ fn changes_from_bundle(
     accounts.sort_by_key(|a| a.address);
     storage.sort_by_key(|s| (s.address, s.slot));
     Ok((accounts, storage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::MalformedValue;
+    use revm::context::result::EVMError;
+
+    #[test]
+    fn a_state_error_inside_revm_errors_is_a_state_error() {
+        let state = StateError::Malformed(MalformedValue::new("st:latest:acc:0xAb", "bad"));
+        let from_revm: EVMError<EvmDatabaseError<StateError>> =
+            EVMError::Database(EvmDatabaseError::Database(state));
+        let wrapped = BlockExecutionError::evm(from_revm, B256::ZERO);
+        assert!(matches!(
+            classify(7, wrapped),
+            BlockError::State {
+                block: 7,
+                error: StateError::Malformed(_)
+            }
+        ));
+        let other: EVMError<EvmDatabaseError<StateError>> = EVMError::Custom("x".to_string());
+        assert!(matches!(
+            classify(7, BlockExecutionError::evm(other, B256::ZERO)),
+            BlockError::Invalid { block: 7, .. }
+        ));
+    }
 }
