@@ -34,8 +34,13 @@ pub struct RunOutcome {
     pub seconds: f64,
 }
 
-/// The chain spec for the chain the store was initialised with.
+/// The chain spec for the chain the store was initialised with, with its EIP-7610 candidates.
 pub fn chain_spec(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, CommandError> {
+    Ok(schedule(ctx, record)?.with_storage_only_accounts(record.storage_only_accounts.clone()))
+}
+
+/// The fork schedule of the chain the store was initialised with.
+fn schedule(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, CommandError> {
     if let Some(spec) = ChainSpec::by_name(&record.name) {
         return Ok(spec);
     }

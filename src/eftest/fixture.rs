@@ -5,6 +5,7 @@ use alloy_genesis::ChainConfig;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use serde::Deserialize;
 use stages::chain::ChainSpec;
+use stages::collision::StorageOnlyAccounts;
 use std::collections::BTreeMap;
 
 /// One test of a fixture file.
@@ -208,7 +209,26 @@ impl BlockchainTest {
             };
             config.blob_schedule.insert(key, blob);
         }
-        Some(ChainSpec::from_genesis_config(&config, U256::ZERO))
+        Some(
+            ChainSpec::from_genesis_config(&config, U256::ZERO)
+                .with_storage_only_accounts(self.storage_only_accounts()),
+        )
+    }
+
+    /// The EIP-7610 candidates of the pre-state, as `init` derives them from a genesis.
+    fn storage_only_accounts(&self) -> StorageOnlyAccounts {
+        let mut accounts = StorageOnlyAccounts::default();
+        for (address, account) in &self.pre {
+            accounts.note(
+                *address,
+                account.code.is_empty() && account.nonce.is_zero(),
+                account
+                    .storage
+                    .iter()
+                    .map(|(slot, value)| (B256::from(*slot), *value)),
+            );
+        }
+        accounts
     }
 
     /// The fork family for the report table: the network's first fork.

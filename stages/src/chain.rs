@@ -5,6 +5,7 @@
 //! genesis `config` block. The spec implements alloy's `EthereumHardforks`, so the fork checks,
 //! the revm `SpecId` mapping and the block executor of alloy-evm all read the same schedule.
 
+use crate::collision::StorageOnlyAccounts;
 use alloy_consensus::Header;
 use alloy_eips::eip7840::BlobParams;
 use alloy_eips::eip7892::BlobScheduleBlobParams;
@@ -30,6 +31,8 @@ pub struct ChainSpec {
     pub deposit_contract: Option<Address>,
     /// BNB Smart Chain's own rules, for a Parlia chain; `None` for Ethereum.
     pub bsc: Option<std::sync::Arc<crate::bsc::BscChain>>,
+    /// Genesis accounts with storage but no code or nonce, for EIP-7610 (usually none).
+    pub storage_only_accounts: StorageOnlyAccounts,
 }
 
 impl EthereumHardforks for ChainSpec {
@@ -82,7 +85,14 @@ impl ChainSpec {
             blob_schedule: BlobScheduleBlobParams::mainnet(),
             deposit_contract: deposit,
             bsc: None,
+            storage_only_accounts: StorageOnlyAccounts::default(),
         }
+    }
+
+    /// This spec with the genesis-derived EIP-7610 candidates (see [`crate::collision`]).
+    pub fn with_storage_only_accounts(mut self, accounts: StorageOnlyAccounts) -> Self {
+        self.storage_only_accounts = accounts;
+        self
     }
 
     /// The built-in spec called `name`, if there is one.
@@ -164,6 +174,7 @@ impl ChainSpec {
                 .deposit_contract_address
                 .or(Some(MAINNET_DEPOSIT_CONTRACT)),
             bsc: None,
+            storage_only_accounts: StorageOnlyAccounts::default(),
         }
     }
 

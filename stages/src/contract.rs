@@ -1,6 +1,7 @@
 //! The JSON values of the data contract (DESIGN §3): progress markers, stage checkpoints,
 //! accounts and storage words, exactly as the original Go service and its consumers spell them.
 
+use crate::collision::StorageOnlyAccounts;
 use alloy_primitives::{B256, U256};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -74,6 +75,15 @@ pub struct ChainRecord {
     pub genesis_hash: B256,
     /// The genesis file's `config` object, verbatim: the fork schedule.
     pub config: serde_json::Value,
+    /// EIP-7610: the genesis accounts with storage but no code or nonce, with a witness slot
+    /// each (see [`crate::collision`]). Omitted when there are none, so such records are
+    /// unchanged; a record without the field (also one written before it existed) means none.
+    #[serde(
+        rename = "storageOnlyAccounts",
+        default,
+        skip_serializing_if = "StorageOnlyAccounts::is_empty"
+    )]
+    pub storage_only_accounts: StorageOnlyAccounts,
 }
 
 /// `st:latest:acc:{Addr}` and `st:{n}:acc:{Addr}`: an account as JSON, the balance a decimal JSON

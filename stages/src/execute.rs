@@ -6,6 +6,7 @@
 
 use crate::block::ChainBlock;
 use crate::chain::ChainSpec;
+use crate::collision::CollisionCheck;
 use crate::record::{AccountChange, AccountState, ExecutionRecord, StorageChange};
 use crate::state::{StateError, StateLayers};
 use crate::validate::{check_header, HeaderViolation};
@@ -14,6 +15,7 @@ use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_evm::block::{
     BlockExecutionError, BlockExecutor, BlockExecutorFactory, BlockValidationError,
+    InternalBlockExecutionError,
 };
 use alloy_evm::eth::{
     receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
@@ -23,6 +25,7 @@ use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{Address, Bloom, B256, U256};
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::{BundleState, CacheState, State};
+use revm::database_interface::bal::EvmDatabaseError;
 use revm::Database;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -80,7 +83,9 @@ pub enum BlockError {
     },
 }
 
-/// Find a [`StateError`] in an error's source chain (revm wraps database errors).
+/// Find a [`StateError`] in an error's chain. revm and alloy-evm wrap database errors without
+/// always naming them as the source: alloy-evm keeps revm's error in an `EVM { error }` field,
+/// and revm's `State` wraps ours in an `EvmDatabaseError`; both are looked into.
 pub(crate) fn state_error_in<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a StateError> {
@@ -89,9 +94,43 @@ pub(crate) fn state_error_in<'a>(
         if let Some(found) = e.downcast_ref::<StateError>() {
             return Some(found);
         }
-        current = e.source();
+        current = wrapped_error(e).or_else(|| e.source());
     }
     None
+}
+
+/// The error held by one of the wrappers [`state_error_in`] looks into.
+fn wrapped_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    let boxed: &'a (dyn std::error::Error + Send + Sync + 'static) = match error
+        .downcast_ref::<BlockExecutionError>()
+    {
+        Some(BlockExecutionError::Internal(InternalBlockExecutionError::EVM { error, .. }))
+        | Some(BlockExecutionError::Validation(BlockValidationError::EVM { error, .. })) => {
+            error.as_ref()
+        }
+        _ => match error.downcast_ref::<EvmDatabaseError<StateError>>() {
+            Some(EvmDatabaseError::Database(inner)) => return Some(inner),
+            _ => return None,
+        },
+    };
+    Some(boxed)
+}
+
+/// A failed state read outside a transaction's own result: a store failure when it comes from
+/// the state layers, else the block cannot be executed.
+fn database_error(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {
+    match state_error_in(error) {
+        Some(state) => BlockError::State {
+            block,
+            error: state.clone(),
+        },
+        None => BlockError::Invalid {
+            block,
+            reason: error.to_string(),
+        },
+    }
 }
 
 fn classify(block: u64, error: BlockExecutionError) -> BlockError {
@@ -166,7 +205,13 @@ where
         Arc::clone(spec),
         EthEvmFactory::default(),
     );
-    let evm = factory.evm_factory().create_evm(state, env);
+    let mut evm = factory.evm_factory().create_evm_with_inspector(
+        state,
+        env,
+        CollisionCheck::new(&spec.storage_only_accounts),
+    );
+    // Inspecting costs time; only chains with EIP-7610 candidates need the check.
+    evm.set_inspector_enabled(!spec.storage_only_accounts.is_empty());
     let ctx = EthBlockExecutionCtx {
         parent_hash: header.parent_hash,
         parent_beacon_block_root: header.parent_beacon_block_root,
@@ -190,6 +235,9 @@ where
         executor
             .execute_transaction(recovered)
             .map_err(|error| transaction_error(number, index, tx, error))?;
+        if let Some(error) = executor.evm_mut().inspector_mut().take_error() {
+            return Err(database_error(number, &error));
+        }
         if post_state_roots {
             let root_of = intermediate_root.ok_or_else(|| BlockError::Invalid {
                 block: number,
@@ -321,16 +369,7 @@ where
         let account = evm
             .db_mut()
             .basic(address)
-            .map_err(|e| match state_error_in(&e) {
-                Some(state) => BlockError::State {
-                    block,
-                    error: state.clone(),
-                },
-                None => BlockError::Invalid {
-                    block,
-                    reason: e.to_string(),
-                },
-            })?;
+            .map_err(|e| database_error(block, &e))?;
         let has_code = account.is_some_and(|a| {
             a.code_hash != crate::contract::EMPTY_CODE_HASH && !a.code_hash.is_zero()
         });
@@ -501,4 +540,31 @@ fn changes_from_bundle(
     accounts.sort_by_key(|a| a.address);
     storage.sort_by_key(|s| (s.address, s.slot));
     Ok((accounts, storage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::MalformedValue;
+    use revm::context::result::EVMError;
+
+    #[test]
+    fn a_state_error_inside_revm_errors_is_a_state_error() {
+        let state = StateError::Malformed(MalformedValue::new("st:latest:acc:0xAb", "bad"));
+        let from_revm: EVMError<EvmDatabaseError<StateError>> =
+            EVMError::Database(EvmDatabaseError::Database(state));
+        let wrapped = BlockExecutionError::evm(from_revm, B256::ZERO);
+        assert!(matches!(
+            classify(7, wrapped),
+            BlockError::State {
+                block: 7,
+                error: StateError::Malformed(_)
+            }
+        ));
+        let other: EVMError<EvmDatabaseError<StateError>> = EVMError::Custom("x".to_string());
+        assert!(matches!(
+            classify(7, BlockExecutionError::evm(other, B256::ZERO)),
+            BlockError::Invalid { block: 7, .. }
+        ));
+    }
 }

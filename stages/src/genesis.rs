@@ -125,7 +125,8 @@ impl GenesisBlock {
     }
 }
 
-fn non_zero_storage(
+/// The non-zero slots of a genesis account's `storage`.
+pub(crate) fn non_zero_storage(
     storage: Option<&std::collections::BTreeMap<B256, B256>>,
 ) -> impl Iterator<Item = (B256, U256)> + '_ {
     storage

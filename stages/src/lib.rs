@@ -11,6 +11,7 @@
 pub mod block;
 pub mod bsc;
 pub mod chain;
+pub mod collision;
 pub mod commit;
 pub mod contract;
 pub mod execute;

@@ -26,6 +26,8 @@ impl ChainSpec {
             },
             deposit_contract: None,
             bsc: Some(Arc::new(chain)),
+            // BSC's genesis has none; the BSC executor does not run the EIP-7610 check.
+            storage_only_accounts: Default::default(),
         }
     }
 }
