@@ -8,7 +8,8 @@ use crate::block::ChainBlock;
 use crate::chain::ChainSpec;
 use crate::collision::CollisionCheck;
 use crate::record::{AccountChange, AccountState, ExecutionRecord, StorageChange};
-use crate::state::{StateError, StateLayers};
+use crate::state::cache::CacheSizes;
+use crate::state::{StateError, StateLayers, StateReader};
 use crate::validate::{check_header, HeaderViolation};
 use alloy_consensus::{proofs, Eip658Value, Header, ReceiptEnvelope, TxEnvelope, TxReceipt};
 use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
@@ -26,6 +27,7 @@ use alloy_primitives::{Address, Bloom, B256, U256};
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::{BundleState, CacheState, State};
 use revm::database_interface::bal::EvmDatabaseError;
+use revm::database_interface::WrapDatabaseRef;
 use revm::Database;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -276,7 +278,8 @@ where
     })
 }
 
-/// Execute `block` over the state layers and turn its outcome into an [`ExecutionRecord`].
+/// Execute `block` over a fresh view of `layers` (see [`ExecutionState`] for the daemon's
+/// way, which keeps revm's cache from block to block).
 pub fn execute_block(
     spec: &Arc<ChainSpec>,
     layers: &StateLayers,
@@ -284,37 +287,104 @@ pub fn execute_block(
     senders: &[Address],
     parent: &Header,
 ) -> Result<ExecutionRecord, BlockError> {
-    let number = block.number();
-    let mut state = State::builder()
-        .with_database_ref(layers.reader())
-        .with_bundle_update()
-        .build();
-    let root_of = |pending: &CacheState| layers.state_root_with(pending);
-    let output = run_block(spec, &mut state, block, senders, parent, Some(&root_of))?;
-    state.merge_transitions(BundleRetention::Reverts);
-    let bundle = state.take_bundle();
-    let (accounts, storage) =
-        changes_from_bundle(layers, &bundle).map_err(|error| BlockError::State {
-            block: number,
-            error,
-        })?;
-    // Sorted: a record must be byte-identical however often its block is executed.
-    let mut codes: Vec<_> = bundle
-        .contracts
-        .iter()
-        .map(|(hash, code)| (*hash, code.original_bytes()))
-        .collect();
-    codes.sort_by_key(|(hash, _)| *hash);
-    Ok(ExecutionRecord {
-        number,
-        hash: block.hash,
-        parent_hash: block.header.parent_hash,
-        gas_used: output.gas_used,
-        receipts: output.receipts,
-        accounts,
-        storage,
-        codes,
-    })
+    ExecutionState::new(layers, CacheSizes::default()).execute(spec, block, senders, parent)
+}
+
+/// revm's state over the layers, kept from one block to the next by the execution stage so
+/// that what a block read or wrote is at hand for the next without a trip through the layers
+/// (as a node keeps its state between blocks). It is only ever the head state: it starts
+/// empty, every block that fails throws it away, and it is dropped and started again once it
+/// holds more than the layers' cache sizes, so its memory stays bounded.
+pub struct ExecutionState<'a> {
+    layers: &'a StateLayers,
+    limits: CacheSizes,
+    state: State<WrapDatabaseRef<StateReader<'a>>>,
+}
+
+impl<'a> ExecutionState<'a> {
+    /// An empty state over `layers`, started again when it holds more than `limits`.
+    pub fn new(layers: &'a StateLayers, limits: CacheSizes) -> Self {
+        Self {
+            layers,
+            limits,
+            state: Self::fresh(layers),
+        }
+    }
+
+    fn fresh(layers: &'a StateLayers) -> State<WrapDatabaseRef<StateReader<'a>>> {
+        State::builder()
+            .with_database_ref(layers.reader())
+            .with_bundle_update()
+            .build()
+    }
+
+    /// Execute and verify `block` (child of `parent`) and return its record. On any error
+    /// nothing of the block stays behind.
+    pub fn execute(
+        &mut self,
+        spec: &Arc<ChainSpec>,
+        block: &ChainBlock,
+        senders: &[Address],
+        parent: &Header,
+    ) -> Result<ExecutionRecord, BlockError> {
+        let result = self.execute_in_place(spec, block, senders, parent);
+        if result.is_err() || self.over_limits() {
+            self.state = Self::fresh(self.layers);
+        }
+        result
+    }
+
+    fn execute_in_place(
+        &mut self,
+        spec: &Arc<ChainSpec>,
+        block: &ChainBlock,
+        senders: &[Address],
+        parent: &Header,
+    ) -> Result<ExecutionRecord, BlockError> {
+        let number = block.number();
+        let layers = self.layers;
+        let root_of = |pending: &CacheState| layers.state_root_with(pending);
+        let state = &mut self.state;
+        let output = run_block(spec, state, block, senders, parent, Some(&root_of))?;
+        state.merge_transitions(BundleRetention::Reverts);
+        let bundle = state.take_bundle();
+        let (accounts, storage) =
+            changes_from_bundle(layers, &bundle).map_err(|error| BlockError::State {
+                block: number,
+                error,
+            })?;
+        // Sorted: a record must be byte-identical however often its block is executed.
+        let mut codes: Vec<_> = bundle
+            .contracts
+            .iter()
+            .map(|(hash, code)| (*hash, code.original_bytes()))
+            .collect();
+        codes.sort_by_key(|(hash, _)| *hash);
+        Ok(ExecutionRecord {
+            number,
+            hash: block.hash,
+            parent_hash: block.header.parent_hash,
+            gas_used: output.gas_used,
+            receipts: output.receipts,
+            accounts,
+            storage,
+            codes,
+        })
+    }
+
+    /// True once the kept state holds more accounts, slots or codes than the limits.
+    fn over_limits(&self) -> bool {
+        let cache = &self.state.cache;
+        let slots: usize = cache
+            .accounts
+            .values()
+            .filter_map(|account| account.account.as_ref())
+            .map(|account| account.storage.len())
+            .sum();
+        cache.accounts.len() > self.limits.accounts
+            || slots > self.limits.storage_slots
+            || cache.contracts.len() > self.limits.code
+    }
 }
 
 fn transaction_error(

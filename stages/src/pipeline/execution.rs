@@ -7,7 +7,7 @@
 //! checkpoint of the last. At the head, where blocks arrive one by one, each is written at once.
 
 use super::{PipelineContext, SendersBlock, StageError};
-use crate::execute::{execute_block, BlockError};
+use crate::execute::{BlockError, ExecutionState};
 use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
@@ -35,6 +35,7 @@ pub fn run(
     outputs: RecordOutputs,
 ) -> Result<(), StageError> {
     let meter = ctx.meters.stage(STAGE);
+    let mut state = ExecutionState::new(&ctx.layers, ctx.layers.cache_sizes());
     let max_unwritten = ctx.batch_size.max(1) as usize;
     let mut unwritten: Vec<(ExecutionRecord, Instant)> = Vec::new();
     loop {
@@ -57,7 +58,7 @@ pub fn run(
         };
         let started = Instant::now();
         let record = loop {
-            match execute_block(&ctx.spec, &ctx.layers, &block, &senders, &parent) {
+            match state.execute(&ctx.spec, &block, &senders, &parent) {
                 Ok(record) => break record,
                 Err(BlockError::State { block, error }) if !ctx.stopping() => {
                     tracing::warn!(block, %error, "state read failed; retrying the block");

@@ -151,6 +151,15 @@ impl StateCache {
         self.wipe_epochs.clear();
     }
 
+    /// The caches' capacities.
+    pub fn sizes(&self) -> CacheSizes {
+        CacheSizes {
+            accounts: self.accounts.cap().get(),
+            storage_slots: self.storage.cap().get(),
+            code: self.code.cap().get(),
+        }
+    }
+
     /// Accounts currently cached.
     pub fn accounts_cached(&self) -> usize {
         self.accounts.len()

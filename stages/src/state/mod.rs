@@ -124,6 +124,11 @@ impl StateLayers {
         &self.keys
     }
 
+    /// The capacities of the caches.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        lock(&self.cache).sizes()
+    }
+
     /// Run `f` on the caches (for metrics).
     pub fn with_cache<T>(&self, f: impl FnOnce(&StateCache) -> T) -> T {
         f(&lock(&self.cache))
