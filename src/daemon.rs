@@ -115,8 +115,7 @@ pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
             .map_err(stage_error)?;
         let mut batch = WriteBatch::new();
         pctx.queue_checkpoint(&mut batch, StageId::Execution, ahead, record.hash);
-        pctx.write(StageId::Execution, &batch)
-            .map_err(stage_error)?;
+        pctx.write(StageId::Execution, batch).map_err(stage_error)?;
         start.executed = ahead;
     }
     if legacy != committed {

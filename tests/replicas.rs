@@ -496,3 +496,61 @@ fn a_stalled_leader_writes_nothing_after_its_lease() {
     assert_clean_exit(status, &leader, "SIGTERM after the stall");
     assert_same_as_one_replica(&backend, "a stall past the lease");
 }
+
+/// A leader cut off from the store while it has writes to make: redis-server is stopped under
+/// it (its stages start retrying), the leader is frozen (SIGSTOP) until its lease has lapsed,
+/// the server comes back and another replica (the test) takes the lease, then the leader is
+/// thawed. The writes it was retrying were due before its deadline and must not land now: the
+/// store 2 s after SIGCONT equals the store before it, and the leader stands by for the other
+/// holder instead of exiting.
+#[test]
+fn a_leader_cut_off_past_its_lease_drops_the_writes_it_was_retrying() {
+    let outage_after_block = 300;
+    let other = "other-replica";
+    let chain = ChainFixture::hive_sync();
+    let head = chain.block_count as u64;
+    let mut backend = Backend::redis();
+    init_and_import(&backend, &chain.genesis_path(), &chain.chain_path());
+    let host = "cut-off";
+    let mut env = replica_env(host);
+    // Wait out the outage (the tests' default gives up after a few attempts), retrying often.
+    env.push(var("EVM_EXECUTOR_STORAGE_PIKA_MAX_RETRIES", "0"));
+    env.push(var("EVM_EXECUTOR_STORAGE_PIKA_RETRY_MAX_BACKOFF_MS", "100"));
+    let mut leader = Daemon::start(&backend, &env, &["run"]);
+    let pid = child_pid(host);
+    let Backend::Redis(server) = &mut backend else {
+        unreachable!("Backend::redis() is a Redis backend")
+    };
+    leader.wait_until(PROGRESS_TIMEOUT, "block 300 executed", || {
+        execution_checkpoint(server) >= outage_after_block
+    });
+    server.stop();
+    // Long enough for the stages to meet the outage and start retrying their writes.
+    std::thread::sleep(Duration::from_millis(300));
+    send_signal(pid, "STOP");
+    std::thread::sleep(LEASE + Duration::from_millis(500));
+    server.start_again();
+    hold_lease_elsewhere(server, other, 5);
+    let before = server.snapshot();
+    let block = execution_checkpoint(server);
+    assert!(
+        block < head,
+        "the leader reached the head ({block}) before the outage"
+    );
+    send_signal(pid, "CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    leader.assert_running("after SIGCONT while another replica held the lease");
+    let after = server.snapshot();
+    assert_same_snapshot(
+        &after,
+        &before,
+        &format!("2 s after the cut-off leader was thawed past its lease (at block {block})"),
+    );
+    let stderr = leader.stderr();
+    assert!(
+        stderr.contains(STANDBY_LOG) && stderr.contains(other),
+        "the thawed leader stands by for {other}:\n{stderr}"
+    );
+    let status = leader.terminate(STOP_TIMEOUT);
+    assert_clean_exit(status, &leader, "SIGTERM after the outage");
+}

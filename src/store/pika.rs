@@ -14,6 +14,7 @@ use redis::{
     Client, Connection, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,
 };
 use stages::metrics::metrics;
+use stages::pipeline::unix_now_ms;
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -149,12 +150,26 @@ impl PikaStore {
     fn with_retry<T>(
         &self,
         what: &str,
+        op: impl FnMut(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        self.with_retry_until(what, None, op)
+    }
+
+    /// [`Self::with_retry`], giving up before any attempt that would start after
+    /// `deadline_ms` (Unix milliseconds).
+    fn with_retry_until<T>(
+        &self,
+        what: &str,
+        deadline_ms: Option<u64>,
         mut op: impl FnMut(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let mut failures: u32 = 0;
         let mut backoff = INITIAL_BACKOFF;
         let max_backoff = Duration::from_millis(self.config.retry_max_backoff_ms.max(1));
         loop {
+            if deadline_ms.is_some_and(|deadline| unix_now_ms() >= deadline) {
+                return Err(StoreError::DeadlinePassed { backend: BACKEND });
+            }
             let result = self.checkout().and_then(|mut con| {
                 metrics().store_round_trips_total.inc();
                 let result = op(&mut con);
@@ -258,7 +273,9 @@ impl Store for PikaStore {
                     }
                 }
             }
-            self.with_retry("pipelined write", |con| pipe.query::<()>(con))?;
+            self.with_retry_until("pipelined write", batch.deadline(), |con| {
+                pipe.query::<()>(con)
+            })?;
         }
         Ok(())
     }

@@ -25,12 +25,25 @@ pub enum WriteOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
+    /// Unix milliseconds after which no part of the batch may be sent (a leader's write
+    /// deadline); `None` for no limit.
+    deadline_ms: Option<u64>,
 }
 
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Forbid sending any part of the batch after `unix_ms`.
+    pub fn set_deadline(&mut self, unix_ms: u64) {
+        self.deadline_ms = Some(unix_ms);
+    }
+
+    /// The deadline set with [`WriteBatch::set_deadline`].
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline_ms
     }
 
     /// Queue a set without expiry.
@@ -83,6 +96,9 @@ impl WriteBatch {
 /// A failure of the store itself (not of the data in it).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The batch's write deadline passed before (all of) it could be sent.
+    #[error("store write not sent ({backend}): its deadline passed while retrying")]
+    DeadlinePassed { backend: &'static str },
     /// The server could not be reached or the connection broke; waiting may fix it.
     #[error("store unreachable ({backend}): {message}")]
     Unavailable {

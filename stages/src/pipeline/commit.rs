@@ -64,7 +64,7 @@ fn commit(
         exec_progress_at(last.number, total_txs + txs, super::unix_now()),
     );
     ctx.queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
-    ctx.write(STAGE, &batch)?;
+    ctx.write(STAGE, batch)?;
     let m = metrics();
     m.state_commit_latency_seconds
         .observe(started.elapsed().as_secs_f64());

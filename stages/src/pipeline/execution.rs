@@ -107,7 +107,7 @@ fn write_records(
     }
     // Last: on a store without transactions the checkpoint never runs ahead of the records.
     ctx.queue_checkpoint(&mut batch, STAGE, last_number, last_hash);
-    ctx.write(STAGE, &batch)?;
+    ctx.write(STAGE, batch)?;
     let meter = ctx.meters.stage(STAGE);
     for (record, started) in unwritten.drain(..) {
         let totals = (record.tx_count() as u64, record.gas_used);

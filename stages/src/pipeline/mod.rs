@@ -161,14 +161,21 @@ impl PipelineContext {
         ExecutionRecord::decode(&bytes).map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))
     }
 
-    /// Write `batch`, naming `stage` on failure.
-    pub fn write(&self, stage: StageId, batch: &WriteBatch) -> Result<(), StageError> {
-        if self.past_write_deadline() {
-            return Err(StageError::LeaseLost);
+    /// Write `batch`, naming `stage` on failure. With a lease, the batch carries the write
+    /// deadline, so a store that retries a lost connection gives up once it passes instead of
+    /// writing after another replica may have taken over.
+    pub fn write(&self, stage: StageId, mut batch: WriteBatch) -> Result<(), StageError> {
+        if let Some(deadline) = &self.write_deadline {
+            let deadline = deadline.load(Ordering::Acquire);
+            if unix_now_ms() >= deadline {
+                return Err(StageError::LeaseLost);
+            }
+            batch.set_deadline(deadline);
         }
-        self.store
-            .write(batch)
-            .map_err(|error| StageError::Store { stage, error })
+        match self.store.write(&batch) {
+            Err(StoreError::DeadlinePassed { .. }) => Err(StageError::LeaseLost),
+            other => other.map_err(|error| StageError::Store { stage, error }),
+        }
     }
 
     /// True when a lease is in force and its write deadline has passed.

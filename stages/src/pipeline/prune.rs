@@ -44,7 +44,7 @@ fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageE
         let mut batch = WriteBatch::new();
         let totals = queue_block_deletes(ctx, pruned + 1..=last, &mut batch)?;
         ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
-        ctx.write(STAGE, &batch)?;
+        ctx.write(STAGE, batch)?;
         crate::metrics::metrics()
             .pruned_blocks_total
             .inc_by(last - pruned);

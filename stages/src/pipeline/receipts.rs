@@ -49,7 +49,7 @@ fn write_receipts(
         queue_receipts(&ctx.keys, record, &mut batch);
     }
     ctx.queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
-    ctx.write(STAGE, &batch)?;
+    ctx.write(STAGE, batch)?;
     for record in records {
         let totals = (record.tx_count() as u64, record.gas_used);
         ctx.record_stage_progress(STAGE, record.number, totals, started);

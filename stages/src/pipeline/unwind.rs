@@ -99,7 +99,7 @@ pub fn unwind_to(
             ctx.queue_checkpoint(&mut batch, stage, number - 1, record.parent_hash);
         }
         batch.delete(ctx.keys.record(number));
-        ctx.write(STAGE, &batch)?;
+        ctx.write(STAGE, batch)?;
         tracing::info!(block = number, "unwound");
     }
     Ok(total_txs)
