@@ -85,6 +85,19 @@ pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
             block = legacy,
             "no stage checkpoints: taking over at idx:exec:progress"
         );
+        // The consumers' checkpoints start at the takeover point too: without them a restart
+        // could not tell blocks the receipts stage had not reached yet from blocks before the
+        // takeover once commit has moved idx:exec:progress.
+        let hash = pctx.layers.block_hash(legacy).map_err(|e| {
+            CommandError::Block(format!("taking over at block {legacy}: {e}"))
+        })?;
+        let mut batch = WriteBatch::new();
+        for stage in [StageId::Commit, StageId::Receipts] {
+            if block(stage)?.is_none() {
+                pctx.queue_checkpoint(&mut batch, stage, legacy, hash);
+            }
+        }
+        pctx.write(StageId::Execution, batch).map_err(stage_error)?;
         return Ok(StartPoint {
             executed: legacy,
             committed: legacy,
@@ -93,6 +106,7 @@ pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
             total_txs: progress.total_txs_executed,
         });
     };
+    // A store whose takeover predates writing these checkpoints may lack them.
     let committed = committed.unwrap_or(legacy);
     let receipts = receipts.unwrap_or(legacy);
     let mut start = StartPoint {
