@@ -88,9 +88,10 @@ pub fn start_point(pctx: &PipelineContext) -> Result<StartPoint, CommandError> {
         // The consumers' checkpoints start at the takeover point too: without them a restart
         // could not tell blocks the receipts stage had not reached yet from blocks before the
         // takeover once commit has moved idx:exec:progress.
-        let hash = pctx.layers.block_hash(legacy).map_err(|e| {
-            CommandError::Block(format!("taking over at block {legacy}: {e}"))
-        })?;
+        let hash = pctx
+            .layers
+            .block_hash(legacy)
+            .map_err(|e| CommandError::Block(format!("taking over at block {legacy}: {e}")))?;
         let mut batch = WriteBatch::new();
         for stage in [StageId::Commit, StageId::Receipts] {
             if block(stage)?.is_none() {

@@ -21,8 +21,9 @@ const DESTROYED_ACCOUNT: &[u8] = b"null";
 pub struct StateWrites {
     /// Latest values: `Some` to set, `None` to delete.
     latest: BTreeMap<String, Option<Vec<u8>>>,
-    /// History entries, in block order.
-    history: Vec<(String, Vec<u8>)>,
+    /// History entries (each key names its block), sorted: the embedded store inserts
+    /// sorted keys with fewer page visits.
+    history: BTreeMap<String, Vec<u8>>,
     /// New code by hash.
     codes: BTreeMap<B256, Bytes>,
 }
@@ -46,11 +47,11 @@ impl StateWrites {
                         storage_root: B256::ZERO,
                     }
                     .encode();
-                    self.history.push((history, json.clone()));
+                    self.history.insert(history, json.clone());
                     self.latest.insert(latest, Some(json));
                 }
                 None => {
-                    self.history.push((history, DESTROYED_ACCOUNT.to_vec()));
+                    self.history.insert(history, DESTROYED_ACCOUNT.to_vec());
                     self.latest.insert(latest, None);
                 }
             }
@@ -62,7 +63,7 @@ impl StateWrites {
             self.latest
                 .insert(keys.latest_storage(&change.address, &slot), latest);
             self.history
-                .push((keys.history_storage(number, &change.address, &slot), word));
+                .insert(keys.history_storage(number, &change.address, &slot), word);
         }
     }
 

@@ -62,23 +62,20 @@ impl Keys {
 
     /// `st:latest:acc:{Addr}`: the account's latest state as JSON.
     pub fn latest_account(&self, address: &Address) -> String {
-        self.key(format_args!("st:latest:acc:{}", address.to_checksum(None)))
+        self.key(format_args!("st:latest:acc:{}", checksummed(address)))
     }
 
     /// `st:latest:stor:{Addr}:{slot}`: the slot's latest value, `0x` + 64 hex.
     pub fn latest_storage(&self, address: &Address, slot: &B256) -> String {
         self.key(format_args!(
             "st:latest:stor:{}:{slot:#x}",
-            address.to_checksum(None)
+            checksummed(address)
         ))
     }
 
     /// `st:latest:stor:{Addr}:`: the prefix of every latest storage key of one account.
     pub fn latest_storage_prefix(&self, address: &Address) -> String {
-        self.key(format_args!(
-            "st:latest:stor:{}:",
-            address.to_checksum(None)
-        ))
+        self.key(format_args!("st:latest:stor:{}:", checksummed(address)))
     }
 
     /// `st:code:{codeHash}`: raw bytecode; never deleted.
@@ -88,17 +85,14 @@ impl Keys {
 
     /// `st:{n}:acc:{Addr}`: the account as block `n` left it (history, with TTL).
     pub fn history_account(&self, number: u64, address: &Address) -> String {
-        self.key(format_args!(
-            "st:{number}:acc:{}",
-            address.to_checksum(None)
-        ))
+        self.key(format_args!("st:{number}:acc:{}", checksummed(address)))
     }
 
     /// `st:{n}:stor:{Addr}:{slot}`: the slot as block `n` left it (history, with TTL).
     pub fn history_storage(&self, number: u64, address: &Address, slot: &B256) -> String {
         self.key(format_args!(
             "st:{number}:stor:{}:{slot:#x}",
-            address.to_checksum(None)
+            checksummed(address)
         ))
     }
 
@@ -126,6 +120,30 @@ impl Keys {
     pub fn chain(&self) -> String {
         self.key(format_args!("idx:chain"))
     }
+}
+
+/// Addresses whose EIP-55 spelling each thread remembers: the spelling costs a keccak, and the
+/// stages spell the same hot accounts (tokens, pools, senders) over and over.
+const CHECKSUM_CACHE_ENTRIES: usize = 65_536;
+
+thread_local! {
+    static CHECKSUMS: std::cell::RefCell<lru::LruCache<Address, String>> =
+        std::cell::RefCell::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(CHECKSUM_CACHE_ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN),
+        ));
+}
+
+/// `address` as EIP-55 checksummed hex with `0x`.
+fn checksummed(address: &Address) -> String {
+    CHECKSUMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(spelled) = cache.get(address) {
+            return spelled.clone();
+        }
+        let spelled = address.to_checksum(None);
+        cache.put(*address, spelled.clone());
+        spelled
+    })
 }
 
 #[cfg(test)]

@@ -185,14 +185,81 @@ impl ExecutionRecord {
     }
 }
 
+/// What pruning needs of a record: the history keys its block wrote, and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Transactions in the block.
+    pub tx_count: usize,
+    /// Gas the block used.
+    pub gas_used: u64,
+    /// Accounts the block changed.
+    pub accounts: Vec<Address>,
+    /// Slots the block changed.
+    pub storage: Vec<(Address, U256)>,
+}
+
+impl RecordSummary {
+    /// Read a stored record's summary, stepping over its receipts and code without decoding
+    /// them (they are most of its bytes).
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordDecodeError> {
+        let (&version, mut rest) = bytes.split_first().ok_or(alloy_rlp::Error::InputTooShort)?;
+        if version != RECORD_VERSION {
+            return Err(RecordDecodeError::Version(version));
+        }
+        let record = alloy_rlp::Header::decode_bytes(&mut rest, true)?;
+        if !rest.is_empty() {
+            return Err(alloy_rlp::Error::UnexpectedLength.into());
+        }
+        let mut fields = record;
+        let _number = u64::decode(&mut fields)?;
+        let _hash = B256::decode(&mut fields)?;
+        let _parent_hash = B256::decode(&mut fields)?;
+        let gas_used = u64::decode(&mut fields)?;
+        let mut receipts = alloy_rlp::Header::decode_bytes(&mut fields, true)?;
+        let mut tx_count = 0;
+        while !receipts.is_empty() {
+            skip_item(&mut receipts)?;
+            tx_count += 1;
+        }
+        let accounts = Vec::<AccountChangeRlp>::decode(&mut fields)?
+            .into_iter()
+            .map(|change| change.address)
+            .collect();
+        let storage = Vec::<StorageChange>::decode(&mut fields)?
+            .into_iter()
+            .map(|change| (change.address, change.slot))
+            .collect();
+        skip_item(&mut fields)?;
+        if !fields.is_empty() {
+            return Err(alloy_rlp::Error::UnexpectedLength.into());
+        }
+        Ok(Self {
+            tx_count,
+            gas_used,
+            accounts,
+            storage,
+        })
+    }
+}
+
+/// Step over one RLP item.
+fn skip_item(buf: &mut &[u8]) -> Result<(), alloy_rlp::Error> {
+    let header = alloy_rlp::Header::decode(buf)?;
+    if buf.len() < header.payload_length {
+        return Err(alloy_rlp::Error::InputTooShort);
+    }
+    *buf = &buf[header.payload_length..];
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom};
     use alloy_primitives::{address, Log};
 
-    #[test]
-    fn record_round_trips_and_rejects_unknown_versions() {
+    /// A record with a receipt of each encoding, an account and a slot change, and code.
+    fn sample_record() -> ExecutionRecord {
         let receipt = Receipt {
             status: Eip658Value::Eip658(true),
             cumulative_gas_used: 21_000,
@@ -202,12 +269,15 @@ mod tests {
                 Bytes::from_static(b"x"),
             )],
         };
-        let record = ExecutionRecord {
+        ExecutionRecord {
             number: 7,
             hash: B256::repeat_byte(1),
             parent_hash: B256::repeat_byte(2),
             gas_used: 21_000,
-            receipts: vec![ReceiptEnvelope::Eip1559(ReceiptWithBloom::from(receipt))],
+            receipts: vec![
+                ReceiptEnvelope::Legacy(ReceiptWithBloom::from(receipt.clone())),
+                ReceiptEnvelope::Eip1559(ReceiptWithBloom::from(receipt)),
+            ],
             accounts: vec![AccountChange {
                 address: address!("00000000000000000000000000000000000000bb"),
                 pre: None,
@@ -225,7 +295,27 @@ mod tests {
                 post: U256::ZERO,
             }],
             codes: vec![(B256::repeat_byte(3), Bytes::from_static(&[0x60, 0x00]))],
-        };
+        }
+    }
+
+    #[test]
+    fn summary_agrees_with_the_full_decode() {
+        let record = sample_record();
+        let bytes = record.encode();
+        let summary = RecordSummary::decode(&bytes).expect("summary");
+        assert_eq!(summary.tx_count, record.receipts.len());
+        assert_eq!(summary.gas_used, record.gas_used);
+        let accounts: Vec<Address> = record.accounts.iter().map(|a| a.address).collect();
+        assert_eq!(summary.accounts, accounts);
+        let slots: Vec<(Address, U256)> =
+            record.storage.iter().map(|s| (s.address, s.slot)).collect();
+        assert_eq!(summary.storage, slots);
+        assert!(RecordSummary::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn record_round_trips_and_rejects_unknown_versions() {
+        let record = sample_record();
         let bytes = record.encode();
         assert_eq!(bytes[0], RECORD_VERSION);
         assert_eq!(ExecutionRecord::decode(&bytes).unwrap(), record);

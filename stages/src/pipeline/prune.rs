@@ -3,6 +3,7 @@
 //! execution record, in bounded batches, then moves the prune checkpoint.
 
 use super::{PipelineContext, StageError};
+use crate::record::RecordSummary;
 use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use alloy_primitives::B256;
@@ -80,19 +81,19 @@ fn queue_block_deletes(
         let Some(bytes) = bytes else {
             continue;
         };
-        let record = crate::record::ExecutionRecord::decode(&bytes)
+        let record = RecordSummary::decode(&bytes)
             .map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))?;
-        for account in &record.accounts {
-            batch.delete(ctx.keys.history_account(number, &account.address));
+        for address in &record.accounts {
+            batch.delete(ctx.keys.history_account(number, address));
         }
-        for slot in &record.storage {
+        for (address, slot) in &record.storage {
             batch.delete(
                 ctx.keys
-                    .history_storage(number, &slot.address, &B256::from(slot.slot)),
+                    .history_storage(number, address, &B256::from(*slot)),
             );
         }
         batch.delete(key);
-        deleted.push((number, (record.tx_count() as u64, record.gas_used)));
+        deleted.push((number, (record.tx_count as u64, record.gas_used)));
     }
     Ok(deleted)
 }
