@@ -2,9 +2,10 @@
 //! not yet committed), verifies it, and writes its execution record `rec:{n}` with the
 //! execution checkpoint, before handing the record to the commit and receipt stages.
 //!
-//! Records are written in groups: the blocks executed while more input was already waiting, up
-//! to `batch_size`, go to the store in one batch (one round trip, one durable commit) with the
-//! checkpoint of the last. At the head, where blocks arrive one by one, each is written at once.
+//! Two threads: one executes, the other writes the records. The writer takes every record
+//! waiting, up to `batch_size`, and stores them in one batch (one round trip, one durable
+//! commit) with the checkpoint of the last, so execution never waits for the store; only then
+//! do the records go on to commit and receipts (the crash rule).
 
 use super::{PipelineContext, SendersBlock, StageError};
 use crate::execute::{BlockError, ExecutionState};
@@ -13,7 +14,7 @@ use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use alloy_consensus::Header;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,35 +28,49 @@ pub struct RecordOutputs {
     pub receipts: Sender<Arc<ExecutionRecord>>,
 }
 
+/// A record waiting to be written, with the time its block's execution began.
+type Unwritten = (ExecutionRecord, Instant);
+
 /// Execute every block from `input`, `parent` being the last executed header.
 pub fn run(
     ctx: &PipelineContext,
-    mut parent: Header,
+    parent: Header,
     input: Receiver<SendersBlock>,
     outputs: RecordOutputs,
 ) -> Result<(), StageError> {
+    let capacity = ctx.batch_size.max(1) as usize;
+    let (to_writer, writer_input) = bounded(capacity);
+    std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("records".into())
+            .spawn_scoped(scope, || write_records(ctx, writer_input, outputs))
+            .map_err(|e| {
+                StageError::Inconsistent(format!("cannot start the record writer: {e}"))
+            })?;
+        let executed = execute_blocks(ctx, parent, input, to_writer);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(StageError::Inconsistent(
+                "the record writer panicked".into(),
+            ))
+        });
+        // A write failure comes first: it is why execution stopped.
+        written.and(executed)
+    })
+}
+
+/// Execute blocks until the input ends, a block fails, or the writer is gone.
+fn execute_blocks(
+    ctx: &PipelineContext,
+    mut parent: Header,
+    input: Receiver<SendersBlock>,
+    to_writer: Sender<Unwritten>,
+) -> Result<(), StageError> {
     let meter = ctx.meters.stage(STAGE);
     let mut state = ExecutionState::new(&ctx.layers, ctx.layers.cache_sizes());
-    let max_unwritten = ctx.batch_size.max(1) as usize;
-    let mut unwritten: Vec<(ExecutionRecord, Instant)> = Vec::new();
-    loop {
-        let next = if unwritten.is_empty() {
-            meter.recv(STAGE, &input)
-        } else {
-            match input.try_recv() {
-                Ok(item) => Some(item),
-                Err(TryRecvError::Empty) => {
-                    if !write_records(ctx, &mut unwritten, &outputs)? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => None,
-            }
-        };
-        let Some((block, senders)) = next.filter(|_| !ctx.stopping()) else {
+    while let Some((block, senders)) = meter.recv(STAGE, &input) {
+        if ctx.stopping() {
             break;
-        };
+        }
         let started = Instant::now();
         let record = loop {
             match state.execute(&ctx.spec, &block, &senders, &parent) {
@@ -65,9 +80,9 @@ pub fn run(
                     std::thread::sleep(ctx.poll_interval);
                 }
                 Err(error) => {
+                    // The good blocks before this one are still written (the writer drains
+                    // its input before it stops).
                     metrics().invalid_blocks_total.inc();
-                    // The good blocks before this one are kept.
-                    write_records(ctx, &mut unwritten, &outputs)?;
                     return Err(StageError::Block {
                         stage: STAGE,
                         message: error.to_string(),
@@ -81,43 +96,45 @@ pub fn run(
             .block_execution_seconds
             .observe(started.elapsed().as_secs_f64());
         parent = block.header;
-        unwritten.push((record, started));
-        if unwritten.len() >= max_unwritten && !write_records(ctx, &mut unwritten, &outputs)? {
-            return Ok(());
+        if !meter.send(STAGE, &to_writer, (record, started)) {
+            break;
         }
     }
-    write_records(ctx, &mut unwritten, &outputs)?;
     Ok(())
 }
 
-/// Write `unwritten` records and the checkpoint of the last in one batch, then pass them on.
-/// False once a later stage is gone.
+/// Write the records from `input` in batches, then pass them on.
 fn write_records(
     ctx: &PipelineContext,
-    unwritten: &mut Vec<(ExecutionRecord, Instant)>,
-    outputs: &RecordOutputs,
-) -> Result<bool, StageError> {
-    let Some((last, _)) = unwritten.last() else {
-        return Ok(true);
-    };
-    let (last_number, last_hash) = (last.number, last.hash);
-    let mut batch = WriteBatch::new();
-    for (record, _) in unwritten.iter() {
-        batch.set(ctx.keys.record(record.number), record.encode());
-    }
-    // Last: on a store without transactions the checkpoint never runs ahead of the records.
-    ctx.queue_checkpoint(&mut batch, STAGE, last_number, last_hash);
-    ctx.write(STAGE, batch)?;
+    input: Receiver<Unwritten>,
+    outputs: RecordOutputs,
+) -> Result<(), StageError> {
+    let max = ctx.batch_size.max(1) as usize;
     let meter = ctx.meters.stage(STAGE);
-    for (record, started) in unwritten.drain(..) {
-        let totals = (record.tx_count() as u64, record.gas_used);
-        ctx.record_stage_progress(STAGE, record.number, totals, started);
-        let record = Arc::new(record);
-        if !meter.send(STAGE, &outputs.commit, Arc::clone(&record))
-            || !meter.send(STAGE, &outputs.receipts, record)
-        {
-            return Ok(false);
+    while let Ok(first) = input.recv() {
+        let mut unwritten = vec![first];
+        unwritten.extend(input.try_iter().take(max - 1));
+        let Some((last, _)) = unwritten.last() else {
+            continue;
+        };
+        let (last_number, last_hash) = (last.number, last.hash);
+        let mut batch = WriteBatch::new();
+        for (record, _) in &unwritten {
+            batch.set(ctx.keys.record(record.number), record.encode());
+        }
+        // Last: on a store without transactions the checkpoint never runs ahead of the records.
+        ctx.queue_checkpoint(&mut batch, STAGE, last_number, last_hash);
+        ctx.write(STAGE, batch)?;
+        for (record, started) in unwritten {
+            let totals = (record.tx_count() as u64, record.gas_used);
+            ctx.record_stage_progress(STAGE, record.number, totals, started);
+            let record = Arc::new(record);
+            if !meter.send(STAGE, &outputs.commit, Arc::clone(&record))
+                || !meter.send(STAGE, &outputs.receipts, record)
+            {
+                return Ok(());
+            }
         }
     }
-    Ok(true)
+    Ok(())
 }
