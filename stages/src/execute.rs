@@ -486,7 +486,8 @@ fn mismatch(
     }
 }
 
-/// Compare execution's output with the header.
+/// Compare execution's outcome with the header: gasUsed, receiptsRoot, logsBloom, blobGasUsed
+/// where the fork has blobs, requestsHash from Prague.
 fn verify_result(
     spec: &ChainSpec,
     header: &Header,
@@ -494,6 +495,30 @@ fn verify_result(
     gas_used: u64,
     blob_gas_used: u64,
     requests: &alloy_eips::eip7685::Requests,
+) -> Result<(), BlockError> {
+    let cancun = spec.is_cancun_active_at_timestamp(header.timestamp);
+    verify_receipts(header, receipts, gas_used, cancun.then_some(blob_gas_used))?;
+    if spec.is_prague_active_at_timestamp(header.timestamp) {
+        let hash = requests.requests_hash();
+        if Some(hash) != header.requests_hash {
+            return Err(mismatch(
+                header.number,
+                "requestsHash",
+                format!("{hash:#x}"),
+                format!("{:?}", header.requests_hash),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compare gasUsed, receiptsRoot, logsBloom and, when the fork has blobs (`blob_gas_used` is
+/// `Some`), blobGasUsed with the header.
+pub(crate) fn verify_receipts(
+    header: &Header,
+    receipts: &[ReceiptEnvelope],
+    gas_used: u64,
+    blob_gas_used: Option<u64>,
 ) -> Result<(), BlockError> {
     let block = header.number;
     if gas_used != header.gas_used {
@@ -515,26 +540,13 @@ fn verify_result(
     if bloom != header.logs_bloom {
         return Err(mismatch(block, "logsBloom", bloom, header.logs_bloom));
     }
-    if spec.is_cancun_active_at_timestamp(header.timestamp)
-        && Some(blob_gas_used) != header.blob_gas_used
-    {
+    if let Some(blob_gas_used) = blob_gas_used.filter(|used| Some(*used) != header.blob_gas_used) {
         return Err(mismatch(
             block,
             "blobGasUsed",
             blob_gas_used,
             format!("{:?}", header.blob_gas_used),
         ));
-    }
-    if spec.is_prague_active_at_timestamp(header.timestamp) {
-        let hash = requests.requests_hash();
-        if Some(hash) != header.requests_hash {
-            return Err(mismatch(
-                block,
-                "requestsHash",
-                format!("{hash:#x}"),
-                format!("{:?}", header.requests_hash),
-            ));
-        }
     }
     Ok(())
 }

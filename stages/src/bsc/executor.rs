@@ -21,15 +21,15 @@ use super::header::{blob_params, check_header};
 use super::system::{is_system_transaction, RewardMove, SLASH_CONTRACT, SYSTEM_ADDRESS};
 use super::BscChain;
 use crate::block::ChainBlock;
-use crate::execute::{state_error_in, BlockError, BlockOutput};
+use crate::execute::{state_error_in, verify_receipts, BlockError, BlockOutput};
 use alloy_consensus::{
-    proofs, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction,
-    TxEnvelope, TxReceipt, TxType,
+    Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope,
+    TxType,
 };
 use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 use alloy_eips::eip7702::RecoveredAuthorization;
 use alloy_evm::FromRecoveredTx;
-use alloy_primitives::{address, Address, Bloom, B256, U256};
+use alloy_primitives::{address, Address, B256, U256};
 use revm::bytecode::Bytecode;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, ContextTr, TxEnv};
@@ -385,20 +385,6 @@ where
     }
 }
 
-fn mismatch(
-    block: u64,
-    field: &'static str,
-    got: impl ToString,
-    expected: impl ToString,
-) -> BlockError {
-    BlockError::Mismatch {
-        block,
-        field,
-        got: got.to_string(),
-        expected: expected.to_string(),
-    }
-}
-
 /// Compare the outcome with the header (`ValidateState`; `VerifyRequests` accepts anything
 /// under Parlia, so the requests hash is not compared).
 fn verify(
@@ -408,35 +394,6 @@ fn verify(
     gas_used: u64,
     blob_gas_used: u64,
 ) -> Result<(), BlockError> {
-    let block = header.number;
-    if gas_used != header.gas_used {
-        return Err(mismatch(block, "gasUsed", gas_used, header.gas_used));
-    }
-    let root = proofs::calculate_receipt_root(receipts);
-    if root != header.receipts_root {
-        return Err(mismatch(
-            block,
-            "receiptsRoot",
-            format!("{root:#x}"),
-            format!("{:#x}", header.receipts_root),
-        ));
-    }
-    let mut bloom = Bloom::ZERO;
-    for receipt in receipts {
-        bloom.accrue_bloom(&receipt.bloom());
-    }
-    if bloom != header.logs_bloom {
-        return Err(mismatch(block, "logsBloom", bloom, header.logs_bloom));
-    }
-    if forks.time_active("CancunTime", block, header.timestamp)
-        && Some(blob_gas_used) != header.blob_gas_used
-    {
-        return Err(mismatch(
-            block,
-            "blobGasUsed",
-            blob_gas_used,
-            format!("{:?}", header.blob_gas_used),
-        ));
-    }
-    Ok(())
+    let cancun = forks.time_active("CancunTime", header.number, header.timestamp);
+    verify_receipts(header, receipts, gas_used, cancun.then_some(blob_gas_used))
 }
