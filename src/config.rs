@@ -272,7 +272,7 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutorConfig {
-    /// Blocks read per batch.
+    /// Blocks read per batch, and the most blocks a stage writes in one batch.
     pub batch_size: u64,
     /// Poll interval of the syncer's progress when caught up, milliseconds.
     pub poll_interval_ms: u64,
