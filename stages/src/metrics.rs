@@ -30,7 +30,7 @@ pub struct Metrics {
     pub cache_hits_total: IntGaugeVec,
     /// Misses per cache layer.
     pub cache_misses_total: IntGaugeVec,
-    /// Time to write one block's state changes.
+    /// Time to write one commit batch (the state of up to `executor.batch_size` blocks).
     pub state_commit_latency_seconds: Histogram,
     /// Threads working per pool (one pool per stage).
     pub worker_pool_active_workers: IntGaugeVec,
@@ -139,7 +139,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cache_misses_total: int_gauge_vec("cache_misses_total", "Cache misses per layer", "cache")?,
         state_commit_latency_seconds: histogram(
             "state_commit_latency_seconds",
-            "Time to write one block's state changes",
+            "Time to write one commit batch (the state changes of the blocks waiting, up to executor.batch_size)",
         )?,
         worker_pool_active_workers: int_gauge_vec(
             "worker_pool_active_workers",
