@@ -6,11 +6,6 @@ use evm_executor::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: every block allocates thousands of small keys and
-/// values (`bench` on a generated chain measured the difference).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Executes EVM blocks that a Block Syncer writes into Pika (or the embedded store) and writes
 /// receipts and world state back.
 #[derive(Parser)]
