@@ -75,7 +75,9 @@ fn execute_blocks(
         let record = loop {
             match state.execute(&ctx.spec, &block, &senders, &parent) {
                 Ok(record) => break record,
-                Err(BlockError::State { block, error }) if !ctx.stopping() => {
+                Err(BlockError::State { block, error })
+                    if error.is_retryable() && !ctx.stopping() =>
+                {
                     tracing::warn!(block, %error, "state read failed; retrying the block");
                     std::thread::sleep(ctx.poll_interval);
                 }

@@ -56,6 +56,18 @@ pub enum StateError {
 
 impl DBErrorMarker for StateError {}
 
+impl StateError {
+    /// True when waiting can fix it: a lost store connection, or a header the syncer has not
+    /// written yet. A value that does not decode or code that is missing stays wrong.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StateError::Store(error) => error.is_transient(),
+            StateError::MissingHeader { .. } => true,
+            StateError::Malformed(_) | StateError::MissingCode { .. } => false,
+        }
+    }
+}
+
 /// One in-flight block's changes, as the overlay holds them.
 #[derive(Debug, Default)]
 struct BlockChanges {
