@@ -5,7 +5,8 @@
 //! one and the one after each log the slots they read. The values the affected transaction must
 //! see are the stale pre-block values bnb-chain/reth-bsc records for it
 //! (`src/node/evm/patch/mod.rs`), written out here by hand; the transactions around it, and the
-//! same blocks one number earlier or later, see the plain state. Gas is worked out by opcode.
+//! same blocks one number earlier or later, or the block under a schedule with Hertzfix active,
+//! see the plain state. Gas is worked out by opcode.
 
 #[path = "common/bsc.rs"]
 mod bsc_support;
@@ -18,6 +19,7 @@ use revm::database::{CacheDB, EmptyDB, State};
 use stages::bsc::BscChain;
 use stages::chain::ChainSpec;
 use stages::execute::run_block;
+use std::path::Path;
 use std::sync::Arc;
 
 const GWEI: u128 = 1_000_000_000;
@@ -76,8 +78,9 @@ const MAINNET_TX89: [(B256, B256); 11] = [
     ),
 ];
 
-/// Slot 4 of transaction 89's list: written by the transaction itself, so not reset after it
-/// (it is absent from reth-bsc's "after" list); it keeps the value 0x19.
+/// Slot 4 of transaction 89's list is absent from reth-bsc's "after" list (presumably the real
+/// transaction writes it), so it is not reset: here, where the reader writes nothing, it keeps
+/// 0x19.
 const MAINNET_SLOT_KEPT: usize = 5;
 
 /// The slots mainnet transaction 90 reads stale; it sees 1 in each (reth-bsc's "patch 2").
@@ -152,7 +155,12 @@ impl Case {
     /// Build and run the block on a fresh pre-state (the reader's storage all empty), check
     /// every receipt through the header, and return the state after it.
     fn run(&self) -> State<CacheDB<EmptyDB>> {
-        let chain = BscChain::load(&bsc_dir(), self.chain_id).expect("BSC data");
+        self.run_on(&bsc_dir())
+    }
+
+    /// [`Case::run`] with the chain data of `data_dir`.
+    fn run_on(&self, data_dir: &Path) -> State<CacheDB<EmptyDB>> {
+        let chain = BscChain::load(data_dir, self.chain_id).expect("BSC data");
         let spec = Arc::new(ChainSpec::parlia(chain));
         let (sender, validator) = (Key::new(1), Key::new(2));
         let funds = U256::from(10u128.pow(21));
@@ -321,4 +329,24 @@ fn chapel_blocks_next_to_the_hertzfix_blocks_read_plain_storage() {
     for (number, patched) in [(35_547_778, 196), (35_547_780, 196), (35_548_080, 486)] {
         chapel_case(number, patched, B256::ZERO).run();
     }
+}
+
+/// With Hertzfix moved onto block 35,547,779 (a copy of the real schedule otherwise), the
+/// block is no longer a `NeedBadSharedStorage` block: transaction 196 reads plain storage.
+#[test]
+fn once_hertzfix_is_active_the_block_reads_plain_storage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = bsc_dir().join("hardforks.json");
+    let text = std::fs::read_to_string(&path).expect("hardforks.json");
+    let mut forks: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    forks["chapel"]["HertzfixBlock"] = serde_json::json!(35_547_779);
+    std::fs::write(dir.path().join("hardforks.json"), forks.to_string()).expect("write");
+    std::os::unix::fs::symlink(
+        bsc_dir().join("systemcontracts"),
+        dir.path().join("systemcontracts"),
+    )
+    .expect("link systemcontracts");
+    chapel_case(35_547_779, 196, B256::ZERO).run_on(dir.path());
+    // The real schedule on the same block does apply the patch.
+    chapel_case(35_547_779, 196, CHAPEL_35547779).run();
 }

@@ -19,7 +19,9 @@
 //! so the outcome is recorded, not derived: bnb-chain/reth-bsc (`src/node/evm/patch/mod.rs`,
 //! applied around each transaction in `src/node/evm/executor.rs`) writes, for the four
 //! transactions affected, the stale values into the account's storage just before the
-//! transaction and zeroes the slots it only read just after it. [`PATCHES`] is that record,
+//! transaction, and zero into those slots just after it (all of them on Chapel; on mainnet
+//! those of transaction 89 but slot 4 and three slots it sets to zero, presumably ones the
+//! transaction writes itself). [`PATCHES`] is that record,
 //! one entry per transaction; reth-bsc keys it by transaction hash, named in each entry's
 //! comment, and it is keyed here by the block and the transaction's index in it, which the
 //! client's own rule (a block number) determines.
