@@ -11,20 +11,20 @@
 //! only while Hertzfix is not active), `core/blockchain.go` then forces the prefetcher on and
 //! calls `StateDB.SetNeedBadSharedStorage`, and `core/state/state_object.go`
 //! `GetCommittedState` returns a slot's pre-block value from the block's shared reader cache
-//! before the "destructed in this block, so empty" rule. Only reads change: the stale value
-//! becomes the slot's original value, and a slot the transaction does not write stays empty
-//! once the transaction is over. See <https://forum.bnbchain.org/t/about-the-hertzfix/2400>.
+//! before the "destructed in this block, so empty" rule. The stale value becomes the slot's
+//! original value (so also what SSTORE gas is reckoned from); it is never written back, so a
+//! slot no transaction writes is still empty after the block.
+//! See <https://forum.bnbchain.org/t/about-the-hertzfix/2400>.
 //!
 //! How it is reproduced. Which slots the cache held is a matter of the prefetcher's timing,
 //! so the outcome is recorded, not derived: bnb-chain/reth-bsc (`src/node/evm/patch/mod.rs`,
 //! applied around each transaction in `src/node/evm/executor.rs`) writes, for the four
 //! transactions affected, the stale values into the account's storage just before the
-//! transaction, and zero into those slots just after it (all of them on Chapel; on mainnet
-//! those of transaction 89 but slot 4 and three slots it sets to zero, presumably ones the
-//! transaction writes itself). [`PATCHES`] is that record,
-//! one entry per transaction; reth-bsc keys it by transaction hash, named in each entry's
-//! comment, and it is keyed here by the block and the transaction's index in it, which the
-//! client's own rule (a block number) determines.
+//! transaction, and zero into them just after it — into all of them except, for mainnet
+//! transaction 89, slot 4 and the three `0x8a35…` slots (presumably slots that transaction
+//! writes itself). [`PATCHES`] is that record, one entry per transaction. reth-bsc keys it by
+//! transaction hash (named in each entry's comment); here it is keyed by block and index in
+//! the block, as the client's own trigger is the block number.
 
 use super::forks::BscForks;
 use alloy_primitives::{address, b256, Address, B256, U256};
