@@ -7,7 +7,9 @@
 //! 2. From Prague, the EIP-2935 parent-hash call (EIP-4788 is skipped: BSC's beacon root is
 //!    zero; the EIP-6110/7002/7251 requests are not collected: `IsNotInBSC()`).
 //! 3. The ordinary transactions in body order; system transactions are set aside, and from
-//!    Cancun an ordinary transaction after a system one makes the block invalid.
+//!    Cancun an ordinary transaction after a system one makes the block invalid. In the three
+//!    HertzFix blocks, the recorded storage patches go around the transactions they concern
+//!    ([`super::hertzfix`]).
 //! 4. From Feynman, the upgrades (`atBlockBegin=false`, in `Finalize`).
 //! 5. The system transactions in body order, each a direct call; before `deposit` (and
 //!    before Kepler `distributeToSystem`) the system address's balance moves to the coinbase.
@@ -18,6 +20,7 @@
 use super::forks::BscForks;
 use super::handler::{build_evm, precompiles_for, BscEvm, BscHandler, TxMode};
 use super::header::{blob_params, check_header};
+use super::hertzfix;
 use super::system::{is_system_transaction, RewardMove, SLASH_CONTRACT, SYSTEM_ADDRESS};
 use super::BscChain;
 use crate::block::ChainBlock;
@@ -37,7 +40,7 @@ use revm::context_interface::block::BlobExcessGasAndPrice;
 use revm::context_interface::either::Either;
 use revm::database::State;
 use revm::handler::{Handler, SystemCallEvm};
-use revm::state::{Account, AccountInfo};
+use revm::state::{Account, AccountInfo, EvmStorageSlot, TransactionId};
 use revm::{Database, DatabaseCommit, ExecuteEvm};
 
 /// The Nano blacklist (`core/types/blacklist.go`): from Nano, transactions from or to these
@@ -47,11 +50,6 @@ const NANO_BLACKLIST: [Address; 3] = [
     address!("Fd6042Df3D74ce9959922FeC559d7995F3933c55"),
     address!("db789Eb5BDb4E559beD199B8b82dED94e1d056C9"),
 ];
-
-/// Blocks where bnb-chain/bsc reads storage through its "bad shared storage" pool
-/// (`NeedBadSharedStorage` in `params/config.go`, the HertzFix incident), by chain id.
-const BAD_SHARED_STORAGE_BLOCKS: &[(u64, u64)] =
-    &[(56, 33_851_236), (97, 35_547_779), (97, 35_548_081)];
 
 type EvmResult<DB> =
     Result<ExecutionResult<HaltReason>, EVMError<<DB as Database>::Error, InvalidTransaction>>;
@@ -87,13 +85,6 @@ where
             senders.len(),
             txs.len()
         )));
-    }
-    if needs_bad_shared_storage(forks, number) {
-        return Err(invalid(
-            "this block needs bnb-chain/bsc's HertzFix shared-storage quirk, which is not \
-             implemented"
-                .to_string(),
-        ));
     }
     let (time, parent_time) = (header.timestamp, parent.timestamp);
     let spec = forks.spec_id(number, time);
@@ -177,6 +168,11 @@ where
                 tx.gas_limit()
             )));
         }
+        let patch = hertzfix::patch_for(forks, number, index);
+        if let Some(patch) = patch {
+            write_storage(evm.ctx.db_mut(), patch.account, patch.before_writes())
+                .map_err(&db_error)?;
+        }
         evm.ctx.tx = tx_env(tx, *sender);
         let result = run(&mut evm, TxMode::Ordinary).map_err(|e| match e {
             EVMError::Transaction(reason) => tx_error(reason.to_string()),
@@ -184,6 +180,10 @@ where
         })?;
         let changes = evm.finalize();
         evm.ctx.db_mut().commit(changes);
+        if let Some(patch) = patch {
+            write_storage(evm.ctx.db_mut(), patch.account, patch.after_writes())
+                .map_err(&db_error)?;
+        }
         cumulative_gas += result.tx_gas_used();
         blob_gas_used += tx.blob_gas_used().unwrap_or(0);
         receipts.push(receipt(tx.tx_type(), result, cumulative_gas));
@@ -247,11 +247,6 @@ where
         receipts,
         gas_used: cumulative_gas,
     })
-}
-
-fn needs_bad_shared_storage(forks: &BscForks, number: u64) -> bool {
-    !forks.block_active("HertzfixBlock", number)
-        && BAD_SHARED_STORAGE_BLOCKS.contains(&(forks.chain_id, number))
 }
 
 fn run<DB: Database + std::fmt::Debug>(evm: &mut BscEvm<DB>, mode: TxMode) -> EvmResult<DB> {
@@ -343,15 +338,43 @@ fn modify_account<DB: Database + DatabaseCommit>(
     address: Address,
     change: impl FnOnce(&mut AccountInfo),
 ) -> Result<(), DB::Error> {
+    let mut account = loaded_account(db, address)?;
+    change(&mut account.info);
+    commit_account(db, address, account);
+    Ok(())
+}
+
+/// Set storage slots of one account outside any transaction and commit them, so the next
+/// transaction sees each value as both the slot's original and its present value.
+fn write_storage<DB: Database + DatabaseCommit>(
+    db: &mut DB,
+    address: Address,
+    writes: impl Iterator<Item = (U256, U256)>,
+) -> Result<(), DB::Error> {
+    let mut account = loaded_account(db, address)?;
+    for (slot, value) in writes {
+        let current = db.storage(address, slot)?;
+        account.storage.insert(
+            slot,
+            EvmStorageSlot::new_changed(current, value, TransactionId::ZERO),
+        );
+    }
+    commit_account(db, address, account);
+    Ok(())
+}
+
+/// An account as `db` holds it, code included.
+fn loaded_account<DB: Database>(db: &mut DB, address: Address) -> Result<Account, DB::Error> {
     let mut info = db.basic(address)?.unwrap_or_default();
     if info.code.is_none() && info.code_hash != revm::primitives::KECCAK_EMPTY {
         info.code = Some(db.code_by_hash(info.code_hash)?);
     }
-    let mut account = Account::from(info);
-    change(&mut account.info);
+    Ok(Account::from(info))
+}
+
+fn commit_account<DB: DatabaseCommit>(db: &mut DB, address: Address, mut account: Account) {
     account.mark_touch();
     db.commit(std::iter::once((address, account)).collect());
-    Ok(())
 }
 
 fn state_failure(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {

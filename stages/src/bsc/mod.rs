@@ -6,6 +6,7 @@
 //! - [`handler`]: revm handling of BSC transactions (fees to the system address, system
 //!   transactions as direct calls).
 //! - [`header`]: the header rules execution depends on.
+//! - [`hertzfix`]: the storage patches that replay the HertzFix blocks.
 //! - [`executor`]: one block, start to end.
 //!
 //! Chain data (fork schedule, upgrade bytecode) is read from a directory named in the
@@ -16,6 +17,7 @@ pub mod executor;
 pub mod forks;
 pub mod handler;
 pub mod header;
+pub mod hertzfix;
 pub mod spec;
 pub mod system;
 pub mod upgrades;
