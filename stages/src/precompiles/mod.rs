@@ -13,13 +13,16 @@
 //! `activePrecompiledContracts`.
 //!
 //! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
-//! Tendermint v0.31 header validation (0x64) and IAVL Merkle proof validation (0x65) that are
-//! active before Nano and again from Moran on.
+//! Tendermint v0.31 header validation (0x64), active before Nano and again from Moran on, and
+//! IAVL Merkle proof validation (0x65) before Nano and under Moran's and Planck's rules (0x65
+//! under Plato's rules, from Plato on, is implemented).
 
 mod bls;
 mod cometbft;
 mod double_sign;
+mod iavl;
 mod outcome;
+mod protobuf;
 mod suspended;
 mod tm_secp256k1;
 
@@ -28,6 +31,7 @@ use revm::precompile::{secp256r1, Precompile, PrecompileId};
 pub use bls::bls_signature_verify;
 pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
+pub use iavl::iavl_merkle_proof_validate_plato;
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
 pub use tm_secp256k1::secp256k1_signature_recover;
 
@@ -35,7 +39,7 @@ use alloy_primitives::Address;
 
 /// 0x64: Tendermint header validation (Nano variant: suspended).
 pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x64);
-/// 0x65: IAVL Merkle proof validation (Nano variant: suspended).
+/// 0x65: IAVL Merkle proof validation (suspended under Nano; Plato's ICS23 rules from Plato).
 pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
 /// 0x66: BLS signature verification (Luban).
 pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
@@ -66,7 +70,7 @@ pub enum BscFork {
     Planck,
     /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation.
     Luban,
-    /// Plato: 0x65 with ICS23 proofs (not implemented).
+    /// Plato: 0x65 with ICS23 proofs only.
     Plato,
     /// Hertz: 0x67 Hertz variant (its "validator set changed" flag fixed).
     Hertz,
@@ -94,6 +98,13 @@ pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
             "BSC_IAVL_MERKLE_PROOF_VALIDATE_NANO",
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             iavl_merkle_proof_validate_nano,
+        ));
+    }
+    if fork >= BscFork::Plato {
+        set.push(precompile(
+            "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO",
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+            iavl_merkle_proof_validate_plato,
         ));
     }
     if fork >= BscFork::Luban {
@@ -155,7 +166,8 @@ mod tests {
     }
 
     /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
-    /// PrecompiledContractsOsaka), minus 0x64/0x65 outside Nano, which are not implemented.
+    /// PrecompiledContractsOsaka), minus 0x64 outside Nano and 0x65 outside Nano and Plato on,
+    /// which are not implemented.
     #[test]
     fn precompiles_per_fork() {
         let suspended = vec![
@@ -166,12 +178,16 @@ mod tests {
             BLS_SIGNATURE_VERIFY_ADDRESS,
             COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
         ];
-        let feynman = vec![
+        let plato = vec![
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             BLS_SIGNATURE_VERIFY_ADDRESS,
             COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+        ];
+        let mut feynman = plato.clone();
+        feynman.extend([
             DOUBLE_SIGN_EVIDENCE_ADDRESS,
             SECP256K1_SIGNATURE_RECOVER_ADDRESS,
-        ];
+        ]);
         let mut haber = feynman.clone();
         haber.push(P256_VERIFY_ADDRESS);
         let expected = [
@@ -179,15 +195,38 @@ mod tests {
             (BscFork::Nano, suspended),
             (BscFork::Moran, vec![]),
             (BscFork::Planck, vec![]),
-            (BscFork::Luban, luban.clone()),
-            (BscFork::Plato, luban.clone()),
-            (BscFork::Hertz, luban),
+            (BscFork::Luban, luban),
+            (BscFork::Plato, plato.clone()),
+            (BscFork::Hertz, plato),
             (BscFork::Feynman, feynman),
             (BscFork::Haber, haber.clone()),
             (BscFork::Osaka, haber),
         ];
         for (fork, addresses_expected) in expected {
             assert_eq!(addresses(fork), addresses_expected, "{fork:?}");
+        }
+    }
+
+    /// 0x65 is the client's `iavlMerkleProofValidateNano` under Nano and
+    /// `iavlMerkleProofValidatePlato` from Plato on.
+    #[test]
+    fn iavl_variant_per_fork() {
+        let variant = |fork| {
+            bsc_precompiles(fork)
+                .iter()
+                .find(|p| *p.address() == IAVL_MERKLE_PROOF_VALIDATE_ADDRESS)
+                .map(|p| p.id().name().to_string())
+        };
+        assert_eq!(
+            variant(BscFork::Nano).as_deref(),
+            Some("BSC_IAVL_MERKLE_PROOF_VALIDATE_NANO")
+        );
+        for fork in [BscFork::Plato, BscFork::Hertz, BscFork::Osaka] {
+            assert_eq!(
+                variant(fork).as_deref(),
+                Some("BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO"),
+                "{fork:?}"
+            );
         }
     }
 
