@@ -444,6 +444,24 @@ mod tests {
             Ok(())
         );
 
+        // A compressed proof whose packed path ends inside a varint: gogoproto reads the
+        // varint on past the packed bytes (here its last byte, 0x01) and goes on from there.
+        let compressed = |exist: &[u8]| {
+            let entry = [&[0x0a, exist.len() as u8][..], exist].concat();
+            let batch = [&[0x0a, entry.len() as u8][..], &entry].concat();
+            [&[0x22, batch.len() as u8][..], &batch].concat()
+        };
+        for (exist, ok) in [
+            (&[0x22, 0x01, 0x80, 0x01][..], true),
+            (&[0x22, 0x01, 0x80][..], false),
+            (&[0x22, 0x02, 0x80, 0x01][..], true),
+        ] {
+            let mut with_compressed = ops.clone();
+            with_compressed[0].2 = [compressed(exist), ops[0].2.clone()].concat();
+            let result = validate(&with_proof(&encode_proof(&with_compressed)), Rules::Plato);
+            assert_eq!(result.is_ok(), ok, "{exist:02x?}: {result:?}");
+        }
+
         let mut replaced = ops.clone();
         replaced[0].2.extend([0x12, 0x00]); // an empty nonexist after the exist proof
         assert_eq!(
