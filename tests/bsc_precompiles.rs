@@ -347,36 +347,76 @@ fn iavl_input(vector: &Value, value: &[u8]) -> Vec<u8> {
     input
 }
 
-/// `TestIcs23ProofPlato`: the ICS23 proof holds on 0x65 from Plato on (a word holding 1, 3000
-/// gas); a changed value or too little gas halts; before Plato the Plato rules are not active.
+/// Runs 0x65 as `fork` has it on `input` and checks the outcome: a word holding 1 for 3000
+/// gas (and out of gas at 2999), or a halt.
+fn assert_iavl_outcome(fork: BscFork, input: &[u8], valid: bool, what: &str) {
+    let out = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, input, GAS_LIMIT);
+    if valid {
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert!(out.is_success(), "{what} {fork:?}: {:?}", out.status);
+        assert_eq!(out.gas_used, 3000, "{what} {fork:?}");
+        assert_eq!(out.bytes.as_ref(), one, "{what} {fork:?}");
+        let short = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, input, 2999);
+        assert!(short.halt_reason().is_some_and(|h| h.is_oog()), "{what}");
+    } else {
+        assert!(
+            out.halt_reason().is_some_and(|h| !h.is_oog()),
+            "{what} {fork:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// 0x65 per fork on the client's vectors: `TestTmHeaderValidateAndMerkleProofValidate`'s IAVL
+/// value + multistore proof holds under Moran's and Planck's rules (Moran, Planck, Luban), not
+/// Plato's; `TestIcs23Proof` / `TestIcs23ProofPlato`'s ICS23 proof holds from Planck on, not
+/// under Moran; `TestMerkleProofValidateMoran`'s exploit inputs and
+/// `TestAbsenceMerkleProofValidateMoran`'s absence proof halt under Moran. A changed value
+/// halts everywhere.
 #[test]
-fn iavl_merkle_proof_validate_plato_vector() {
+fn iavl_merkle_proof_validate_vectors() {
     let file = iavl_vectors();
-    let vector = &file["ics23_proof"];
-    let value = hex_field(vector, "value");
-    let input = iavl_input(vector, &value);
-    let mut one = [0u8; 32];
-    one[31] = 1;
-    for fork in [BscFork::Plato, BscFork::Hertz, BscFork::Osaka] {
-        let out = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, &input, GAS_LIMIT);
-        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
-        assert_eq!(out.gas_used, 3000, "{fork:?}");
-        assert_eq!(out.bytes.as_ref(), one, "{fork:?}");
-
-        let short = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, &input, 2999);
-        assert!(short.halt_reason().is_some_and(|h| h.is_oog()), "{fork:?}");
-
+    let legacy = &file["acc_iavl_value_proof"];
+    let ics23 = &file["ics23_proof"];
+    for (vector, valid_in) in [
+        (
+            legacy,
+            &[BscFork::Moran, BscFork::Planck, BscFork::Luban][..],
+        ),
+        (
+            ics23,
+            &[
+                BscFork::Planck,
+                BscFork::Luban,
+                BscFork::Plato,
+                BscFork::Hertz,
+                BscFork::Osaka,
+            ][..],
+        ),
+    ] {
+        let value = hex_field(vector, "value");
+        let input = iavl_input(vector, &value);
         let mut other = value.clone();
         other[0] ^= 1;
-        let out = run_at(
-            fork,
-            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
-            &iavl_input(vector, &other),
-            GAS_LIMIT,
-        );
-        assert!(out.halt_reason().is_some_and(|h| !h.is_oog()), "{fork:?}");
+        let other_input = iavl_input(vector, &other);
+        for fork in [
+            BscFork::Moran,
+            BscFork::Planck,
+            BscFork::Luban,
+            BscFork::Plato,
+            BscFork::Hertz,
+            BscFork::Osaka,
+        ] {
+            let what = field(vector, "from");
+            assert_iavl_outcome(fork, &input, valid_in.contains(&fork), what);
+            assert_iavl_outcome(fork, &other_input, false, "changed value");
+        }
     }
-    assert!(bsc_precompiles(BscFork::Luban)
-        .iter()
-        .all(|p| *p.address() != IAVL_MERKLE_PROOF_VALIDATE_ADDRESS));
+    for input in file["moran_exploit_inputs"]["inputs"].as_array().unwrap() {
+        let input = hex::decode(input.as_str().unwrap()).unwrap();
+        assert_iavl_outcome(BscFork::Moran, &input, false, "exploit input");
+    }
+    let absence = hex_field(&file["absence_input"], "input");
+    assert_iavl_outcome(BscFork::Moran, &absence, false, "absence proof");
 }

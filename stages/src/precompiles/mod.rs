@@ -14,8 +14,8 @@
 //!
 //! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
 //! Tendermint v0.31 header validation (0x64), active before Nano and again from Moran on, and
-//! IAVL Merkle proof validation (0x65) before Nano and under Moran's and Planck's rules (0x65
-//! under Plato's rules, from Plato on, is implemented).
+//! the original IAVL Merkle proof validation (0x65) active before Nano. 0x65 from Moran on
+//! (Moran's, Planck's and Plato's rules) is implemented.
 
 mod bls;
 mod cometbft;
@@ -31,7 +31,10 @@ use revm::precompile::{secp256r1, Precompile, PrecompileId};
 pub use bls::bls_signature_verify;
 pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
-pub use iavl::iavl_merkle_proof_validate_plato;
+pub use iavl::{
+    iavl_merkle_proof_validate_moran, iavl_merkle_proof_validate_planck,
+    iavl_merkle_proof_validate_plato,
+};
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
 pub use tm_secp256k1::secp256k1_signature_recover;
 
@@ -39,7 +42,7 @@ use alloy_primitives::Address;
 
 /// 0x64: Tendermint header validation (Nano variant: suspended).
 pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x64);
-/// 0x65: IAVL Merkle proof validation (suspended under Nano; Plato's ICS23 rules from Plato).
+/// 0x65: IAVL Merkle proof validation (suspended under Nano; Moran, Planck and Plato rules).
 pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
 /// 0x66: BLS signature verification (Luban).
 pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
@@ -64,11 +67,11 @@ pub enum BscFork {
     Istanbul,
     /// Nano: 0x64 and 0x65 suspended.
     Nano,
-    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (not implemented).
+    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (0x64 not implemented).
     Moran,
-    /// Planck: 0x65 with ICS23-compatible proofs (not implemented).
+    /// Planck: 0x65 with ICS23-compatible proofs.
     Planck,
-    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation.
+    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation (0x65 as in Planck).
     Luban,
     /// Plato: 0x65 with ICS23 proofs only.
     Plato,
@@ -100,12 +103,26 @@ pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
             iavl_merkle_proof_validate_nano,
         ));
     }
-    if fork >= BscFork::Plato {
-        set.push(precompile(
-            "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO",
-            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
-            iavl_merkle_proof_validate_plato,
-        ));
+    if fork >= BscFork::Moran {
+        set.push(if fork >= BscFork::Plato {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_plato,
+            )
+        } else if fork >= BscFork::Planck {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLANCK",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_planck,
+            )
+        } else {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_MORAN",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_moran,
+            )
+        });
     }
     if fork >= BscFork::Luban {
         set.push(precompile(
@@ -166,8 +183,8 @@ mod tests {
     }
 
     /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
-    /// PrecompiledContractsOsaka), minus 0x64 outside Nano and 0x65 outside Nano and Plato on,
-    /// which are not implemented.
+    /// PrecompiledContractsOsaka), minus 0x64 outside Nano and 0x65 before Nano, which are not
+    /// implemented.
     #[test]
     fn precompiles_per_fork() {
         let suspended = vec![
@@ -175,15 +192,11 @@ mod tests {
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
         ];
         let luban = vec![
-            BLS_SIGNATURE_VERIFY_ADDRESS,
-            COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
-        ];
-        let plato = vec![
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             BLS_SIGNATURE_VERIFY_ADDRESS,
             COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
         ];
-        let mut feynman = plato.clone();
+        let mut feynman = luban.clone();
         feynman.extend([
             DOUBLE_SIGN_EVIDENCE_ADDRESS,
             SECP256K1_SIGNATURE_RECOVER_ADDRESS,
@@ -193,11 +206,11 @@ mod tests {
         let expected = [
             (BscFork::Istanbul, vec![]),
             (BscFork::Nano, suspended),
-            (BscFork::Moran, vec![]),
-            (BscFork::Planck, vec![]),
-            (BscFork::Luban, luban),
-            (BscFork::Plato, plato.clone()),
-            (BscFork::Hertz, plato),
+            (BscFork::Moran, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
+            (BscFork::Planck, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
+            (BscFork::Luban, luban.clone()),
+            (BscFork::Plato, luban.clone()),
+            (BscFork::Hertz, luban),
             (BscFork::Feynman, feynman),
             (BscFork::Haber, haber.clone()),
             (BscFork::Osaka, haber),
@@ -207,8 +220,8 @@ mod tests {
         }
     }
 
-    /// 0x65 is the client's `iavlMerkleProofValidateNano` under Nano and
-    /// `iavlMerkleProofValidatePlato` from Plato on.
+    /// 0x65 is the client's `iavlMerkleProofValidateNano` under Nano, `...Moran` under Moran,
+    /// `...Planck` under Planck and Luban, `...Plato` from Plato on.
     #[test]
     fn iavl_variant_per_fork() {
         let variant = |fork| {
@@ -217,16 +230,18 @@ mod tests {
                 .find(|p| *p.address() == IAVL_MERKLE_PROOF_VALIDATE_ADDRESS)
                 .map(|p| p.id().name().to_string())
         };
-        assert_eq!(
-            variant(BscFork::Nano).as_deref(),
-            Some("BSC_IAVL_MERKLE_PROOF_VALIDATE_NANO")
-        );
-        for fork in [BscFork::Plato, BscFork::Hertz, BscFork::Osaka] {
-            assert_eq!(
-                variant(fork).as_deref(),
-                Some("BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO"),
-                "{fork:?}"
-            );
+        for (fork, name) in [
+            (BscFork::Istanbul, None),
+            (BscFork::Nano, Some("NANO")),
+            (BscFork::Moran, Some("MORAN")),
+            (BscFork::Planck, Some("PLANCK")),
+            (BscFork::Luban, Some("PLANCK")),
+            (BscFork::Plato, Some("PLATO")),
+            (BscFork::Hertz, Some("PLATO")),
+            (BscFork::Osaka, Some("PLATO")),
+        ] {
+            let expected = name.map(|n| format!("BSC_IAVL_MERKLE_PROOF_VALIDATE_{n}"));
+            assert_eq!(variant(fork), expected, "{fork:?}");
         }
     }
 

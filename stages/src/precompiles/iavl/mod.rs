@@ -24,12 +24,15 @@
 //! An empty value asks for an absence proof, which none of these forms can give: the absence
 //! operator is refused, and every other operator (or an empty list) fails without a value.
 
+mod amino;
 mod ics23;
+mod legacy;
 
 use super::outcome::{charge_and_run, Failure};
 use super::protobuf::Reader;
 use alloy_primitives::Bytes;
 use ics23::{CommitmentOp, Spec};
+use legacy::{IavlValueOp, MultiStoreOp};
 use revm::precompile::PrecompileResult;
 
 /// Why a proof was refused (the client's errors are all alike to its EVM: a halt).
@@ -43,7 +46,27 @@ const WORD_LEN: usize = 32;
 /// Which fork's proof rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rules {
+    Moran,
+    Planck,
     Plato,
+}
+
+/// Runs 0x65 under Moran's rules (single-leaf IAVL value and multistore proofs).
+pub fn iavl_merkle_proof_validate_moran(
+    input: &[u8],
+    gas_limit: u64,
+    reservoir: u64,
+) -> PrecompileResult {
+    run(input, gas_limit, reservoir, Rules::Moran)
+}
+
+/// Runs 0x65 under Planck's rules (the legacy pair or the ICS23 pair).
+pub fn iavl_merkle_proof_validate_planck(
+    input: &[u8],
+    gas_limit: u64,
+    reservoir: u64,
+) -> PrecompileResult {
+    run(input, gas_limit, reservoir, Rules::Planck)
 }
 
 /// Runs 0x65 under Plato's rules (ICS23 proofs only).
@@ -76,6 +99,8 @@ struct KeyValueProof<'a> {
 /// One decoded proof operator.
 enum Op {
     Commitment(CommitmentOp),
+    IavlValue(IavlValueOp),
+    MultiStore(MultiStoreOp),
 }
 
 impl Op {
@@ -83,6 +108,8 @@ impl Op {
     fn key(&self) -> &[u8] {
         match self {
             Op::Commitment(op) => &op.key,
+            Op::IavlValue(op) => &op.key,
+            Op::MultiStore(op) => &op.key,
         }
     }
 
@@ -90,19 +117,26 @@ impl Op {
     fn run(&self, args: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
         match self {
             Op::Commitment(op) => op.run(args),
+            Op::IavlValue(op) => op.run(args),
+            Op::MultiStore(op) => op.run(args),
         }
     }
 }
 
 fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
     let proof = decode_input(input)?;
-    for name in [proof.store_name, proof.key] {
-        // `keyVerifier`: `url.PathEscape` leaves `x` and `:` alone, so the escaped name starts
-        // with `x:` exactly when the name does.
-        if name.starts_with(b"x:") {
-            return Err("key should not start with x:");
+    let keys = if rules == Rules::Moran {
+        vec![key_path_part(proof.store_name)?, key_path_part(proof.key)?]
+    } else {
+        for name in [proof.store_name, proof.key] {
+            // `keyVerifier`: `url.PathEscape` leaves `x` and `:` alone, so the escaped name
+            // starts with `x:` exactly when the name does.
+            if name.starts_with(b"x:") {
+                return Err("key should not start with x:");
+            }
         }
-    }
+        vec![proof.store_name.to_vec(), proof.key.to_vec()]
+    };
     if proof.value.is_empty() {
         return Err("absence proofs cannot verify under these rules");
     }
@@ -110,12 +144,14 @@ fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
         .into_iter()
         .map(|(kind, key, data)| decode_op(rules, kind, key, data))
         .collect::<Result<Vec<_>, Error>>()?;
-    check_op_sequence(&ops)?;
-    let mut keys: Vec<&[u8]> = vec![proof.store_name, proof.key];
+    if rules != Rules::Moran {
+        check_op_sequence(&ops)?;
+    }
+    let mut keys = keys;
     let mut args = vec![proof.value.to_vec()];
     for op in &ops {
         let key = op.key();
-        if !key.is_empty() && keys.pop() != Some(key) {
+        if !key.is_empty() && keys.pop().as_deref() != Some(key) {
             return Err("key path does not match the proof's keys");
         }
         args = vec![op.run(&args)?];
@@ -208,28 +244,51 @@ fn decode_proof(data: &[u8]) -> Result<Vec<RawOp<'_>>, Error> {
     Ok(ops)
 }
 
-/// The proof runtime of `rules`: decodes an operator of a type it knows.
+/// One part of the key path as `KeyPathToKeys` reads back what `KeyPath.String` wrote: a name
+/// that starts with `x:` (`url.PathEscape` keeps both characters, and escapes nothing that is
+/// a hex digit) is read as hex, which must then be valid.
+fn key_path_part(name: &[u8]) -> Result<Vec<u8>, Error> {
+    let Some(hex) = name.strip_prefix(b"x:") else {
+        return Ok(name.to_vec());
+    };
+    let digit = |c: u8| (c as char).to_digit(16).ok_or("key path: invalid hex part");
+    if hex.len() % 2 != 0 {
+        return Err("key path: odd-length hex part");
+    }
+    hex.chunks(2)
+        .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
+        .collect()
+}
+
+/// The proof runtime of `rules`: decodes an operator of a type it knows. Moran's and Planck's
+/// runtimes also know absence (`iavl:a`) and simple value (`simple:v`) operators, which their
+/// verifiers then refuse.
 fn decode_op(rules: Rules, kind: &[u8], key: &[u8], data: &[u8]) -> Result<Op, Error> {
-    match (rules, kind) {
-        (Rules::Plato, b"ics23:iavl") => {
-            Ok(Op::Commitment(CommitmentOp::decode(Spec::Iavl, key, data)?))
-        }
-        (Rules::Plato, b"ics23:simple") => Ok(Op::Commitment(CommitmentOp::decode(
+    let legacy = rules != Rules::Plato;
+    let ics23 = rules != Rules::Moran;
+    match kind {
+        b"ics23:iavl" if ics23 => Ok(Op::Commitment(CommitmentOp::decode(Spec::Iavl, key, data)?)),
+        b"ics23:simple" if ics23 => Ok(Op::Commitment(CommitmentOp::decode(
             Spec::Tendermint,
             key,
             data,
         )?)),
+        b"iavl:v" if legacy => Ok(Op::IavlValue(IavlValueOp::decode(key, data)?)),
+        b"multistore" if legacy => Ok(Op::MultiStore(MultiStoreOp::decode(key, data)?)),
+        b"iavl:a" if legacy => Err("absence proof suspend"),
+        b"simple:v" if legacy => Err("simple value proof suspend"),
         _ => Err("unrecognized proof type"),
     }
 }
 
-/// `proofOpsVerifier`: exactly two operators, an ICS23 IAVL proof under an ICS23 simple
-/// Merkle proof.
+/// `proofOpsVerifier`: exactly two operators, an IAVL value proof under a multistore proof or
+/// an ICS23 IAVL proof under an ICS23 simple Merkle proof.
 fn check_op_sequence(ops: &[Op]) -> Result<(), Error> {
     let [lower, upper] = ops else {
         return Err("proof ops should be 2");
     };
     match (lower, upper) {
+        (Op::IavlValue(_), Op::MultiStore(_)) => Ok(()),
         (Op::Commitment(lower), Op::Commitment(upper))
             if lower.spec == Spec::Iavl && upper.spec == Spec::Tendermint =>
         {
@@ -468,5 +527,123 @@ mod tests {
             refused(&with_proof(&encode_proof(&replaced))),
             Some("ics23: only exist proof supported")
         );
+    }
+
+    fn acc_input() -> Vec<u8> {
+        let v = &vectors()["acc_iavl_value_proof"];
+        input(
+            b"acc",
+            &hex_of(&v["key"]),
+            &hex_of(&v["value"]),
+            &hex_of(&v["app_hash"]),
+            &hex_of(&v["proof"]),
+        )
+    }
+
+    /// `TestTmHeaderValidateAndMerkleProofValidate`: the `acc` store's IAVL value proof under a
+    /// multistore proof holds under Moran's and Planck's rules; Plato knows neither operator.
+    /// `TestIcs23Proof`: the ICS23 pair holds under Planck's rules, not Moran's.
+    #[test]
+    fn legacy_and_ics23_vectors_per_rules() {
+        let acc = acc_input();
+        let kinds: Vec<Vec<u8>> =
+            decode_proof(&hex_of(&vectors()["acc_iavl_value_proof"]["proof"]))
+                .unwrap()
+                .iter()
+                .map(|(kind, _, _)| kind.to_vec())
+                .collect();
+        assert_eq!(kinds, [b"iavl:v".to_vec(), b"multistore".to_vec()]);
+        assert_eq!(validate(&acc, Rules::Moran), Ok(()));
+        assert_eq!(validate(&acc, Rules::Planck), Ok(()));
+        assert_eq!(validate(&acc, Rules::Plato), Err("unrecognized proof type"));
+        let ics23 = ics23_input();
+        assert_eq!(validate(&ics23, Rules::Planck), Ok(()));
+        assert_eq!(
+            validate(&ics23, Rules::Moran),
+            Err("unrecognized proof type")
+        );
+        for run in [
+            iavl_merkle_proof_validate_moran,
+            iavl_merkle_proof_validate_planck,
+        ] {
+            let out = run(&acc, 3000, 0).unwrap();
+            assert!(out.is_success());
+            assert_eq!(out.gas_used, 3000);
+            assert_eq!(out.bytes[31], 1);
+            assert!(out.bytes[..31].iter().all(|&b| b == 0));
+        }
+    }
+
+    /// `TestMerkleProofValidateMoran`: the two exploit inputs (range proofs the original rules
+    /// accepted) are refused by Moran's single-value rule. `TestAbsenceMerkleProofValidateMoran`:
+    /// an absence operator is refused.
+    #[test]
+    fn moran_refuses_the_exploit_and_absence_inputs() {
+        let file = vectors();
+        for input in file["moran_exploit_inputs"]["inputs"].as_array().unwrap() {
+            let input = hex_of(input);
+            let refused = validate(&input, Rules::Moran);
+            assert!(
+                matches!(
+                    refused,
+                    Err("range proof suspended" | "both right and left hash exit!")
+                ),
+                "{refused:?}"
+            );
+            let out = iavl_merkle_proof_validate_moran(&input, 10_000, 0).unwrap();
+            assert!(out.halt_reason().is_some_and(|h| !h.is_oog()));
+        }
+        let absence = hex_of(&file["absence_input"]["input"]);
+        assert_eq!(
+            validate(&absence, Rules::Moran),
+            Err("absence proof suspend")
+        );
+    }
+
+    /// Moran's rules refuse what does not match: another value, app hash, store or key.
+    #[test]
+    fn moran_refuses_what_does_not_match() {
+        let v = &vectors()["acc_iavl_value_proof"];
+        let (key, value, app_hash, proof) = (
+            hex_of(&v["key"]),
+            hex_of(&v["value"]),
+            hex_of(&v["app_hash"]),
+            hex_of(&v["proof"]),
+        );
+        let mut other_value = value.clone();
+        other_value[5] ^= 1;
+        let mut other_root = app_hash.clone();
+        other_root[0] ^= 1;
+        let mut other_key = key.clone();
+        other_key[10] ^= 1;
+        for (what, input, reason) in [
+            (
+                "value",
+                input(b"acc", &key, &other_value, &app_hash, &proof),
+                "leaf value hash not same",
+            ),
+            (
+                "app hash",
+                input(b"acc", &key, &value, &other_root, &proof),
+                "calculated root hash is invalid",
+            ),
+            (
+                "store",
+                input(b"bank", &key, &value, &app_hash, &proof),
+                "key path does not match the proof's keys",
+            ),
+            (
+                "key",
+                input(b"acc", &other_key, &value, &app_hash, &proof),
+                "key path does not match the proof's keys",
+            ),
+            (
+                "absence",
+                input(b"acc", &key, &[], &app_hash, &proof),
+                "absence proofs cannot verify under these rules",
+            ),
+        ] {
+            assert_eq!(validate(&input, Rules::Moran), Err(reason), "{what}");
+        }
     }
 }
