@@ -385,3 +385,103 @@ fn simple_hash(items: &[Vec<u8>]) -> Vec<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str, hash: &str) -> (Vec<u8>, i64, Vec<u8>) {
+        (name.as_bytes().to_vec(), 1, hash.as_bytes().to_vec())
+    }
+
+    fn multistore(stores: Vec<(Vec<u8>, i64, Vec<u8>)>) -> MultiStoreOp {
+        MultiStoreOp {
+            key: b"legit".to_vec(),
+            stores,
+        }
+    }
+
+    /// `MultiStoreOp` amino bytes: `MultiStoreProofOp{Proof: &MultiStoreProof{StoreInfos}}`.
+    fn encode(stores: &[(Vec<u8>, i64, Vec<u8>)]) -> Vec<u8> {
+        let mut infos = Vec::new();
+        for (name, version, hash) in stores {
+            let mut commit_id = vec![0x08];
+            put_uvarint(&mut commit_id, *version as u64);
+            commit_id.push(0x12);
+            put_bytes(&mut commit_id, hash);
+            let mut core = vec![0x0a];
+            put_bytes(&mut core, &commit_id);
+            let mut info = vec![0x0a];
+            put_bytes(&mut info, name);
+            info.push(0x12);
+            put_bytes(&mut info, &core);
+            infos.push(0x0a);
+            put_bytes(&mut infos, &info);
+        }
+        let mut op = vec![0x0a];
+        put_bytes(&mut op, &infos);
+        let mut out = Vec::new();
+        put_bytes(&mut out, &op);
+        out
+    }
+
+    /// bsc `TestMultiStore`: the store named by the key must have the value as its hash; with
+    /// two stores of one name the first is checked and the last counts in the root, which is
+    /// then the root of the one-store proof; `multiStoreOpVerifier` refuses such a proof.
+    #[test]
+    fn multistore_rules() {
+        let good = multistore(vec![store("legit", "legithash")]);
+        let root = good.run(&[b"legithash".to_vec()]).unwrap();
+        assert!(good.run(&[b"evilhash".to_vec()]).is_err());
+        let bad = multistore(vec![
+            store("legit", "evilhash"),
+            store("legit", "legithash"),
+        ]);
+        assert!(bad.run(&[b"legithash".to_vec()]).is_err());
+        assert_eq!(bad.run(&[b"evilhash".to_vec()]).unwrap(), root);
+
+        let decoded = MultiStoreOp::decode(b"legit", &encode(&good.stores)).unwrap();
+        assert_eq!(decoded.stores, good.stores);
+        assert_eq!(
+            MultiStoreOp::decode(b"legit", &encode(&bad.stores)).err(),
+            Some("duplicated store")
+        );
+    }
+
+    /// go-amino's struct rules: fields must ascend, an unknown later field is skipped, a wrong
+    /// typ3 or a length prefix that does not cover the rest is an error.
+    #[test]
+    fn amino_struct_rules() {
+        let stores = vec![store("acc", "h")];
+        let good = encode(&stores);
+        assert!(MultiStoreOp::decode(b"acc", &good).is_ok());
+        // An unknown field 2 (varint 7) after the proof.
+        let mut extra = good[1..].to_vec();
+        extra.extend([0x10, 0x07]);
+        let mut with_extra = vec![extra.len() as u8];
+        with_extra.extend(&extra);
+        assert_eq!(
+            MultiStoreOp::decode(b"acc", &with_extra).unwrap().stores,
+            stores
+        );
+        // The proof field as a varint.
+        let mut wrong_typ3 = good.clone();
+        wrong_typ3[1] = 0x08;
+        assert!(MultiStoreOp::decode(b"acc", &wrong_typ3).is_err());
+        // Field 1 after field 2: not ascending.
+        let mut repeated = extra.clone();
+        repeated.extend(&good[1..]);
+        let mut out_of_order = Vec::new();
+        put_bytes(&mut out_of_order, &repeated);
+        assert!(MultiStoreOp::decode(b"acc", &out_of_order).is_err());
+        // A length prefix one short.
+        let mut short = good.clone();
+        short[0] -= 1;
+        assert!(MultiStoreOp::decode(b"acc", &short).is_err());
+        // No proof at all: the client dereferences a nil proof.
+        assert_eq!(
+            MultiStoreOp::decode(b"acc", &[0x00]).err(),
+            Some("proof is nil")
+        );
+    }
+}

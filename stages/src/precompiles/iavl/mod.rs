@@ -646,4 +646,54 @@ mod tests {
             assert_eq!(validate(&input, Rules::Moran), Err(reason), "{what}");
         }
     }
+
+    /// `KeyPathToKeys` reads a part starting with `x:` as hex (Moran has no `keyVerifier`).
+    #[test]
+    fn moran_key_path_reads_x_parts_as_hex() {
+        assert_eq!(key_path_part(b"acc"), Ok(b"acc".to_vec()));
+        assert_eq!(key_path_part(b"x:00aB"), Ok(vec![0x00, 0xab]));
+        assert_eq!(key_path_part(b"x:"), Ok(vec![]));
+        assert!(key_path_part(b"x:0").is_err());
+        assert!(key_path_part(b"x:0x12").is_err());
+        assert!(key_path_part(b"x:zz").is_err());
+    }
+
+    /// `proofOpsVerifier` (`TestProofOpsVerifier`'s legacy cases) under Planck: an IAVL value
+    /// proof under a multistore proof, not the other way round, not two multistore proofs.
+    #[test]
+    fn planck_wants_the_legacy_pair_in_order() {
+        let proof = hex_of(&vectors()["acc_iavl_value_proof"]["proof"]);
+        let ops: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = decode_proof(&proof)
+            .unwrap()
+            .into_iter()
+            .map(|(a, b, c)| (a.to_vec(), b.to_vec(), c.to_vec()))
+            .collect();
+        let (iavl, multistore) = (ops[0].clone(), ops[1].clone());
+        let v = &vectors()["acc_iavl_value_proof"];
+        let with = |ops: &[(Vec<u8>, Vec<u8>, Vec<u8>)]| {
+            input(
+                b"acc",
+                &hex_of(&v["key"]),
+                &hex_of(&v["value"]),
+                &hex_of(&v["app_hash"]),
+                &encode_proof(ops),
+            )
+        };
+        assert_eq!(validate(&with(&ops), Rules::Planck), Ok(()));
+        for (what, ops) in [
+            ("swapped", vec![multistore.clone(), iavl.clone()]),
+            (
+                "multistore twice",
+                vec![multistore.clone(), multistore.clone()],
+            ),
+            ("one op", vec![iavl.clone()]),
+        ] {
+            assert!(validate(&with(&ops), Rules::Planck).is_err(), "{what}");
+        }
+        // Moran has no such check, but one operator leaves the store name unconsumed.
+        assert_eq!(
+            validate(&with(&[iavl]), Rules::Moran),
+            Err("calculated root hash is invalid")
+        );
+    }
 }
