@@ -7,7 +7,7 @@ use revm::precompile::{Precompile, PrecompileOutput};
 use serde_json::Value;
 use stages::precompiles::{
     bsc_precompiles, BscFork, BLS_SIGNATURE_VERIFY_ADDRESS, COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
-    SECP256K1_SIGNATURE_RECOVER_ADDRESS,
+    IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, SECP256K1_SIGNATURE_RECOVER_ADDRESS,
 };
 use std::path::PathBuf;
 
@@ -312,4 +312,111 @@ fn cometbft_changed_flag_is_fixed_at_hertz() {
         assert_eq!(out.bytes[0], 1, "{fork:?}");
         assert_eq!(out.bytes[1..], expected[1..], "{fork:?}");
     }
+}
+
+/// The client's IAVL / ICS23 proof vectors, kept with the precompile
+/// (`stages/src/precompiles/testdata/iavl-merkle-proof-vectors.json`).
+fn iavl_vectors() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("stages/src/precompiles/testdata/iavl-merkle-proof-vectors.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("vector file {} cannot be read: {e}", path.display()));
+    serde_json::from_str(&text).expect("the IAVL vector file is JSON")
+}
+
+/// 0x65's input as the client's tests build it from a vector: a length word, then the store
+/// name (32 bytes), key and value (each after a length word), app hash and proof.
+fn iavl_input(vector: &Value, value: &[u8]) -> Vec<u8> {
+    let word = |len: usize| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&(len as u64).to_be_bytes());
+        w
+    };
+    let key = hex_field(vector, "key");
+    let mut payload = vec![0u8; 32];
+    let store = field(vector, "store_name").as_bytes();
+    payload[..store.len()].copy_from_slice(store);
+    payload.extend(word(key.len()));
+    payload.extend(&key);
+    payload.extend(word(value.len()));
+    payload.extend(value);
+    payload.extend(hex_field(vector, "app_hash"));
+    payload.extend(hex_field(vector, "proof"));
+    let mut input = word(payload.len()).to_vec();
+    input.extend(payload);
+    input
+}
+
+/// Runs 0x65 as `fork` has it on `input` and checks the outcome: a word holding 1 for 3000
+/// gas (and out of gas at 2999), or a halt.
+fn assert_iavl_outcome(fork: BscFork, input: &[u8], valid: bool, what: &str) {
+    let out = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, input, GAS_LIMIT);
+    if valid {
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert!(out.is_success(), "{what} {fork:?}: {:?}", out.status);
+        assert_eq!(out.gas_used, 3000, "{what} {fork:?}");
+        assert_eq!(out.bytes.as_ref(), one, "{what} {fork:?}");
+        let short = run_at(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, input, 2999);
+        assert!(short.halt_reason().is_some_and(|h| h.is_oog()), "{what}");
+    } else {
+        assert!(
+            out.halt_reason().is_some_and(|h| !h.is_oog()),
+            "{what} {fork:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// 0x65 per fork on the client's vectors: `TestTmHeaderValidateAndMerkleProofValidate`'s IAVL
+/// value + multistore proof holds under Moran's and Planck's rules (Moran, Planck, Luban), not
+/// Plato's; `TestIcs23Proof` / `TestIcs23ProofPlato`'s ICS23 proof holds from Planck on, not
+/// under Moran; `TestMerkleProofValidateMoran`'s exploit inputs and
+/// `TestAbsenceMerkleProofValidateMoran`'s absence proof halt under Moran. A changed value
+/// halts everywhere.
+#[test]
+fn iavl_merkle_proof_validate_vectors() {
+    let file = iavl_vectors();
+    let legacy = &file["acc_iavl_value_proof"];
+    let ics23 = &file["ics23_proof"];
+    for (vector, valid_in) in [
+        (
+            legacy,
+            &[BscFork::Moran, BscFork::Planck, BscFork::Luban][..],
+        ),
+        (
+            ics23,
+            &[
+                BscFork::Planck,
+                BscFork::Luban,
+                BscFork::Plato,
+                BscFork::Hertz,
+                BscFork::Osaka,
+            ][..],
+        ),
+    ] {
+        let value = hex_field(vector, "value");
+        let input = iavl_input(vector, &value);
+        let mut other = value.clone();
+        other[0] ^= 1;
+        let other_input = iavl_input(vector, &other);
+        for fork in [
+            BscFork::Moran,
+            BscFork::Planck,
+            BscFork::Luban,
+            BscFork::Plato,
+            BscFork::Hertz,
+            BscFork::Osaka,
+        ] {
+            let what = field(vector, "from");
+            assert_iavl_outcome(fork, &input, valid_in.contains(&fork), what);
+            assert_iavl_outcome(fork, &other_input, false, "changed value");
+        }
+    }
+    for input in file["moran_exploit_inputs"]["inputs"].as_array().unwrap() {
+        let input = hex::decode(input.as_str().unwrap()).unwrap();
+        assert_iavl_outcome(BscFork::Moran, &input, false, "exploit input");
+    }
+    let absence = hex_field(&file["absence_input"], "input");
+    assert_iavl_outcome(BscFork::Moran, &absence, false, "absence proof");
 }

@@ -13,13 +13,16 @@
 //! `activePrecompiledContracts`.
 //!
 //! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
-//! Tendermint v0.31 header validation (0x64) and IAVL Merkle proof validation (0x65) that are
-//! active before Nano and again from Moran on.
+//! Tendermint v0.31 header validation (0x64), active before Nano and again from Moran on, and
+//! the original IAVL Merkle proof validation (0x65) active before Nano. 0x65 from Moran on
+//! (Moran's, Planck's and Plato's rules) is implemented.
 
 mod bls;
 mod cometbft;
 mod double_sign;
+mod iavl;
 mod outcome;
+mod protobuf;
 mod suspended;
 mod tm_secp256k1;
 
@@ -28,6 +31,10 @@ use revm::precompile::{secp256r1, Precompile, PrecompileId};
 pub use bls::bls_signature_verify;
 pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
+pub use iavl::{
+    iavl_merkle_proof_validate_moran, iavl_merkle_proof_validate_planck,
+    iavl_merkle_proof_validate_plato,
+};
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
 pub use tm_secp256k1::secp256k1_signature_recover;
 
@@ -35,7 +42,7 @@ use alloy_primitives::Address;
 
 /// 0x64: Tendermint header validation (Nano variant: suspended).
 pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x64);
-/// 0x65: IAVL Merkle proof validation (Nano variant: suspended).
+/// 0x65: IAVL Merkle proof validation (suspended under Nano; Moran, Planck and Plato rules).
 pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
 /// 0x66: BLS signature verification (Luban).
 pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
@@ -60,13 +67,13 @@ pub enum BscFork {
     Istanbul,
     /// Nano: 0x64 and 0x65 suspended.
     Nano,
-    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (not implemented).
+    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (0x64 not implemented).
     Moran,
-    /// Planck: 0x65 with ICS23-compatible proofs (not implemented).
+    /// Planck: 0x65 with ICS23-compatible proofs.
     Planck,
-    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation.
+    /// Luban: 0x66 BLS verify; 0x67 CometBFT light block validation (0x65 as in Planck).
     Luban,
-    /// Plato: 0x65 with ICS23 proofs (not implemented).
+    /// Plato: 0x65 with ICS23 proofs only.
     Plato,
     /// Hertz: 0x67 Hertz variant (its "validator set changed" flag fixed).
     Hertz,
@@ -95,6 +102,27 @@ pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             iavl_merkle_proof_validate_nano,
         ));
+    }
+    if fork >= BscFork::Moran {
+        set.push(if fork >= BscFork::Plato {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_plato,
+            )
+        } else if fork >= BscFork::Planck {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLANCK",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_planck,
+            )
+        } else {
+            precompile(
+                "BSC_IAVL_MERKLE_PROOF_VALIDATE_MORAN",
+                IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+                iavl_merkle_proof_validate_moran,
+            )
+        });
     }
     if fork >= BscFork::Luban {
         set.push(precompile(
@@ -155,7 +183,8 @@ mod tests {
     }
 
     /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
-    /// PrecompiledContractsOsaka), minus 0x64/0x65 outside Nano, which are not implemented.
+    /// PrecompiledContractsOsaka), minus 0x64 outside Nano and 0x65 before Nano, which are not
+    /// implemented.
     #[test]
     fn precompiles_per_fork() {
         let suspended = vec![
@@ -163,22 +192,22 @@ mod tests {
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
         ];
         let luban = vec![
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             BLS_SIGNATURE_VERIFY_ADDRESS,
             COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
         ];
-        let feynman = vec![
-            BLS_SIGNATURE_VERIFY_ADDRESS,
-            COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
+        let mut feynman = luban.clone();
+        feynman.extend([
             DOUBLE_SIGN_EVIDENCE_ADDRESS,
             SECP256K1_SIGNATURE_RECOVER_ADDRESS,
-        ];
+        ]);
         let mut haber = feynman.clone();
         haber.push(P256_VERIFY_ADDRESS);
         let expected = [
             (BscFork::Istanbul, vec![]),
             (BscFork::Nano, suspended),
-            (BscFork::Moran, vec![]),
-            (BscFork::Planck, vec![]),
+            (BscFork::Moran, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
+            (BscFork::Planck, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
             (BscFork::Luban, luban.clone()),
             (BscFork::Plato, luban.clone()),
             (BscFork::Hertz, luban),
@@ -188,6 +217,31 @@ mod tests {
         ];
         for (fork, addresses_expected) in expected {
             assert_eq!(addresses(fork), addresses_expected, "{fork:?}");
+        }
+    }
+
+    /// 0x65 is the client's `iavlMerkleProofValidateNano` under Nano, `...Moran` under Moran,
+    /// `...Planck` under Planck and Luban, `...Plato` from Plato on.
+    #[test]
+    fn iavl_variant_per_fork() {
+        let variant = |fork| {
+            bsc_precompiles(fork)
+                .iter()
+                .find(|p| *p.address() == IAVL_MERKLE_PROOF_VALIDATE_ADDRESS)
+                .map(|p| p.id().name().to_string())
+        };
+        for (fork, name) in [
+            (BscFork::Istanbul, None),
+            (BscFork::Nano, Some("NANO")),
+            (BscFork::Moran, Some("MORAN")),
+            (BscFork::Planck, Some("PLANCK")),
+            (BscFork::Luban, Some("PLANCK")),
+            (BscFork::Plato, Some("PLATO")),
+            (BscFork::Hertz, Some("PLATO")),
+            (BscFork::Osaka, Some("PLATO")),
+        ] {
+            let expected = name.map(|n| format!("BSC_IAVL_MERKLE_PROOF_VALIDATE_{n}"));
+            assert_eq!(variant(fork), expected, "{fork:?}");
         }
     }
 

@@ -23,9 +23,9 @@ mod commit;
 mod consensus_state;
 mod hashing;
 mod light_block;
-mod protobuf;
 
 use super::outcome::{charge_and_run, Failure};
+use super::protobuf;
 use alloy_primitives::Bytes;
 use commit::{verify_commit_light, verify_commit_light_trusting};
 use consensus_state::{ConsensusState, Validator};

@@ -1,5 +1,6 @@
-//! The little of the protobuf wire format that CometBFT's light block needs, read and written
-//! the way gogoproto's generated code (greenfield-cometbft v1.3.2 `proto/tendermint/**.pb.go`)
+//! The little of the protobuf wire format that CometBFT's light block (0x67) and the ICS23 and
+//! Tendermint Merkle proofs (0x65) need, read and written the way gogoproto's generated code
+//! (greenfield-cometbft v1.3.2 `proto/tendermint/**.pb.go`, bnb-chain/ics23 `proofs.pb.go`)
 //! does it:
 //! - varints take at most 10 bytes, bits past the 64th are dropped;
 //! - a tag's field number is its value shifted right by 3, truncated to a signed 32-bit number,
@@ -10,7 +11,8 @@
 //!
 //! Writing follows proto3: a scalar field equal to its default is left out.
 
-use super::Error;
+/// Why an encoding was refused.
+type Error = &'static str;
 
 /// One field's value as it appears on the wire.
 pub(super) enum Value<'a> {
@@ -89,6 +91,23 @@ impl<'a> Reader<'a> {
             _ => return Err("protobuf: illegal wire type"),
         };
         Ok(Some((field, value)))
+    }
+
+    /// Reads on through the rest of a varint of which `taken` bytes, all with the continuation
+    /// bit, were at the end of the field just read (gogoproto's packed-field loop does this):
+    /// the varint must end within 10 bytes in all, before the message does.
+    pub(super) fn continue_varint(&mut self, taken: usize) -> Result<(), Error> {
+        for _ in taken..10 {
+            let byte = *self
+                .data
+                .get(self.pos)
+                .ok_or("protobuf: unexpected end of data")?;
+            self.pos += 1;
+            if byte < 0x80 {
+                return Ok(());
+            }
+        }
+        Err("protobuf: varint overflow")
     }
 
     fn varint(&mut self) -> Result<u64, Error> {
