@@ -122,7 +122,7 @@ fn wrapped_error<'a>(
 
 /// A failed state read outside a transaction's own result: a store failure when it comes from
 /// the state layers, else the block cannot be executed.
-fn database_error(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {
+pub(crate) fn database_error(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {
     match state_error_in(error) {
         Some(state) => BlockError::State {
             block,

@@ -29,7 +29,12 @@ pub struct HeaderViolation {
     pub expected: String,
 }
 
-fn violation(field: &'static str, got: impl ToString, expected: impl ToString) -> HeaderViolation {
+/// A broken rule: `field` is `got` where the rule requires `expected`.
+pub(crate) fn violation(
+    field: &'static str,
+    got: impl ToString,
+    expected: impl ToString,
+) -> HeaderViolation {
     HeaderViolation {
         field,
         got: got.to_string(),
@@ -149,20 +154,7 @@ fn check_blob_fields(
             "present from Cancun",
         ));
     };
-    if used > params.max_blob_gas_per_block() {
-        return Err(violation(
-            "blobGasUsed",
-            used,
-            format!("<= {}", params.max_blob_gas_per_block()),
-        ));
-    }
-    if used % DATA_GAS_PER_BLOB != 0 {
-        return Err(violation(
-            "blobGasUsed",
-            used,
-            format!("a multiple of {DATA_GAS_PER_BLOB}"),
-        ));
-    }
+    check_blob_gas_used(used, &params)?;
     let expected = next_excess_blob_gas(parent, &params);
     if excess != expected {
         return Err(violation("excessBlobGas", excess, expected));
@@ -196,4 +188,23 @@ fn next_excess_blob_gas(parent: &Header, params: &BlobParams) -> u64 {
         }
     }
     total - target
+}
+
+/// blobGasUsed within the block's maximum and a whole number of blobs.
+pub(crate) fn check_blob_gas_used(used: u64, params: &BlobParams) -> Result<(), HeaderViolation> {
+    if used > params.max_blob_gas_per_block() {
+        return Err(violation(
+            "blobGasUsed",
+            used,
+            format!("<= {}", params.max_blob_gas_per_block()),
+        ));
+    }
+    if !used.is_multiple_of(DATA_GAS_PER_BLOB) {
+        return Err(violation(
+            "blobGasUsed",
+            used,
+            format!("a multiple of {DATA_GAS_PER_BLOB}"),
+        ));
+    }
+    Ok(())
 }

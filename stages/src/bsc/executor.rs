@@ -24,7 +24,7 @@ use super::hertzfix;
 use super::system::{is_system_transaction, RewardMove, SLASH_CONTRACT, SYSTEM_ADDRESS};
 use super::BscChain;
 use crate::block::ChainBlock;
-use crate::execute::{state_error_in, verify_receipts, BlockError, BlockOutput};
+use crate::execute::{database_error, verify_receipts, BlockError, BlockOutput};
 use alloy_consensus::{
     Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope,
     TxType,
@@ -377,22 +377,9 @@ fn commit_account<DB: DatabaseCommit>(db: &mut DB, address: Address, mut account
     db.commit(std::iter::once((address, account)).collect());
 }
 
-fn state_failure(block: u64, error: &(dyn std::error::Error + 'static)) -> BlockError {
-    match state_error_in(error) {
-        Some(state) => BlockError::State {
-            block,
-            error: state.clone(),
-        },
-        None => BlockError::Invalid {
-            block,
-            reason: format!("state: {error}"),
-        },
-    }
-}
-
 /// Turns a database error of block `block` into a [`BlockError`].
 fn db_failure<E: std::error::Error + 'static>(block: u64) -> impl Fn(E) -> BlockError {
-    move |e| state_failure(block, &e)
+    move |e| database_error(block, &e)
 }
 
 fn evm_failure<E>(block: u64, error: EVMError<E, InvalidTransaction>, what: &str) -> BlockError
@@ -400,7 +387,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     match error {
-        EVMError::Database(e) => state_failure(block, &e),
+        EVMError::Database(e) => database_error(block, &e),
         other => BlockError::Invalid {
             block,
             reason: format!("{what}: {other}"),

@@ -7,10 +7,9 @@
 //! milliseconds in `mixHash`.
 
 use super::forks::BscForks;
-use crate::validate::HeaderViolation;
+use crate::validate::{check_blob_gas_used, violation, HeaderViolation};
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_WITHDRAWALS};
 use alloy_consensus::Header;
-use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
 use alloy_eips::eip7840::BlobParams;
 use alloy_primitives::B256;
 
@@ -25,14 +24,6 @@ const MAX_GAS_LIMIT: u64 = i64::MAX as u64;
 /// BEP-657: from Mendel, blobs only in blocks whose number is a multiple of this
 /// (`params.BlobEligibleBlockInterval`).
 pub const BLOB_ELIGIBLE_INTERVAL: u64 = 5;
-
-fn violation(field: &'static str, got: impl ToString, expected: impl ToString) -> HeaderViolation {
-    HeaderViolation {
-        field,
-        got: got.to_string(),
-        expected: expected.to_string(),
-    }
-}
 
 /// Blob parameters of BSC: Cancun's, whatever the fork.
 pub fn blob_params() -> BlobParams {
@@ -192,21 +183,7 @@ fn check_blob_gas(
             format!("0 (after Mendel blobs only in blocks numbered a multiple of {BLOB_ELIGIBLE_INTERVAL})"),
         ));
     }
-    let params = blob_params();
-    if used > params.max_blob_gas_per_block() {
-        return Err(violation(
-            "blobGasUsed",
-            used,
-            format!("<= {}", params.max_blob_gas_per_block()),
-        ));
-    }
-    if used % DATA_GAS_PER_BLOB != 0 {
-        return Err(violation(
-            "blobGasUsed",
-            used,
-            format!("a multiple of {DATA_GAS_PER_BLOB}"),
-        ));
-    }
+    check_blob_gas_used(used, &blob_params())?;
     let expected = next_excess_blob_gas(forks, parent, header.timestamp);
     if excess != expected {
         return Err(violation("excessBlobGas", excess, expected));
