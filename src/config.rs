@@ -193,12 +193,23 @@ impl Default for StorageConfig {
 pub struct EmbeddedConfig {
     /// The database file.
     pub path: PathBuf,
+    /// The longest time between durable (fsynced) commits, milliseconds; 0 makes every
+    /// commit durable. A crash loses at most this much progress, redone on restart.
+    pub sync_interval_ms: u64,
+}
+
+impl EmbeddedConfig {
+    /// `sync_interval_ms` as a duration.
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_millis(self.sync_interval_ms)
+    }
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data/evm-executor.redb"),
+            sync_interval_ms: crate::store::embedded::DEFAULT_SYNC_INTERVAL.as_millis() as u64,
         }
     }
 }

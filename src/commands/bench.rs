@@ -239,7 +239,10 @@ impl FreshStore {
                     .map_err(|e| CommandError::Block(format!("{}: {e}", work_dir.display())))?;
                 let file = work_dir.join(format!("{run_id}.redb"));
                 Ok(Self {
-                    store: Arc::new(EmbeddedStore::open(&file)?),
+                    store: Arc::new(
+                        EmbeddedStore::open(&file)?
+                            .with_sync_interval(config.storage.embedded.sync_interval()),
+                    ),
                     keys: Keys::default(),
                     file: Some(file),
                 })

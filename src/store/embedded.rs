@@ -5,11 +5,22 @@
 //! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
 //! as absent and are replaced by later writes to the same key; the prune stage deletes history
 //! keys outright once they leave the window.
+//!
+//! Durability: a commit is made durable (flushed and fsynced) when `sync_interval` has passed
+//! since the last durable one; the commits between are atomic and ordered but live in memory
+//! until then. A crash therefore loses at most the last `sync_interval` of progress and leaves
+//! the file at a consistent earlier commit: every stage resumes from the checkpoints it finds
+//! there, as after any crash (the crash rule), and re-does that work from the blocks. Dropping
+//! the store makes everything durable.
 
-use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
 use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const BACKEND: &str = "embedded";
@@ -35,9 +46,15 @@ fn live_value(entry: &[u8], now: u64) -> Option<&[u8]> {
     (expiry == 0 || expiry > now).then_some(value)
 }
 
+/// How often commits are made durable unless configured otherwise.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The store in one redb file.
 pub struct EmbeddedStore {
     db: Database,
+    sync_interval: Duration,
+    /// When the last durable commit was.
+    last_durable: Mutex<Instant>,
 }
 
 impl EmbeddedStore {
@@ -62,7 +79,42 @@ impl EmbeddedStore {
             .map_err(|e| backend_error("create table", e))?;
         txn.commit().map_err(|e| backend_error("commit", e))?;
         stages::metrics::metrics().store_up.set(1);
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            last_durable: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Make commits durable at most `interval` apart (zero: every commit).
+    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// Commit `txn`, durably when the sync interval has passed since the last durable commit.
+    fn commit(&self, mut txn: WriteTransaction) -> Result<(), StoreError> {
+        // Poisoning only means another writer panicked; the timestamps stay meaningful.
+        let mut last_durable = self.last_durable.lock().unwrap_or_else(|p| p.into_inner());
+        let durable = last_durable.elapsed() >= self.sync_interval;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| backend_error("set durability", e))?;
+        }
+        txn.commit().map_err(|e| backend_error("commit", e))?;
+        if durable {
+            *last_durable = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Make every commit so far durable (an empty durable commit).
+    fn sync_now(&self) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| backend_error("begin write", e))?;
+        txn.commit().map_err(|e| backend_error("commit", e))
     }
 
     /// The table in a fresh read transaction (a consistent snapshot); one round trip.
@@ -74,6 +126,18 @@ impl EmbeddedStore {
             .map_err(|e| backend_error("begin read", e))?;
         txn.open_table(TABLE)
             .map_err(|e| backend_error("open table", e))
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        if let Err(error) = self.sync_now() {
+            tracing::error!(
+                %error,
+                "the last commits of the embedded store were not made durable; \
+                 the next run resumes from an earlier checkpoint"
+            );
+        }
     }
 }
 
@@ -134,7 +198,7 @@ impl Store for EmbeddedStore {
                 }
             }
         }
-        txn.commit().map_err(|e| backend_error("commit", e))
+        self.commit(txn)
     }
 
     fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
@@ -161,7 +225,7 @@ impl Store for EmbeddedStore {
             }
             !live
         };
-        txn.commit().map_err(|e| backend_error("commit", e))?;
+        self.commit(txn)?;
         Ok(inserted)
     }
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 /// Open the backend the config names.
 pub fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config.backend {
-        Backend::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.embedded.path)?),
+        Backend::Embedded => Arc::new(
+            embedded::EmbeddedStore::open(&config.embedded.path)?
+                .with_sync_interval(config.embedded.sync_interval()),
+        ),
         Backend::Pika => Arc::new(pika::PikaStore::connect(&config.pika)?),
     })
 }

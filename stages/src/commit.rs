@@ -8,7 +8,7 @@ use crate::contract::{encode_json, encode_word, AccountJson, ExecProgress};
 use crate::keys::Keys;
 use crate::record::ExecutionRecord;
 use crate::store::WriteBatch;
-use alloy_primitives::{Bytes, B256};
+use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,13 +17,15 @@ const DESTROYED_ACCOUNT: &[u8] = b"null";
 
 /// The state writes of consecutive blocks, merged: each `st:latest:*` key and each code is
 /// written once, with its value after the last block; every block keeps its own history keys.
+/// Keys are spelled only when queued, once per distinct key.
 #[derive(Debug, Default)]
 pub struct StateWrites {
-    /// Latest values: `Some` to set, `None` to delete.
-    latest: BTreeMap<String, Option<Vec<u8>>>,
-    /// History entries (each key names its block), sorted: the embedded store inserts
-    /// sorted keys with fewer page visits.
-    history: BTreeMap<String, Vec<u8>>,
+    /// Latest account values (JSON): `Some` to set, `None` to delete.
+    accounts: HashMap<Address, Option<Vec<u8>>>,
+    /// Latest slot values; zero deletes the key.
+    slots: HashMap<(Address, B256), U256>,
+    /// History entries (each key names its block).
+    history: Vec<(String, Vec<u8>)>,
     /// New code by hash.
     codes: BTreeMap<B256, Bytes>,
 }
@@ -37,48 +39,56 @@ impl StateWrites {
         }
         for change in &record.accounts {
             let history = keys.history_account(number, &change.address);
-            let latest = keys.latest_account(&change.address);
-            match &change.post {
-                Some(account) => {
-                    let json = AccountJson {
-                        balance: account.balance,
-                        nonce: account.nonce,
-                        code_hash: account.code_hash,
-                        storage_root: B256::ZERO,
-                    }
-                    .encode();
-                    self.history.insert(history, json.clone());
-                    self.latest.insert(latest, Some(json));
+            let json = change.post.as_ref().map(|account| {
+                AccountJson {
+                    balance: account.balance,
+                    nonce: account.nonce,
+                    code_hash: account.code_hash,
+                    storage_root: B256::ZERO,
                 }
-                None => {
-                    self.history.insert(history, DESTROYED_ACCOUNT.to_vec());
-                    self.latest.insert(latest, None);
-                }
-            }
+                .encode()
+            });
+            let history_value = json.clone().unwrap_or_else(|| DESTROYED_ACCOUNT.to_vec());
+            self.history.push((history, history_value));
+            self.accounts.insert(change.address, json);
         }
         for change in &record.storage {
             let slot = B256::from(change.slot);
-            let word = encode_word(&change.post);
-            let latest = (!change.post.is_zero()).then(|| word.clone());
-            self.latest
-                .insert(keys.latest_storage(&change.address, &slot), latest);
-            self.history
-                .insert(keys.history_storage(number, &change.address, &slot), word);
+            self.history.push((
+                keys.history_storage(number, &change.address, &slot),
+                encode_word(&change.post),
+            ));
+            self.slots.insert((change.address, slot), change.post);
         }
     }
 
-    /// Queue everything into `batch`, history with `history_ttl`.
+    /// Queue everything into `batch`, history with `history_ttl`; each group in key order, which
+    /// the embedded store inserts with fewer page visits.
     pub fn queue(self, keys: &Keys, history_ttl: Duration, batch: &mut WriteBatch) {
         for (hash, code) in self.codes {
             batch.set(keys.code(&hash), code.to_vec());
         }
-        for (key, value) in self.latest {
+        let accounts = self
+            .accounts
+            .into_iter()
+            .map(|(address, json)| (keys.latest_account(&address), json));
+        let slots = self.slots.into_iter().map(|((address, slot), value)| {
+            let word = (!value.is_zero()).then(|| encode_word(&value));
+            (keys.latest_storage(&address, &slot), word)
+        });
+        let mut latest: Vec<(String, Option<Vec<u8>>)> = accounts.chain(slots).collect();
+        // Each latest key occurs once: no order among equals to keep.
+        latest.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in latest {
             match value {
                 Some(value) => batch.set(key, value),
                 None => batch.delete(key),
             };
         }
-        for (key, value) in self.history {
+        let mut history = self.history;
+        // Stable: were a key listed twice, its last value would still be written last.
+        history.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in history {
             batch.set_with_ttl(key, value, history_ttl);
         }
     }

@@ -146,7 +146,11 @@ impl AccountJson {
 
 /// A storage word as the contract writes it: `0x` + 64 lowercase hex digits.
 pub fn encode_word(value: &U256) -> Vec<u8> {
-    format!("{:#x}", B256::from(*value)).into_bytes()
+    let word = B256::from(*value);
+    alloy_primitives::hex::Buffer::<32, true>::new()
+        .format(&word.0)
+        .as_bytes()
+        .to_vec()
 }
 
 /// Parse a storage word written by [`encode_word`] (or any `0x`-hex of at most 64 digits).

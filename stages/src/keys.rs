@@ -30,6 +30,14 @@ impl Keys {
         format!("{}{}", self.prefix, rest)
     }
 
+    /// A key of about `len` characters after the prefix, spelled part by part: the state keys
+    /// are built millions of times, and this skips the formatting machinery.
+    fn spell(&self, len: usize) -> KeyText {
+        let mut text = String::with_capacity(self.prefix.len() + len);
+        text.push_str(&self.prefix);
+        KeyText(text)
+    }
+
     /// `idx:sync:progress`: JSON `{"latestSyncedBlock": N}`, written by the syncer.
     pub fn sync_progress(&self) -> String {
         self.key(format_args!("idx:sync:progress"))
@@ -62,38 +70,59 @@ impl Keys {
 
     /// `st:latest:acc:{Addr}`: the account's latest state as JSON.
     pub fn latest_account(&self, address: &Address) -> String {
-        self.key(format_args!("st:latest:acc:{}", checksummed(address)))
+        self.spell("st:latest:acc:".len() + ADDRESS_TEXT)
+            .text("st:latest:acc:")
+            .address(address)
+            .done()
     }
 
     /// `st:latest:stor:{Addr}:{slot}`: the slot's latest value, `0x` + 64 hex.
     pub fn latest_storage(&self, address: &Address, slot: &B256) -> String {
-        self.key(format_args!(
-            "st:latest:stor:{}:{slot:#x}",
-            checksummed(address)
-        ))
+        self.spell("st:latest:stor:".len() + ADDRESS_TEXT + 1 + WORD_TEXT)
+            .text("st:latest:stor:")
+            .address(address)
+            .text(":")
+            .word(slot)
+            .done()
     }
 
     /// `st:latest:stor:{Addr}:`: the prefix of every latest storage key of one account.
     pub fn latest_storage_prefix(&self, address: &Address) -> String {
-        self.key(format_args!("st:latest:stor:{}:", checksummed(address)))
+        self.spell("st:latest:stor:".len() + ADDRESS_TEXT + 1)
+            .text("st:latest:stor:")
+            .address(address)
+            .text(":")
+            .done()
     }
 
     /// `st:code:{codeHash}`: raw bytecode; never deleted.
     pub fn code(&self, code_hash: &B256) -> String {
-        self.key(format_args!("st:code:{code_hash:#x}"))
+        self.spell("st:code:".len() + WORD_TEXT)
+            .text("st:code:")
+            .word(code_hash)
+            .done()
     }
 
     /// `st:{n}:acc:{Addr}`: the account as block `n` left it (history, with TTL).
     pub fn history_account(&self, number: u64, address: &Address) -> String {
-        self.key(format_args!("st:{number}:acc:{}", checksummed(address)))
+        self.spell("st::acc:".len() + NUMBER_TEXT + ADDRESS_TEXT)
+            .text("st:")
+            .number(number)
+            .text(":acc:")
+            .address(address)
+            .done()
     }
 
     /// `st:{n}:stor:{Addr}:{slot}`: the slot as block `n` left it (history, with TTL).
     pub fn history_storage(&self, number: u64, address: &Address, slot: &B256) -> String {
-        self.key(format_args!(
-            "st:{number}:stor:{}:{slot:#x}",
-            checksummed(address)
-        ))
+        self.spell("st::stor::".len() + NUMBER_TEXT + ADDRESS_TEXT + WORD_TEXT)
+            .text("st:")
+            .number(number)
+            .text(":stor:")
+            .address(address)
+            .text(":")
+            .word(slot)
+            .done()
     }
 
     /// `idx:exec:progress`: JSON [`crate::contract::ExecProgress`].
@@ -122,6 +151,45 @@ impl Keys {
     }
 }
 
+/// Characters of a checksummed address with `0x`.
+const ADDRESS_TEXT: usize = 42;
+/// Characters of a 32-byte word with `0x`.
+const WORD_TEXT: usize = 66;
+/// Characters of the longest decimal `u64`.
+const NUMBER_TEXT: usize = 20;
+
+/// A key under construction (see [`Keys::spell`]).
+struct KeyText(String);
+
+impl KeyText {
+    fn text(mut self, part: &str) -> Self {
+        self.0.push_str(part);
+        self
+    }
+
+    fn number(mut self, number: u64) -> Self {
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, "{number}");
+        self
+    }
+
+    fn address(mut self, address: &Address) -> Self {
+        with_checksummed(address, |spelled| self.0.push_str(spelled));
+        self
+    }
+
+    fn word(mut self, word: &B256) -> Self {
+        self.0
+            .push_str(alloy_primitives::hex::Buffer::<32, true>::new().format(&word.0));
+        self
+    }
+
+    fn done(self) -> String {
+        self.0
+    }
+}
+
 /// Addresses whose EIP-55 spelling each thread remembers: the spelling costs a keccak, and the
 /// stages spell the same hot accounts (tokens, pools, senders) over and over.
 const CHECKSUM_CACHE_ENTRIES: usize = 65_536;
@@ -133,16 +201,12 @@ thread_local! {
         ));
 }
 
-/// `address` as EIP-55 checksummed hex with `0x`.
-fn checksummed(address: &Address) -> String {
+/// Call `use_spelling` with `address` as EIP-55 checksummed hex with `0x`.
+fn with_checksummed(address: &Address, use_spelling: impl FnOnce(&str)) {
     CHECKSUMS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(spelled) = cache.get(address) {
-            return spelled.clone();
-        }
-        let spelled = address.to_checksum(None);
-        cache.put(*address, spelled.clone());
-        spelled
+        let spelled = cache.get_or_insert_ref(address, || address.to_checksum(None));
+        use_spelling(spelled);
     })
 }
 
@@ -164,6 +228,18 @@ mod tests {
         assert_eq!(
             keys.latest_storage(&addr, &slot),
             "bsc:st:latest:stor:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed:0x00000000000000000000000000000000000000000000000000000000000000ab"
+        );
+        assert_eq!(
+            keys.history_account(18_446_744_073_709_551_615, &addr),
+            "bsc:st:18446744073709551615:acc:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        );
+        assert_eq!(
+            keys.latest_storage_prefix(&addr),
+            "bsc:st:latest:stor:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed:"
+        );
+        assert_eq!(
+            keys.code(&slot),
+            "bsc:st:code:0x00000000000000000000000000000000000000000000000000000000000000ab"
         );
         assert_eq!(keys.header(7), "bsc:blk:hdr:7");
         assert_eq!(Keys::default().sync_progress(), "idx:sync:progress");

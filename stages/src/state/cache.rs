@@ -1,8 +1,11 @@
 //! LRU caches of accounts, storage slots and code between the overlay and the store, with hit
 //! and miss counts.
 //!
-//! Entries are written through when a block's changes are produced (see
-//! [`super::StateLayers::absorb`]), so a cached value is never older than the overlay's. Storage
+//! Entries come from store reads. A block's changes update the entries already cached (see
+//! [`super::StateLayers::absorb`]) and add none, so a cached value is never older than the
+//! overlay's, and a value the cache lacks is found in the overlay or the store. (Adding every
+//! change would cost an insertion per written slot, and the executor keeps the state it wrote
+//! between blocks anyway.) Storage
 //! of an account whose storage was wiped is invalidated by bumping the account's wipe epoch
 //! instead of searching the cache.
 
@@ -118,6 +121,21 @@ impl StateCache {
             .map(|(_, value)| *value);
         self.storage_hits.record(found.is_some());
         found
+    }
+
+    /// Update `address`'s cached account, if it is cached.
+    pub fn update_account(&mut self, address: &Address, account: CachedAccount) {
+        if let Some(cached) = self.accounts.peek_mut(address) {
+            *cached = account;
+        }
+    }
+
+    /// Update a cached slot value, if it is cached.
+    pub fn update_storage(&mut self, address: Address, slot: U256, value: U256) {
+        let epoch = self.epoch(&address);
+        if let Some(cached) = self.storage.peek_mut(&(address, slot)) {
+            *cached = (epoch, value);
+        }
     }
 
     /// Cache a slot value.

@@ -152,8 +152,8 @@ impl StateLayers {
 
     /// The account at the head of the layers.
     pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
-        // The caches are written through by `absorb`, so a cached value is the newest; the
-        // overlay matters only for what the caches have evicted.
+        // `absorb` updates what the caches hold, so a cached value is the newest; what they
+        // lack is in the overlay or the store.
         if let Some(found) = lock(&self.cache).account(address) {
             return Ok(found);
         }
@@ -335,7 +335,7 @@ impl StateLayers {
         lock(&self.block_hashes).put(number, hash);
     }
 
-    /// Take a freshly executed block's changes into the overlay and the caches.
+    /// Take a freshly executed block's changes into the overlay, updating the cached entries.
     pub fn absorb(&self, record: &ExecutionRecord) {
         let changes = BlockChanges::from_record(record);
         {
@@ -344,10 +344,10 @@ impl StateLayers {
                 cache.wipe_storage(*address);
             }
             for (address, account) in &changes.accounts {
-                cache.put_account(*address, *account);
+                cache.update_account(address, *account);
             }
             for ((address, slot), value) in &changes.storage {
-                cache.put_storage(*address, *slot, *value);
+                cache.update_storage(*address, *slot, *value);
             }
             for (hash, code) in &changes.codes {
                 cache.put_code(*hash, Bytecode::new_raw(code.clone()));
