@@ -17,10 +17,12 @@
 //! the original IAVL Merkle proof validation (0x65) active before Nano. 0x65 from Moran on
 //! (Moran's, Planck's and Plato's rules) is implemented.
 
+mod amino;
 mod bls;
 mod cometbft;
 mod double_sign;
 mod iavl;
+mod merkle;
 mod outcome;
 mod protobuf;
 mod suspended;
@@ -32,8 +34,8 @@ pub use bls::bls_signature_verify;
 pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
 pub use iavl::{
-    iavl_merkle_proof_validate_moran, iavl_merkle_proof_validate_planck,
-    iavl_merkle_proof_validate_plato,
+    iavl_merkle_proof_validate, iavl_merkle_proof_validate_moran,
+    iavl_merkle_proof_validate_planck, iavl_merkle_proof_validate_plato,
 };
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
 pub use tm_secp256k1::secp256k1_signature_recover;
