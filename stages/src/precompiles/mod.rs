@@ -21,11 +21,14 @@ mod amino;
 mod bls;
 mod cometbft;
 mod double_sign;
+mod ed25519;
+mod go_sort;
 mod iavl;
 mod merkle;
 mod outcome;
 mod protobuf;
 mod suspended;
+mod tendermint;
 mod tm_secp256k1;
 
 use revm::precompile::{secp256r1, Precompile, PrecompileId};
@@ -38,6 +41,7 @@ pub use iavl::{
     iavl_merkle_proof_validate_planck, iavl_merkle_proof_validate_plato,
 };
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
+pub use tendermint::tm_header_validate;
 pub use tm_secp256k1::secp256k1_signature_recover;
 
 use alloy_primitives::Address;

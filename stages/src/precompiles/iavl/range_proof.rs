@@ -7,6 +7,7 @@ use super::super::amino::{
     byte_slice, decode_list, decode_prefixed_list, decode_prefixed_struct, put_bytes, put_zigzag,
     uvarint, varint, Field, BYTE_LENGTH, VARINT,
 };
+use super::super::go_sort::search;
 use super::Error;
 use sha2::{Digest, Sha256};
 
@@ -147,21 +148,6 @@ impl RangeProof {
             Err("absence not proved by right leaf")
         }
     }
-}
-
-/// Go's `sort.Search`: the first index in `0..n` where `f` holds, by bisection (which assumes
-/// `f` is monotone and, when it is not, gives what the bisection finds).
-pub(super) fn search(n: usize, f: impl Fn(usize) -> bool) -> usize {
-    let (mut i, mut j) = (0, n);
-    while i < j {
-        let h = (i + j) / 2;
-        if f(h) {
-            j = h;
-        } else {
-            i = h + 1;
-        }
-    }
-    i
 }
 
 /// The leaves and inner paths not yet used by `_computeRootHash`'s `COMPUTEHASH`.
