@@ -39,7 +39,7 @@ fn copy_front(slot: &mut [u8], value: &[u8]) {
 impl ConsensusState {
     /// `DecodeConsensusState`.
     pub(super) fn decode(input: &[u8]) -> Result<Self, Error> {
-        if input.len() <= FIXED_LEN || (input.len() - FIXED_LEN) % VALIDATOR_LEN != 0 {
+        if input.len() <= FIXED_LEN || !(input.len() - FIXED_LEN).is_multiple_of(VALIDATOR_LEN) {
             return Err("consensus state: expected 104 + 40 * N bytes, N at least 1");
         }
         let (chain_id, rest) = input.split_at(CHAIN_ID_LEN);
