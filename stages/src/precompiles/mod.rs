@@ -21,6 +21,7 @@ mod bls;
 mod cometbft;
 mod double_sign;
 mod ed25519;
+mod fields;
 mod go_sort;
 mod iavl;
 mod merkle;

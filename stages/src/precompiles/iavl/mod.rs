@@ -32,6 +32,7 @@ mod ics23;
 mod legacy;
 mod range_proof;
 
+use super::fields::{length_word, trim_zeros, WORD_LEN};
 use super::outcome::{charge_and_run, Failure};
 use super::protobuf::Reader;
 use alloy_primitives::Bytes;
@@ -44,8 +45,6 @@ type Error = &'static str;
 
 /// `params.IAVLMerkleProofValidateGas`.
 const GAS: u64 = 3000;
-/// The length words and the app hash.
-const WORD_LEN: usize = 32;
 
 /// Which fork's proof rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,13 +205,6 @@ fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads a 32-byte length word: its last 8 bytes, big-endian.
-fn length_word(word: &[u8]) -> u64 {
-    let mut last = [0u8; 8];
-    last.copy_from_slice(&word[WORD_LEN - 8..WORD_LEN]);
-    u64::from_be_bytes(last)
-}
-
 /// The precompile's length check and `DecodeKeyValueMerkleProof`.
 fn decode_input(input: &[u8]) -> Result<KeyValueProof<'_>, Error> {
     if input.len() <= WORD_LEN {
@@ -248,13 +240,6 @@ fn decode_input(input: &[u8]) -> Result<KeyValueProof<'_>, Error> {
 fn fits_before_word(payload: &[u8], start: usize, len: u64) -> Option<usize> {
     let end = (start as u64).checked_add(len)?;
     (end.checked_add(WORD_LEN as u64)? < payload.len() as u64).then_some(end as usize)
-}
-
-/// `bytes.Trim(name, "\x00")`.
-fn trim_zeros(name: &[u8]) -> &[u8] {
-    let start = name.iter().position(|&b| b != 0).unwrap_or(name.len());
-    let end = name.iter().rposition(|&b| b != 0).map_or(start, |i| i + 1);
-    &name[start..end]
 }
 
 /// A `merkle.ProofOp` as read: its type, key and data.

@@ -4,6 +4,7 @@
 //! current validator set hash (32) | [Ed25519 public key (32) | voting power (8)]...`,
 //! at least one validator when decoded, at most 99 when encoded.
 
+use super::super::fields::{be_u64, copy_front, trim_zeros};
 use super::header::{PubKey, Validator};
 use super::Error;
 
@@ -24,18 +25,6 @@ pub(super) struct ConsensusState {
     pub(super) next_validators: Vec<Validator>,
 }
 
-fn be_u64(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_be_bytes(word)
-}
-
-/// Go's `copy` into a fixed slot: as much as fits, the rest left zero.
-fn copy_front(slot: &mut [u8], value: &[u8]) {
-    let n = slot.len().min(value.len());
-    slot[..n].copy_from_slice(&value[..n]);
-}
-
 impl ConsensusState {
     /// `DecodeConsensusState`.
     pub(super) fn decode(input: &[u8]) -> Result<Self, Error> {
@@ -43,14 +32,6 @@ impl ConsensusState {
             return Err("consensus state: expected 104 + 40 * N bytes, N at least 1");
         }
         let (chain_id, rest) = input.split_at(CHAIN_ID_LEN);
-        let start = chain_id
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(CHAIN_ID_LEN);
-        let end = chain_id
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(start, |i| i + 1);
         let (height, rest) = rest.split_at(8);
         let (app_hash, rest) = rest.split_at(HASH_LEN);
         let (validators_hash, rest) = rest.split_at(HASH_LEN);
@@ -66,7 +47,7 @@ impl ConsensusState {
             })
             .collect();
         Ok(ConsensusState {
-            chain_id: chain_id[start..end].to_vec(),
+            chain_id: trim_zeros(chain_id).to_vec(),
             height: be_u64(height),
             app_hash: app_hash.to_vec(),
             validators_hash: validators_hash.to_vec(),

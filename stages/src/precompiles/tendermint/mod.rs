@@ -27,6 +27,7 @@ mod consensus_state;
 mod hashing;
 mod header;
 
+use super::fields::{length_word, WORD_LEN};
 use super::outcome::{charge_and_run, Failure};
 use alloy_primitives::Bytes;
 use commit::{validate_basic, verify_commit, verify_future_commit};
@@ -40,8 +41,6 @@ type Error = &'static str;
 
 /// `params.TendermintHeaderValidateGas`.
 const GAS: u64 = 3000;
-/// The length words.
-const WORD_LEN: usize = 32;
 
 /// Runs 0x64: validates a Tendermint header against a consensus state and returns the new
 /// consensus state.
@@ -49,13 +48,6 @@ pub fn tm_header_validate(input: &[u8], gas_limit: u64, reservoir: u64) -> Preco
     charge_and_run(GAS, gas_limit, reservoir, || {
         validate(input).map(Bytes::from).map_err(Failure::Halt)
     })
-}
-
-/// Reads a 32-byte length word: its last 8 bytes, big-endian.
-fn length_word(word: &[u8]) -> u64 {
-    let mut last = [0u8; 8];
-    last.copy_from_slice(&word[WORD_LEN - 8..WORD_LEN]);
-    u64::from_be_bytes(last)
 }
 
 /// `tmHeaderValidate.Run`.
