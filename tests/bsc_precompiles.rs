@@ -8,6 +8,7 @@ use serde_json::Value;
 use stages::precompiles::{
     bsc_precompiles, BscFork, BLS_SIGNATURE_VERIFY_ADDRESS, COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
     IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, SECP256K1_SIGNATURE_RECOVER_ADDRESS,
+    TM_HEADER_VALIDATE_ADDRESS,
 };
 use std::path::PathBuf;
 
@@ -317,11 +318,17 @@ fn cometbft_changed_flag_is_fixed_at_hertz() {
 /// The client's IAVL / ICS23 proof vectors, kept with the precompile
 /// (`stages/src/precompiles/testdata/iavl-merkle-proof-vectors.json`).
 fn iavl_vectors() -> Value {
+    testdata("iavl-merkle-proof-vectors.json")
+}
+
+/// A vector file of `stages/src/precompiles/testdata`.
+fn testdata(file: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("stages/src/precompiles/testdata/iavl-merkle-proof-vectors.json");
+        .join("stages/src/precompiles/testdata")
+        .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("vector file {} cannot be read: {e}", path.display()));
-    serde_json::from_str(&text).expect("the IAVL vector file is JSON")
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"))
 }
 
 /// 0x65's input as the client's tests build it from a vector: a length word, then the store
@@ -369,11 +376,12 @@ fn assert_iavl_outcome(fork: BscFork, input: &[u8], valid: bool, what: &str) {
 }
 
 /// 0x65 per fork on the client's vectors: `TestTmHeaderValidateAndMerkleProofValidate`'s IAVL
-/// value + multistore proof holds under Moran's and Planck's rules (Moran, Planck, Luban), not
-/// Plato's; `TestIcs23Proof` / `TestIcs23ProofPlato`'s ICS23 proof holds from Planck on, not
-/// under Moran; `TestMerkleProofValidateMoran`'s exploit inputs and
-/// `TestAbsenceMerkleProofValidateMoran`'s absence proof halt under Moran. A changed value
-/// halts everywhere.
+/// value + multistore proof holds under the original rules (Istanbul) and Moran's and Planck's
+/// (Moran, Planck, Luban), not Plato's; `TestIcs23Proof` / `TestIcs23ProofPlato`'s ICS23 proof holds from Planck on, not
+/// under the original rules or Moran's; `TestMerkleProofValidateMoran`'s exploit inputs hold
+/// under the original rules and halt under Moran's, `TestAbsenceMerkleProofValidateMoran`'s
+/// absence proof halts under Moran's (and under the original rules, which give an absence
+/// operator no value). A changed value halts everywhere.
 #[test]
 fn iavl_merkle_proof_validate_vectors() {
     let file = iavl_vectors();
@@ -382,7 +390,12 @@ fn iavl_merkle_proof_validate_vectors() {
     for (vector, valid_in) in [
         (
             legacy,
-            &[BscFork::Moran, BscFork::Planck, BscFork::Luban][..],
+            &[
+                BscFork::Istanbul,
+                BscFork::Moran,
+                BscFork::Planck,
+                BscFork::Luban,
+            ][..],
         ),
         (
             ics23,
@@ -401,6 +414,7 @@ fn iavl_merkle_proof_validate_vectors() {
         other[0] ^= 1;
         let other_input = iavl_input(vector, &other);
         for fork in [
+            BscFork::Istanbul,
             BscFork::Moran,
             BscFork::Planck,
             BscFork::Luban,
@@ -415,8 +429,88 @@ fn iavl_merkle_proof_validate_vectors() {
     }
     for input in file["moran_exploit_inputs"]["inputs"].as_array().unwrap() {
         let input = hex::decode(input.as_str().unwrap()).unwrap();
+        assert_iavl_outcome(BscFork::Istanbul, &input, true, "exploit input");
         assert_iavl_outcome(BscFork::Moran, &input, false, "exploit input");
     }
     let absence = hex_field(&file["absence_input"], "input");
+    assert_iavl_outcome(BscFork::Istanbul, &absence, false, "absence proof");
     assert_iavl_outcome(BscFork::Moran, &absence, false, "absence proof");
+}
+
+/// 0x64's input as the client's test builds it: a length word, the consensus state's length
+/// word, the consensus state, the header.
+fn tm_header_input(cs: &[u8], header: &[u8]) -> Vec<u8> {
+    let word = |len: usize| {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&(len as u64).to_be_bytes());
+        w
+    };
+    let mut payload = word(cs.len()).to_vec();
+    payload.extend(cs);
+    payload.extend(header);
+    let mut input = word(payload.len()).to_vec();
+    input.extend(payload);
+    input
+}
+
+/// `TestTmHeaderValidateAndMerkleProofValidate` through every set with 0x64: the adjacent
+/// header moves the consensus state to `testHeight + 1` on the same chain, the later header
+/// moves it on to the app hash that the test's `acc` IAVL proof then validates against (under
+/// the original rules before Nano, Moran's from Moran). Under Nano 0x64 is suspended.
+#[test]
+fn tm_header_validate_vectors() {
+    let file = testdata("tendermint-header-vectors.json");
+    let v = &file["tm_header_validate"];
+    let cs = hex_field(v, "consensus_state");
+    let adjacent = hex_field(v, "header_adjacent");
+    let later = hex_field(v, "header_later");
+    let test_height = v["test_height"].as_u64().unwrap();
+    let acc = &iavl_vectors()["acc_iavl_value_proof"];
+    for fork in [
+        BscFork::Istanbul,
+        BscFork::Moran,
+        BscFork::Planck,
+        BscFork::Plato,
+        BscFork::Osaka,
+    ] {
+        let out = run_at(
+            fork,
+            TM_HEADER_VALIDATE_ADDRESS,
+            &tm_header_input(&cs, &adjacent),
+            GAS_LIMIT,
+        );
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        assert_eq!(out.gas_used, 3000);
+        let synced = out.bytes[32..].to_vec();
+        assert_eq!(out.bytes[24..32], (synced.len() as u64).to_be_bytes());
+        assert_eq!(synced[32..40], (test_height + 1).to_be_bytes());
+        assert_eq!(synced[..32], cs[..32], "chain ID");
+
+        let input = tm_header_input(&synced, &later);
+        let out = run_at(fork, TM_HEADER_VALIDATE_ADDRESS, &input, GAS_LIMIT);
+        assert!(out.is_success(), "{fork:?}: {:?}", out.status);
+        let app_hash = &out.bytes[32 + 40..32 + 72];
+        assert_eq!(app_hash, hex_field(v, "app_hash_after_later"));
+        assert_eq!(hex::encode(app_hash), field(acc, "app_hash"));
+        if fork < BscFork::Plato {
+            let value = hex_field(acc, "value");
+            assert_iavl_outcome(fork, &iavl_input(acc, &value), true, "acc proof");
+        }
+        let short = run_at(fork, TM_HEADER_VALIDATE_ADDRESS, &input, 2999);
+        assert!(short.halt_reason().is_some_and(|h| h.is_oog()));
+        // Applying the later header again: its height is no longer above the state's.
+        let again = tm_header_input(&out.bytes[32..], &later);
+        let out = run_at(fork, TM_HEADER_VALIDATE_ADDRESS, &again, GAS_LIMIT);
+        assert!(out.halt_reason().is_some_and(|h| !h.is_oog()), "{fork:?}");
+    }
+    let suspended = run_at(
+        BscFork::Nano,
+        TM_HEADER_VALIDATE_ADDRESS,
+        &tm_header_input(&cs, &adjacent),
+        GAS_LIMIT,
+    );
+    assert_eq!(
+        suspended.halt_reason().map(ToString::to_string).as_deref(),
+        Some("suspend")
+    );
 }

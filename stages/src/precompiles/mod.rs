@@ -12,18 +12,23 @@
 //! [`bsc_precompiles`] picks the set that is active from a [`BscFork`] on, mirroring the client's
 //! `activePrecompiledContracts`.
 //!
-//! Not implemented (absent from every set, see the module docs of [`suspended`]): the full
-//! Tendermint v0.31 header validation (0x64), active before Nano and again from Moran on, and
-//! the original IAVL Merkle proof validation (0x65) active before Nano. 0x65 from Moran on
-//! (Moran's, Planck's and Plato's rules) is implemented.
+//! 0x64 is Tendermint v0.31 header validation ([`tm_header_validate`]) before Nano and from
+//! Moran on, suspended under Nano; 0x65 is IAVL Merkle proof validation under the original
+//! rules before Nano, suspended under Nano, then under Moran's, Planck's and Plato's rules.
 
+mod amino;
 mod bls;
 mod cometbft;
 mod double_sign;
+mod ed25519;
+mod fields;
+mod go_sort;
 mod iavl;
+mod merkle;
 mod outcome;
 mod protobuf;
 mod suspended;
+mod tendermint;
 mod tm_secp256k1;
 
 use revm::precompile::{secp256r1, Precompile, PrecompileId};
@@ -32,17 +37,19 @@ pub use bls::bls_signature_verify;
 pub use cometbft::{cometbft_light_block_validate, cometbft_light_block_validate_hertz};
 pub use double_sign::verify_double_sign_evidence;
 pub use iavl::{
-    iavl_merkle_proof_validate_moran, iavl_merkle_proof_validate_planck,
-    iavl_merkle_proof_validate_plato,
+    iavl_merkle_proof_validate, iavl_merkle_proof_validate_moran,
+    iavl_merkle_proof_validate_planck, iavl_merkle_proof_validate_plato,
 };
 pub use suspended::{iavl_merkle_proof_validate_nano, tm_header_validate_nano};
+pub use tendermint::tm_header_validate;
 pub use tm_secp256k1::secp256k1_signature_recover;
 
 use alloy_primitives::Address;
 
-/// 0x64: Tendermint header validation (Nano variant: suspended).
+/// 0x64: Tendermint header validation (suspended under Nano).
 pub const TM_HEADER_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x64);
-/// 0x65: IAVL Merkle proof validation (suspended under Nano; Moran, Planck and Plato rules).
+/// 0x65: IAVL Merkle proof validation (original rules; suspended under Nano; Moran, Planck and
+/// Plato rules).
 pub const IAVL_MERKLE_PROOF_VALIDATE_ADDRESS: Address = revm::precompile::u64_to_address(0x65);
 /// 0x66: BLS signature verification (Luban).
 pub const BLS_SIGNATURE_VERIFY_ADDRESS: Address = revm::precompile::u64_to_address(0x66);
@@ -63,11 +70,11 @@ pub const P256_VERIFY_ADDRESS: Address =
 /// set (no BSC precompiles) never applies there and has no variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BscFork {
-    /// Before Nano (Istanbul): 0x64 and 0x65 in their original form (not implemented).
+    /// Before Nano (Istanbul): 0x64 header validation and 0x65 with the original proof rules.
     Istanbul,
     /// Nano: 0x64 and 0x65 suspended.
     Nano,
-    /// Moran: 0x64 and 0x65 back, 0x65 with Moran's proof rules (0x64 not implemented).
+    /// Moran: 0x64 header validation back, 0x65 with Moran's proof rules.
     Moran,
     /// Planck: 0x65 with ICS23-compatible proofs.
     Planck,
@@ -86,11 +93,20 @@ pub enum BscFork {
 }
 
 /// The BSC-specific precompiles active from `fork` on, to be installed over the standard set.
-///
-/// Precompiles this module does not implement are left out (see the module docs), never
-/// replaced by a stand-in.
 pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
     let mut set = Vec::new();
+    if fork == BscFork::Istanbul {
+        set.push(precompile(
+            "BSC_HEADER_VALIDATE",
+            TM_HEADER_VALIDATE_ADDRESS,
+            tm_header_validate,
+        ));
+        set.push(precompile(
+            "BSC_IAVL_MERKLE_PROOF_VALIDATE",
+            IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
+            iavl_merkle_proof_validate,
+        ));
+    }
     if fork == BscFork::Nano {
         set.push(precompile(
             "BSC_HEADER_VALIDATE_NANO",
@@ -104,6 +120,11 @@ pub fn bsc_precompiles(fork: BscFork) -> Vec<Precompile> {
         ));
     }
     if fork >= BscFork::Moran {
+        set.push(precompile(
+            "BSC_HEADER_VALIDATE",
+            TM_HEADER_VALIDATE_ADDRESS,
+            tm_header_validate,
+        ));
         set.push(if fork >= BscFork::Plato {
             precompile(
                 "BSC_IAVL_MERKLE_PROOF_VALIDATE_PLATO",
@@ -183,15 +204,15 @@ mod tests {
     }
 
     /// The sets follow bnb-chain/bsc `core/vm/contracts.go` (PrecompiledContractsIstanbul ..
-    /// PrecompiledContractsOsaka), minus 0x64 outside Nano and 0x65 before Nano, which are not
-    /// implemented.
+    /// PrecompiledContractsOsaka).
     #[test]
     fn precompiles_per_fork() {
-        let suspended = vec![
+        let light_client = vec![
             TM_HEADER_VALIDATE_ADDRESS,
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
         ];
         let luban = vec![
+            TM_HEADER_VALIDATE_ADDRESS,
             IAVL_MERKLE_PROOF_VALIDATE_ADDRESS,
             BLS_SIGNATURE_VERIFY_ADDRESS,
             COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
@@ -204,10 +225,10 @@ mod tests {
         let mut haber = feynman.clone();
         haber.push(P256_VERIFY_ADDRESS);
         let expected = [
-            (BscFork::Istanbul, vec![]),
-            (BscFork::Nano, suspended),
-            (BscFork::Moran, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
-            (BscFork::Planck, vec![IAVL_MERKLE_PROOF_VALIDATE_ADDRESS]),
+            (BscFork::Istanbul, light_client.clone()),
+            (BscFork::Nano, light_client.clone()),
+            (BscFork::Moran, light_client.clone()),
+            (BscFork::Planck, light_client),
             (BscFork::Luban, luban.clone()),
             (BscFork::Plato, luban.clone()),
             (BscFork::Hertz, luban),
@@ -220,28 +241,98 @@ mod tests {
         }
     }
 
-    /// 0x65 is the client's `iavlMerkleProofValidateNano` under Nano, `...Moran` under Moran,
-    /// `...Planck` under Planck and Luban, `...Plato` from Plato on.
+    fn variant(fork: BscFork, address: Address) -> String {
+        bsc_precompiles(fork)
+            .iter()
+            .find(|p| *p.address() == address)
+            .map(|p| p.id().name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// 0x65 is the client's `iavlMerkleProofValidate` before Nano,
+    /// `iavlMerkleProofValidateNano` under Nano, `...Moran` under Moran, `...Planck` under
+    /// Planck and Luban, `...Plato` from Plato on.
     #[test]
     fn iavl_variant_per_fork() {
-        let variant = |fork| {
-            bsc_precompiles(fork)
-                .iter()
-                .find(|p| *p.address() == IAVL_MERKLE_PROOF_VALIDATE_ADDRESS)
-                .map(|p| p.id().name().to_string())
-        };
-        for (fork, name) in [
-            (BscFork::Istanbul, None),
-            (BscFork::Nano, Some("NANO")),
-            (BscFork::Moran, Some("MORAN")),
-            (BscFork::Planck, Some("PLANCK")),
-            (BscFork::Luban, Some("PLANCK")),
-            (BscFork::Plato, Some("PLATO")),
-            (BscFork::Hertz, Some("PLATO")),
-            (BscFork::Osaka, Some("PLATO")),
+        for (fork, suffix) in [
+            (BscFork::Istanbul, ""),
+            (BscFork::Nano, "_NANO"),
+            (BscFork::Moran, "_MORAN"),
+            (BscFork::Planck, "_PLANCK"),
+            (BscFork::Luban, "_PLANCK"),
+            (BscFork::Plato, "_PLATO"),
+            (BscFork::Hertz, "_PLATO"),
+            (BscFork::Feynman, "_PLATO"),
+            (BscFork::Haber, "_PLATO"),
+            (BscFork::Osaka, "_PLATO"),
         ] {
-            let expected = name.map(|n| format!("BSC_IAVL_MERKLE_PROOF_VALIDATE_{n}"));
-            assert_eq!(variant(fork), expected, "{fork:?}");
+            let expected = format!("BSC_IAVL_MERKLE_PROOF_VALIDATE{suffix}");
+            assert_eq!(
+                variant(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS),
+                expected,
+                "{fork:?}"
+            );
+        }
+    }
+
+    /// 0x64 is the client's `tmHeaderValidate` in every set but Nano's, where it is
+    /// `tmHeaderValidateNano`.
+    #[test]
+    fn header_validate_variant_per_fork() {
+        for fork in [
+            BscFork::Istanbul,
+            BscFork::Nano,
+            BscFork::Moran,
+            BscFork::Planck,
+            BscFork::Luban,
+            BscFork::Plato,
+            BscFork::Hertz,
+            BscFork::Feynman,
+            BscFork::Haber,
+            BscFork::Osaka,
+        ] {
+            let expected = if fork == BscFork::Nano {
+                "BSC_HEADER_VALIDATE_NANO"
+            } else {
+                "BSC_HEADER_VALIDATE"
+            };
+            assert_eq!(
+                variant(fork, TM_HEADER_VALIDATE_ADDRESS),
+                expected,
+                "{fork:?}"
+            );
+        }
+    }
+
+    /// The installed 0x64 and 0x65 run: before Nano the original 0x65 accepts bsc
+    /// `TestMerkleProofValidateMoran`'s exploit input (two leaves) that Moran's refuses, and
+    /// 0x64 halts on a short input at 3000 gas under every fork that has it.
+    #[test]
+    fn installed_light_client_precompiles_run() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/iavl-merkle-proof-vectors.json")).unwrap();
+        let exploit = alloy_primitives::hex::decode(
+            vectors["moran_exploit_inputs"]["inputs"][0]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let run = |fork, address| {
+            let set = bsc_precompiles(fork);
+            let p = set.iter().find(|p| *p.address() == address).unwrap();
+            p.execute(&exploit, 10_000, 0).expect("not fatal")
+        };
+        let original = run(BscFork::Istanbul, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS);
+        assert!(original.is_success());
+        assert_eq!(original.bytes[31], 1);
+        let moran = run(BscFork::Moran, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS);
+        assert!(moran.halt_reason().is_some());
+        for fork in [BscFork::Istanbul, BscFork::Moran, BscFork::Osaka] {
+            let header = run(fork, TM_HEADER_VALIDATE_ADDRESS);
+            assert!(
+                header.halt_reason().is_some_and(|h| !h.is_oog()),
+                "{fork:?}"
+            );
         }
     }
 

@@ -4,9 +4,7 @@
 //! "suspend" for any input, which the client's EVM treats as a failure consuming all gas.
 //!
 //! The working forms of both precompiles (before Nano, and from Moran on with the Moran, Planck
-//! and Plato proof rules) decode Tendermint v0.31 amino headers and IAVL/ICS23 proofs. 0x65
-//! from Moran on is implemented (`super::iavl`); [`super::bsc_precompiles`] leaves 0x64 and the
-//! original 0x65 out.
+//! and Plato proof rules for 0x65) are `super::tendermint` and `super::iavl`.
 
 use super::outcome::{charge_and_run, Failure};
 use revm::precompile::PrecompileResult;

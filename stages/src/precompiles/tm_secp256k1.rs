@@ -41,7 +41,7 @@ pub fn secp256k1_signature_recover(
 }
 
 /// libsecp256k1's verify, like Tendermint's, rejects signatures whose S is in the upper half.
-fn verifies(pubkey: &[u8], signature: &[u8], msg_hash: &[u8]) -> bool {
+pub(super) fn verifies(pubkey: &[u8], signature: &[u8], msg_hash: &[u8]) -> bool {
     let Ok(key) = PublicKey::from_slice(pubkey) else {
         return false;
     };

@@ -10,23 +10,12 @@
 //! encodings accepted and R compared byte for byte. `ed25519-dalek`'s `verify` (not
 //! `verify_strict`, not the ZIP-215 rules of `ed25519-consensus`) is the same check.
 
+use super::super::ed25519::ed25519_verifies;
 use super::{
     hashing::vote_sign_bytes,
     light_block::{Commit, FLAG_COMMIT, MAX_TOTAL_VOTING_POWER},
     Error, Validator,
 };
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-
-fn ed25519_verifies(pub_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(signature) = <[u8; 64]>::try_from(signature) else {
-        return false;
-    };
-    let Ok(key) = VerifyingKey::from_bytes(pub_key) else {
-        return false;
-    };
-    key.verify(message, &Signature::from_bytes(&signature))
-        .is_ok()
-}
 
 /// `VerifyCommitLight`: `validators` (the block's own set, whose total voting power decoding
 /// bounded) signed the commit with more than 2/3 of their power, signature `i` being

@@ -5,6 +5,7 @@
 //! validator `ed25519 key (32) | voting power (8) | relayer address (20) | relayer BLS key (48)`,
 //! at least one and at most 99 validators. Integers are big-endian.
 
+use super::super::fields::{be_u64, copy_front, trim_zeros};
 use super::Error;
 use sha2::{Digest, Sha256};
 
@@ -53,18 +54,6 @@ pub(super) struct ConsensusState {
     pub(super) validators: Vec<Validator>,
 }
 
-fn be_u64(bytes: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    buf.copy_from_slice(bytes);
-    u64::from_be_bytes(buf)
-}
-
-/// Copies `src` to the front of `dst`, the rest of `dst` staying zero (Go's `copy`).
-fn copy_front(dst: &mut [u8], src: &[u8]) {
-    let n = src.len().min(dst.len());
-    dst[..n].copy_from_slice(&src[..n]);
-}
-
 impl ConsensusState {
     /// `DecodeConsensusState`.
     pub(super) fn decode(input: &[u8]) -> Result<Self, Error> {
@@ -77,12 +66,7 @@ impl ConsensusState {
         let (chain_id, rest) = input.split_at(CHAIN_ID_LEN);
         let (height, rest) = rest.split_at(HEIGHT_LEN);
         let (next_hash, rest) = rest.split_at(HASH_LEN);
-        let start = chain_id.iter().position(|&b| b != 0);
-        let end = chain_id.iter().rposition(|&b| b != 0);
-        let chain_id = match (start, end) {
-            (Some(start), Some(end)) => chain_id[start..=end].to_vec(),
-            _ => Vec::new(),
-        };
+        let chain_id = trim_zeros(chain_id).to_vec();
         let validators = rest
             .chunks_exact(VALIDATOR_LEN)
             .map(|bytes| {

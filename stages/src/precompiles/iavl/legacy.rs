@@ -1,38 +1,41 @@
-//! The legacy proof operators Moran and Planck accept, amino-encoded:
-//! - `iavl:v`: cosmos/iavl v0.12.0 `IAVLValueOp` (`proof_iavl_value.go`, `proof_range.go`,
-//!   `proof.go`, `proof_path.go`), a `RangeProof` for the key. Under these rules it must hold
-//!   exactly one leaf and no inner node of its left path may hold both children
-//!   (`singleValueOpVerifier`), so its root is the leaf hash folded through the left path;
+//! The legacy (amino-encoded) proof operators of the client's original proof runtime
+//! (`lightclient/v1` `DefaultProofRuntime`), which Moran and Planck keep:
+//! - `iavl:v`: cosmos/iavl v0.12.0 `IAVLValueOp` (`proof_iavl_value.go`): a `RangeProof`
+//!   whose root is verified, then the key's leaf must hold the value's hash;
+//! - `iavl:a`: `IAVLAbsenceOp` (`proof_iavl_absence.go`): a `RangeProof` (or none) showing the
+//!   key is absent; it takes no value (an absence proof is asked for by an empty value);
+//! - `simple:v`: bnb-chain/tendermint v0.31 `SimpleValueOp` (`crypto/merkle/
+//!   proof_simple_value.go`, `simple_proof.go`): a simple Merkle proof of the key and the
+//!   value's hash;
 //! - `multistore`: bnb-chain/bsc `core/vm/lightclient/v1/multistoreproof.go` and
-//!   `rootmultistore.go`, the store hashes of a Cosmos multistore, no name twice
-//!   (`multiStoreOpVerifier`); its root is bnb-chain/tendermint's `SimpleHashFromMap`.
+//!   `rootmultistore.go`, the store hashes of a Cosmos multistore; its root is
+//!   bnb-chain/tendermint's `SimpleHashFromMap`.
+//!
+//! Moran's verifiers (`contracts_lightclient.go`) narrow these: an `iavl:v` proof must hold
+//! exactly one leaf and no inner node of its left path both children
+//! ([`IavlValueOp::check_single_value`]), a multistore proof no store name twice
+//! ([`MultiStoreOp::check_unique_names`]); `iavl:a` and `simple:v` are refused.
 
-use super::amino::{
-    byte_slice, decode_list, decode_prefixed_list, decode_prefixed_struct, decode_struct, uvarint,
-    varint, Field, BYTE_LENGTH, VARINT,
+use super::super::amino::{
+    byte_slice, decode_list, decode_prefixed_struct, decode_struct, length_prefixed_body,
+    put_bytes, put_uvarint, uvarint, Field, BYTE_LENGTH, VARINT,
 };
+use super::super::merkle::{inner_hash, leaf_hash, simple_hash, split_point};
+use super::range_proof::RangeProof;
 use super::Error;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// `proofInnerNode`: height, size, version, left and right child hashes.
-const INNER_NODE: [Field; 5] = [
-    Field::Scalar(VARINT),
-    Field::Scalar(VARINT),
-    Field::Scalar(VARINT),
-    Field::Scalar(BYTE_LENGTH),
-    Field::Scalar(BYTE_LENGTH),
-];
-/// `proofLeafNode`: key, value hash, version.
-const LEAF_NODE: [Field; 3] = [
-    Field::Scalar(BYTE_LENGTH),
-    Field::Scalar(BYTE_LENGTH),
-    Field::Scalar(VARINT),
-];
-/// `RangeProof`: left path, inner node paths, leaves.
-const RANGE_PROOF: [Field; 3] = [Field::List, Field::List, Field::List];
-/// `IAVLValueOp` / `MultiStoreProofOp`: the proof (the key is not encoded).
+/// `IAVLValueOp` / `IAVLAbsenceOp` / `SimpleValueOp` / `MultiStoreProofOp`: the proof, a
+/// pointer (the key is not encoded).
 const OP: [Field; 1] = [Field::Scalar(BYTE_LENGTH)];
+/// `SimpleProof`: total, index, leaf hash, aunts.
+const SIMPLE_PROOF: [Field; 4] = [
+    Field::Scalar(VARINT),
+    Field::Scalar(VARINT),
+    Field::Scalar(BYTE_LENGTH),
+    Field::List,
+];
 /// `MultiStoreProof`: store infos.
 const MULTI_STORE_PROOF: [Field; 1] = [Field::List];
 /// `StoreInfo`: name, core.
@@ -42,31 +45,28 @@ const STORE_CORE: [Field; 1] = [Field::Scalar(BYTE_LENGTH)];
 /// `CommitID`: version, hash.
 const COMMIT_ID: [Field; 2] = [Field::Scalar(VARINT), Field::Scalar(BYTE_LENGTH)];
 
-/// `proofInnerNode`.
-#[derive(Debug, Default, Clone)]
-struct InnerNode {
-    height: i64,
-    size: i64,
-    version: i64,
-    left: Vec<u8>,
-    right: Vec<u8>,
-}
-
-/// `proofLeafNode`.
-#[derive(Debug, Default, Clone)]
-struct LeafNode {
-    key: Vec<u8>,
-    value_hash: Vec<u8>,
-    version: i64,
-}
-
 /// A decoded `iavl:v` operator.
 #[derive(Debug, Clone)]
 pub(super) struct IavlValueOp {
     pub(super) key: Vec<u8>,
-    left_path: Vec<InnerNode>,
-    inner_paths: usize,
-    leaves: Vec<LeafNode>,
+    proof: RangeProof,
+}
+
+/// A decoded `iavl:a` operator (its proof may be nil).
+#[derive(Debug, Clone)]
+pub(super) struct IavlAbsenceOp {
+    pub(super) key: Vec<u8>,
+    proof: Option<RangeProof>,
+}
+
+/// A decoded `simple:v` operator: its key and `SimpleProof`.
+#[derive(Debug, Clone)]
+pub(super) struct SimpleValueOp {
+    pub(super) key: Vec<u8>,
+    total: i64,
+    index: i64,
+    leaf_hash: Vec<u8>,
+    aunts: Vec<Vec<u8>>,
 }
 
 /// A decoded `multistore` operator: its key and the stores' `(name, version, hash)`.
@@ -77,201 +77,187 @@ pub(super) struct MultiStoreOp {
 }
 
 /// `Codec.UnmarshalBinaryLengthPrefixed` of an operator struct whose one field (the proof, a
-/// pointer) `proof` decodes; a missing proof is an error, as the client's nil dereference is.
+/// pointer) `proof` decodes; gives whether the proof was there (not nil).
 fn decode_op<'a>(
     data: &'a [u8],
     mut proof: impl FnMut(&'a [u8]) -> Result<usize, Error>,
-) -> Result<(), Error> {
-    let (len, n) = uvarint(data)?;
-    if len != (data.len() - n) as u64 {
-        return Err("amino: length prefix does not match the bytes");
-    }
+) -> Result<bool, Error> {
     let mut found = false;
-    decode_struct(&data[n..], &OP, &mut |_, bytes| {
+    decode_struct(length_prefixed_body(data)?, &OP, &mut |_, bytes| {
         found = true;
         proof(bytes)
     })?;
-    if found {
-        Ok(())
-    } else {
-        Err("proof is nil")
+    Ok(found)
+}
+
+/// The one argument of an operator that takes the value (or root) below it.
+fn single_arg(args: &[Vec<u8>]) -> Result<&[u8], Error> {
+    match args {
+        [value] => Ok(value),
+        _ => Err("value size is not 1"),
     }
 }
 
 impl IavlValueOp {
-    /// `IAVLValueOpDecoder`, then `singleValueOpVerifier`.
+    /// `IAVLValueOpDecoder`. A nil proof is an error (its `Run` dereferences it).
     pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
-        let mut op = IavlValueOp {
-            key: key.to_vec(),
-            left_path: Vec::new(),
-            inner_paths: 0,
-            leaves: Vec::new(),
-        };
+        let mut proof = None;
         decode_op(data, |bytes| {
-            let (mut left_path, mut inner_paths, mut leaves) = (Vec::new(), 0, Vec::new());
-            let used =
-                decode_prefixed_struct(bytes, &RANGE_PROOF, &mut |number, bytes| match number {
-                    1 => decode_list(bytes, 1, &mut |b| inner_node(b, &mut left_path)),
-                    2 => decode_list(bytes, 2, &mut |b| {
-                        inner_paths += 1;
-                        decode_prefixed_list(b, &mut |b| inner_node(b, &mut Vec::new()))
-                    }),
-                    _ => decode_list(bytes, 3, &mut |b| leaf_node(b, &mut leaves)),
-                })?;
-            (op.left_path, op.inner_paths, op.leaves) = (left_path, inner_paths, leaves);
+            let (decoded, used) = RangeProof::decode(bytes)?;
+            proof = Some(decoded);
             Ok(used)
         })?;
-        if op.leaves.len() != 1 {
+        Ok(IavlValueOp {
+            key: key.to_vec(),
+            proof: proof.ok_or("proof is nil")?,
+        })
+    }
+
+    /// `singleValueOpVerifier` (Moran on): one leaf, and no inner node of the left path
+    /// holding both children.
+    pub(super) fn check_single_value(&self) -> Result<(), Error> {
+        if self.proof.leaf_count() != 1 {
             return Err("range proof suspended");
         }
-        if op
+        if self
+            .proof
             .left_path
             .iter()
             .any(|node| !node.left.is_empty() && !node.right.is_empty())
         {
             return Err("both right and left hash exit!");
         }
-        Ok(op)
+        Ok(())
     }
 
-    /// `IAVLValueOp.Run`: the root of the one-leaf range proof, once the leaf is shown to be
-    /// the operator's key with the value's hash.
+    /// `IAVLValueOp.Run`: the range proof's root, once the key's leaf is shown to hold the
+    /// value's hash.
     pub(super) fn run(&self, args: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
-        let [value] = args else {
-            return Err("value size is not 1");
+        let value = single_arg(args)?;
+        let root = self.proof.root()?;
+        self.proof.verify_item(&self.key, value)?;
+        Ok(root.hash)
+    }
+}
+
+impl IavlAbsenceOp {
+    /// `IAVLAbsenceOpDecoder`.
+    pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
+        let mut proof = None;
+        decode_op(data, |bytes| {
+            let (decoded, used) = RangeProof::decode(bytes)?;
+            proof = Some(decoded);
+            Ok(used)
+        })?;
+        Ok(IavlAbsenceOp {
+            key: key.to_vec(),
+            proof,
+        })
+    }
+
+    /// `IAVLAbsenceOp.Run`: no argument; without a proof the root is empty (nil), else the
+    /// range proof's root once the key is shown absent.
+    pub(super) fn run(&self, args: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+        if !args.is_empty() {
+            return Err("absence proof: expected 0 args");
+        }
+        let Some(proof) = &self.proof else {
+            return Ok(Vec::new());
         };
-        // `_computeRootHash`: one inner path fewer than leaves, so none here.
-        if self.inner_paths != 0 {
-            return Err("InnerNodes vs Leaves length mismatch");
-        }
-        let leaf = &self.leaves[0];
-        let mut hash = leaf.hash();
-        for node in self.left_path.iter().rev() {
-            hash = node.hash(&hash);
-        }
-        if leaf.key != self.key {
-            return Err("leaf key not found in proof");
-        }
-        if leaf.value_hash != Sha256::digest(value).as_slice() {
-            return Err("leaf value hash not same");
-        }
-        Ok(hash)
+        let root = proof.root()?;
+        proof.verify_absence(&self.key, &root)?;
+        Ok(root.hash)
     }
 }
 
-fn inner_node(data: &[u8], out: &mut Vec<InnerNode>) -> Result<usize, Error> {
-    let mut node = InnerNode::default();
-    let used = decode_prefixed_struct(data, &INNER_NODE, &mut |number, bytes| match number {
-        1 => {
-            let (height, n) = varint(bytes)?;
-            if !(-128..=127).contains(&height) {
-                return Err("amino: int8 out of range");
-            }
-            node.height = height;
-            Ok(n)
-        }
-        2 | 3 => {
-            let (value, n) = uvarint(bytes)?;
-            if number == 2 {
-                node.size = value as i64;
-            } else {
-                node.version = value as i64;
-            }
-            Ok(n)
-        }
-        _ => {
-            let (hash, n) = byte_slice(bytes)?;
-            if number == 4 {
-                node.left = hash.to_vec();
-            } else {
-                node.right = hash.to_vec();
-            }
-            Ok(n)
-        }
-    })?;
-    out.push(node);
-    Ok(used)
-}
-
-fn leaf_node(data: &[u8], out: &mut Vec<LeafNode>) -> Result<usize, Error> {
-    let mut leaf = LeafNode::default();
-    let used = decode_prefixed_struct(data, &LEAF_NODE, &mut |number, bytes| {
-        if number == 3 {
-            let (version, n) = uvarint(bytes)?;
-            leaf.version = version as i64;
-            return Ok(n);
-        }
-        let (value, n) = byte_slice(bytes)?;
-        if number == 1 {
-            leaf.key = value.to_vec();
+impl SimpleValueOp {
+    /// `SimpleValueOpDecoder`. A nil proof is an error (its `Run` dereferences it).
+    pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
+        let mut op = SimpleValueOp {
+            key: key.to_vec(),
+            total: 0,
+            index: 0,
+            leaf_hash: Vec::new(),
+            aunts: Vec::new(),
+        };
+        let found = decode_op(data, |bytes| {
+            decode_prefixed_struct(bytes, &SIMPLE_PROOF, &mut |number, bytes| match number {
+                1 | 2 => {
+                    let (value, n) = uvarint(bytes)?;
+                    if number == 1 {
+                        op.total = value as i64;
+                    } else {
+                        op.index = value as i64;
+                    }
+                    Ok(n)
+                }
+                3 => {
+                    let (hash, n) = byte_slice(bytes)?;
+                    op.leaf_hash = hash.to_vec();
+                    Ok(n)
+                }
+                _ => decode_list(bytes, 4, &mut |b| {
+                    let (aunt, n) = byte_slice(b)?;
+                    op.aunts.push(aunt.to_vec());
+                    Ok(n)
+                }),
+            })
+        })?;
+        if found {
+            Ok(op)
         } else {
-            leaf.value_hash = value.to_vec();
+            Err("proof is nil")
         }
-        Ok(n)
-    })?;
-    out.push(leaf);
-    Ok(used)
-}
+    }
 
-/// Appends `value` as a zigzag varint (`amino.EncodeVarint`, `EncodeInt8`).
-fn put_zigzag(out: &mut Vec<u8>, value: i64) {
-    put_uvarint(out, ((value << 1) ^ (value >> 63)) as u64);
-}
-
-fn put_uvarint(out: &mut Vec<u8>, value: u64) {
-    super::super::protobuf::put_varint(out, value);
-}
-
-/// `amino.EncodeByteSlice`.
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_uvarint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-impl LeafNode {
-    /// `proofLeafNode.Hash`: height 0, size 1, version, key, value hash.
-    fn hash(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        put_zigzag(&mut buf, 0);
-        put_zigzag(&mut buf, 1);
-        put_zigzag(&mut buf, self.version);
-        put_bytes(&mut buf, &self.key);
-        put_bytes(&mut buf, &self.value_hash);
-        Sha256::digest(&buf).to_vec()
+    /// `SimpleValueOp.Run`: the leaf `SHA256(0 || key || SHA256(value))` (each length-prefixed)
+    /// must be the proof's, whose root it gives (empty when the proof's shape is wrong).
+    pub(super) fn run(&self, args: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+        let value = single_arg(args)?;
+        let mut pair = Vec::new();
+        put_bytes(&mut pair, &self.key);
+        put_bytes(&mut pair, &Sha256::digest(value));
+        if leaf_hash(&pair).as_slice() != self.leaf_hash {
+            return Err("leaf hash mismatch");
+        }
+        Ok(
+            hash_from_aunts(self.index, self.total, &self.leaf_hash, &self.aunts)
+                .unwrap_or_default(),
+        )
     }
 }
 
-impl InnerNode {
-    /// `proofInnerNode.Hash`: the child goes left unless the node holds a left hash.
-    fn hash(&self, child: &[u8]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        put_zigzag(&mut buf, self.height);
-        put_zigzag(&mut buf, self.size);
-        put_zigzag(&mut buf, self.version);
-        if self.left.is_empty() {
-            put_bytes(&mut buf, child);
-            put_bytes(&mut buf, &self.right);
-        } else {
-            put_bytes(&mut buf, &self.left);
-            put_bytes(&mut buf, child);
-        }
-        Sha256::digest(&buf).to_vec()
+/// `computeHashFromAunts`: the root over `total` leaves of the leaf at `index`, given its
+/// aunts from the leaf's sibling up; `None` (nil) when they do not fit.
+fn hash_from_aunts(index: i64, total: i64, leaf: &[u8], aunts: &[Vec<u8>]) -> Option<Vec<u8>> {
+    if index >= total || index < 0 || total <= 0 {
+        return None;
+    }
+    if total == 1 {
+        return (aunts.is_empty() && !leaf.is_empty()).then(|| leaf.to_vec());
+    }
+    let (last, below) = aunts.split_last()?;
+    let left = split_point(total as usize) as i64;
+    if index < left {
+        let hash = hash_from_aunts(index, left, leaf, below)?;
+        Some(inner_hash(&hash, last).to_vec())
+    } else {
+        let hash = hash_from_aunts(index - left, total - left, leaf, below)?;
+        Some(inner_hash(last, &hash).to_vec())
     }
 }
 
 impl MultiStoreOp {
-    /// `MultiStoreProofOpDecoder`, then `multiStoreOpVerifier`.
+    /// `MultiStoreProofOpDecoder`. A nil proof is an error (its `Run` dereferences it).
     pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
         let mut stores = Vec::new();
-        decode_op(data, |bytes| {
+        let found = decode_op(data, |bytes| {
             decode_prefixed_struct(bytes, &MULTI_STORE_PROOF, &mut |_, bytes| {
                 decode_list(bytes, 1, &mut |b| store_info(b, &mut stores))
             })
         })?;
-        for (i, (name, _, _)) in stores.iter().enumerate() {
-            if stores[..i].iter().any(|(other, _, _)| other == name) {
-                return Err("duplicated store");
-            }
+        if !found {
+            return Err("proof is nil");
         }
         Ok(MultiStoreOp {
             key: key.to_vec(),
@@ -279,12 +265,20 @@ impl MultiStoreOp {
         })
     }
 
+    /// `multiStoreOpVerifier` (Moran on): no store name twice.
+    pub(super) fn check_unique_names(&self) -> Result<(), Error> {
+        for (i, (name, _, _)) in self.stores.iter().enumerate() {
+            if self.stores[..i].iter().any(|(other, _, _)| other == name) {
+                return Err("duplicated store");
+            }
+        }
+        Ok(())
+    }
+
     /// `MultiStoreProofOp.Run`: the multistore root, once the operator's store is shown to
     /// have the hash given.
     pub(super) fn run(&self, args: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
-        let [value] = args else {
-            return Err("value size is not 1");
-        };
+        let value = single_arg(args)?;
         let (_, _, hash) = self
             .stores
             .iter()
@@ -363,29 +357,6 @@ fn store_info(data: &[u8], out: &mut Vec<(Vec<u8>, i64, Vec<u8>)>) -> Result<usi
     Ok(used)
 }
 
-/// bnb-chain/tendermint v0.31 `SimpleHashFromByteSlices`: nothing for no items, leaves
-/// `SHA256(0x00 || item)`, inner nodes `SHA256(0x01 || left || right)`, split at the largest
-/// power of two below the count.
-fn simple_hash(items: &[Vec<u8>]) -> Vec<u8> {
-    match items {
-        [] => Vec::new(),
-        [item] => Sha256::new()
-            .chain_update([0u8])
-            .chain_update(item)
-            .finalize()
-            .to_vec(),
-        _ => {
-            let split = items.len().next_power_of_two() / 2;
-            Sha256::new()
-                .chain_update([1u8])
-                .chain_update(simple_hash(&items[..split]))
-                .chain_update(simple_hash(&items[split..]))
-                .finalize()
-                .to_vec()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,8 +414,10 @@ mod tests {
         let decoded = MultiStoreOp::decode(b"legit", &encode(&good.stores)).unwrap();
         assert_eq!(decoded.stores, good.stores);
         assert_eq!(
-            MultiStoreOp::decode(b"legit", &encode(&bad.stores)).err(),
-            Some("duplicated store")
+            MultiStoreOp::decode(b"legit", &encode(&bad.stores))
+                .unwrap()
+                .check_unique_names(),
+            Err("duplicated store")
         );
     }
 

@@ -1,8 +1,8 @@
-//! 0x65 IAVL Merkle proof validation in the forms active from Moran on, after bnb-chain/bsc
-//! `core/vm/contracts_lightclient.go` (`iavlMerkleProofValidateMoran`, `...Planck`,
-//! `...Plato`) and `core/vm/lightclient/v1/types.go` (`DecodeKeyValueMerkleProof`,
-//! `KeyValueMerkleProof.Validate`), on bnb-chain/tendermint v0.31.17
-//! `crypto/merkle/proof.go` and `proof_key_path.go`.
+//! 0x65 IAVL Merkle proof validation in all its working forms, after bnb-chain/bsc
+//! `core/vm/contracts_lightclient.go` (`iavlMerkleProofValidate` before Nano,
+//! `iavlMerkleProofValidateMoran`, `...Planck`, `...Plato`) and `core/vm/lightclient/v1/types.go`
+//! (`DecodeKeyValueMerkleProof`, `KeyValueMerkleProof.Validate`), on bnb-chain/tendermint
+//! v0.31.17 `crypto/merkle/proof.go` and `proof_key_path.go`.
 //!
 //! Input: `32 bytes whose last 8 are the payload's length | payload`, the payload being
 //! `store name (32, zero bytes trimmed from both ends) | key length (32, last 8 read) | key |
@@ -11,28 +11,33 @@
 //! 32-byte word holding 1; every failure is a plain error in the client, a halt that consumes
 //! all gas.
 //!
-//! The proof's operators run in turn from the value up: each may carry a key, which must be
-//! the last one not yet consumed of the key path `[store name, key]`; the last root must be
-//! the app hash and every key consumed. The forms differ in the operators they accept:
-//! - Moran: IAVL value proofs with a single leaf and no inner node holding both children
-//!   (`iavl:v`) and multistore proofs without duplicated store names (`multistore`);
-//!   absence and simple-value proofs are refused;
+//! The proof's operators run in turn from the value up (or, for an empty value, from nothing:
+//! an absence proof): each may carry a key, which must be the last one not yet consumed of the
+//! key path `[store name, key]`; the last root must be the app hash and every key consumed.
+//! The forms differ in the operators they accept:
+//! - original (before Nano, the client's `DefaultProofRuntime` without verifiers): IAVL value
+//!   proofs of any range (`iavl:v`), IAVL absence proofs (`iavl:a`), simple value proofs
+//!   (`simple:v`) and multistore proofs (`multistore`), in any number and order;
+//! - Moran: `iavl:v` with a single leaf and no inner node holding both children, and
+//!   `multistore` without duplicated store names; absence and simple-value proofs are refused;
 //! - Plato: ICS23 existence proofs only, exactly an `ics23:iavl` then an `ics23:simple`, and
 //!   neither the store name nor the key may start with `x:`;
-//! - Planck: either pair (`iavl:v` then `multistore`, or the ICS23 pair), with Plato's key rule.
+//! - Planck: either pair (Moran's `iavl:v` then `multistore`, or the ICS23 pair), with Plato's
+//!   key rule.
 //!
-//! An empty value asks for an absence proof, which none of these forms can give: the absence
-//! operator is refused, and every other operator (or an empty list) fails without a value.
+//! Only the original form can prove an absence: Moran on refuse the absence operator, and
+//! every other operator (or an empty list) fails without a value.
 
-mod amino;
 mod ics23;
 mod legacy;
+mod range_proof;
 
+use super::fields::{length_word, trim_zeros, WORD_LEN};
 use super::outcome::{charge_and_run, Failure};
 use super::protobuf::Reader;
 use alloy_primitives::Bytes;
 use ics23::{CommitmentOp, Spec};
-use legacy::{IavlValueOp, MultiStoreOp};
+use legacy::{IavlAbsenceOp, IavlValueOp, MultiStoreOp, SimpleValueOp};
 use revm::precompile::PrecompileResult;
 
 /// Why a proof was refused (the client's errors are all alike to its EVM: a halt).
@@ -40,15 +45,24 @@ type Error = &'static str;
 
 /// `params.IAVLMerkleProofValidateGas`.
 const GAS: u64 = 3000;
-/// The length words and the app hash.
-const WORD_LEN: usize = 32;
 
 /// Which fork's proof rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rules {
+    /// Before Nano.
+    Original,
     Moran,
     Planck,
     Plato,
+}
+
+/// Runs 0x65 under the original rules (before Nano): any legacy proof, absence proofs too.
+pub fn iavl_merkle_proof_validate(
+    input: &[u8],
+    gas_limit: u64,
+    reservoir: u64,
+) -> PrecompileResult {
+    run(input, gas_limit, reservoir, Rules::Original)
 }
 
 /// Runs 0x65 under Moran's rules (single-leaf IAVL value and multistore proofs).
@@ -100,6 +114,8 @@ struct KeyValueProof<'a> {
 enum Op {
     Commitment(CommitmentOp),
     IavlValue(IavlValueOp),
+    IavlAbsence(IavlAbsenceOp),
+    SimpleValue(SimpleValueOp),
     MultiStore(MultiStoreOp),
 }
 
@@ -109,6 +125,8 @@ impl Op {
         match self {
             Op::Commitment(op) => &op.key,
             Op::IavlValue(op) => &op.key,
+            Op::IavlAbsence(op) => &op.key,
+            Op::SimpleValue(op) => &op.key,
             Op::MultiStore(op) => &op.key,
         }
     }
@@ -118,14 +136,28 @@ impl Op {
         match self {
             Op::Commitment(op) => op.run(args),
             Op::IavlValue(op) => op.run(args),
+            Op::IavlAbsence(op) => op.run(args),
+            Op::SimpleValue(op) => op.run(args),
             Op::MultiStore(op) => op.run(args),
+        }
+    }
+
+    /// Moran's operator verifiers (`forbiddenAbsenceOpVerifier`, `singleValueOpVerifier`,
+    /// `multiStoreOpVerifier`, `forbiddenSimpleValueOpVerifier`).
+    fn check_moran(&self) -> Result<(), Error> {
+        match self {
+            Op::IavlValue(op) => op.check_single_value(),
+            Op::MultiStore(op) => op.check_unique_names(),
+            Op::IavlAbsence(_) => Err("absence proof suspend"),
+            Op::SimpleValue(_) => Err("simple value proof suspend"),
+            Op::Commitment(_) => Ok(()),
         }
     }
 }
 
 fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
     let proof = decode_input(input)?;
-    let keys = if rules == Rules::Moran {
+    let keys = if matches!(rules, Rules::Original | Rules::Moran) {
         vec![key_path_part(proof.store_name)?, key_path_part(proof.key)?]
     } else {
         for name in [proof.store_name, proof.key] {
@@ -137,18 +169,26 @@ fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
         }
         vec![proof.store_name.to_vec(), proof.key.to_vec()]
     };
-    if proof.value.is_empty() {
-        return Err("absence proofs cannot verify under these rules");
-    }
     let ops = decode_proof(proof.proof)?
         .into_iter()
         .map(|(kind, key, data)| decode_op(rules, kind, key, data))
         .collect::<Result<Vec<_>, Error>>()?;
-    if rules != Rules::Moran {
+    if proof.value.is_empty() && rules != Rules::Original {
+        return Err("absence proofs cannot verify under these rules");
+    }
+    if matches!(rules, Rules::Planck | Rules::Plato) {
         check_op_sequence(&ops)?;
     }
+    if rules != Rules::Original {
+        ops.iter().try_for_each(Op::check_moran)?;
+    }
     let mut keys = keys;
-    let mut args = vec![proof.value.to_vec()];
+    // An empty value asks for an absence proof: no argument for the first operator.
+    let mut args = if proof.value.is_empty() {
+        Vec::new()
+    } else {
+        vec![proof.value.to_vec()]
+    };
     for op in &ops {
         let key = op.key();
         if !key.is_empty() && keys.pop().as_deref() != Some(key) {
@@ -163,13 +203,6 @@ fn validate(input: &[u8], rules: Rules) -> Result<(), Error> {
         return Err("key path not consumed all");
     }
     Ok(())
-}
-
-/// Reads a 32-byte length word: its last 8 bytes, big-endian.
-fn length_word(word: &[u8]) -> u64 {
-    let mut last = [0u8; 8];
-    last.copy_from_slice(&word[WORD_LEN - 8..WORD_LEN]);
-    u64::from_be_bytes(last)
 }
 
 /// The precompile's length check and `DecodeKeyValueMerkleProof`.
@@ -207,13 +240,6 @@ fn decode_input(input: &[u8]) -> Result<KeyValueProof<'_>, Error> {
 fn fits_before_word(payload: &[u8], start: usize, len: u64) -> Option<usize> {
     let end = (start as u64).checked_add(len)?;
     (end.checked_add(WORD_LEN as u64)? < payload.len() as u64).then_some(end as usize)
-}
-
-/// `bytes.Trim(name, "\x00")`.
-fn trim_zeros(name: &[u8]) -> &[u8] {
-    let start = name.iter().position(|&b| b != 0).unwrap_or(name.len());
-    let end = name.iter().rposition(|&b| b != 0).map_or(start, |i| i + 1);
-    &name[start..end]
 }
 
 /// A `merkle.ProofOp` as read: its type, key and data.
@@ -260,12 +286,13 @@ fn key_path_part(name: &[u8]) -> Result<Vec<u8>, Error> {
         .collect()
 }
 
-/// The proof runtime of `rules`: decodes an operator of a type it knows. Moran's and Planck's
-/// runtimes also know absence (`iavl:a`) and simple value (`simple:v`) operators, which their
-/// verifiers then refuse.
+/// The proof runtime of `rules`: decodes an operator of a type it knows
+/// (`DefaultProofRuntime` before Planck, `Ics23CompatibleProofRuntime` for Planck,
+/// `Ics23ProofRuntime` from Plato on). Moran's and Planck's verifiers then refuse the absence
+/// (`iavl:a`) and simple value (`simple:v`) operators their runtimes know.
 fn decode_op(rules: Rules, kind: &[u8], key: &[u8], data: &[u8]) -> Result<Op, Error> {
     let legacy = rules != Rules::Plato;
-    let ics23 = rules != Rules::Moran;
+    let ics23 = matches!(rules, Rules::Planck | Rules::Plato);
     match kind {
         b"ics23:iavl" if ics23 => Ok(Op::Commitment(CommitmentOp::decode(Spec::Iavl, key, data)?)),
         b"ics23:simple" if ics23 => Ok(Op::Commitment(CommitmentOp::decode(
@@ -275,8 +302,8 @@ fn decode_op(rules: Rules, kind: &[u8], key: &[u8], data: &[u8]) -> Result<Op, E
         )?)),
         b"iavl:v" if legacy => Ok(Op::IavlValue(IavlValueOp::decode(key, data)?)),
         b"multistore" if legacy => Ok(Op::MultiStore(MultiStoreOp::decode(key, data)?)),
-        b"iavl:a" if legacy => Err("absence proof suspend"),
-        b"simple:v" if legacy => Err("simple value proof suspend"),
+        b"iavl:a" if legacy => Ok(Op::IavlAbsence(IavlAbsenceOp::decode(key, data)?)),
+        b"simple:v" if legacy => Ok(Op::SimpleValue(SimpleValueOp::decode(key, data)?)),
         _ => Err("unrecognized proof type"),
     }
 }
@@ -694,6 +721,69 @@ mod tests {
         assert_eq!(
             validate(&with(&[iavl]), Rules::Moran),
             Err("calculated root hash is invalid")
+        );
+    }
+
+    /// `TestMerkleProofValidateMoran`: the original rules (`iavlMerkleProofValidate`) accept
+    /// both exploit inputs, whose IAVL value proofs are range proofs of two leaves, returning
+    /// 1. `TestTmHeaderValidateAndMerkleProofValidate`: they accept the `acc` proof too.
+    #[test]
+    fn original_rules_accept_the_client_vectors() {
+        let file = vectors();
+        let mut inputs: Vec<Vec<u8>> = file["moran_exploit_inputs"]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hex_of)
+            .collect();
+        inputs.push(acc_input());
+        for input in inputs {
+            assert_eq!(validate(&input, Rules::Original), Ok(()));
+            let out = iavl_merkle_proof_validate(&input, 3000, 0).unwrap();
+            assert!(out.is_success());
+            assert_eq!(out.gas_used, 3000);
+            let mut expected = [0u8; 32];
+            expected[31] = 1;
+            assert_eq!(out.bytes.as_ref(), expected);
+            let short = iavl_merkle_proof_validate(&input, 2999, 0).unwrap();
+            assert!(short.halt_reason().is_some_and(|h| h.is_oog()));
+        }
+    }
+
+    /// The original rules still check what the proof proves: another value, app hash, store
+    /// or key is refused (a halt), and ICS23 operators are unknown to its runtime.
+    #[test]
+    fn original_rules_refuse_what_does_not_match() {
+        let file = vectors();
+        let exploit = hex_of(&file["moran_exploit_inputs"]["inputs"][0]);
+        let mut other_root = exploit.clone();
+        // The app hash sits after the value; flip a byte of the proof's root instead of
+        // locating it: the exploit's store name is "ibc", the key and value lengths are read
+        // from the input.
+        let key_len = length_word(&exploit[64..96]) as usize;
+        let value_len = length_word(&exploit[96 + key_len..128 + key_len]) as usize;
+        let app_hash_at = 128 + key_len + value_len;
+        other_root[app_hash_at] ^= 1;
+        let mut other_value = exploit.clone();
+        other_value[128 + key_len] ^= 1;
+        let mut other_store = exploit.clone();
+        other_store[32] ^= 1;
+        for (what, input) in [
+            ("app hash", other_root),
+            ("value", other_value),
+            ("store", other_store),
+            ("ics23", ics23_input()),
+        ] {
+            assert!(validate(&input, Rules::Original).is_err(), "{what}");
+            let out = iavl_merkle_proof_validate(&input, 10_000, 0).unwrap();
+            assert!(out.halt_reason().is_some_and(|h| !h.is_oog()), "{what}");
+        }
+        // `TestAbsenceMerkleProofValidateMoran`'s input pairs a value with an absence
+        // operator, which takes no argument (`IAVLAbsenceOp.Run`: "expected 0 args").
+        let absence = hex_of(&file["absence_input"]["input"]);
+        assert_eq!(
+            validate(&absence, Rules::Original),
+            Err("absence proof: expected 0 args")
         );
     }
 }

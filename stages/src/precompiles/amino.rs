@@ -1,5 +1,6 @@
-//! The little of go-amino v0.14.1's binary decoding (`binary-decode.go`, `decoder.go`) that the
-//! legacy IAVL and multistore proof operators need, with its quirks:
+//! The little of go-amino v0.14.1's binary codec (`binary-decode.go`, `decoder.go`,
+//! `encoder.go`) that the legacy IAVL and multistore proof operators and the Tendermint v0.31
+//! header need, with its quirks:
 //! - a struct's fields are read in order; a key for a later field leaves the current one at
 //!   its default, a field number not above the last one read is an error, the typ3 must match;
 //!   fields after the known ones are skipped (typ3 0, 1, 2 or 5) but must still ascend;
@@ -7,9 +8,18 @@
 //!   key of a higher number, which is left for the next field;
 //! - a length-prefixed struct or list counts its prefix as the canonical size of its length
 //!   (`UvarintSize`), whatever bytes the prefix took, and a list inside one stops at a key of
-//!   another number, leaving the outer reader inside the inner list's bytes.
+//!   another number, leaving the outer reader inside the inner list's bytes;
+//! - an element of an unpacked list whose length is 0 is the element type's default (a nil
+//!   pointer for a pointer to a struct);
+//! - a `time.Time` is seconds (field 1) then nanoseconds (field 2), either absent, and whatever
+//!   follows them in its bytes is left unread (the outer reader goes on inside it);
+//! - an interface value is 4 prefix bytes (or `0x00`, 3 disambiguation bytes and the prefix)
+//!   of a registered concrete type, then that type's bare encoding, all of it read.
 
-use super::Error;
+use sha2::{Digest, Sha256};
+
+/// Why amino bytes were refused.
+pub(super) type Error = &'static str;
 
 /// `Typ3_Varint`.
 pub(super) const VARINT: u8 = 0;
@@ -56,7 +66,7 @@ pub(super) fn byte_slice(data: &[u8]) -> Result<(&[u8], usize), Error> {
 }
 
 /// `UvarintSize`: the canonical encoded size of `value`.
-fn uvarint_size(value: u64) -> usize {
+pub(super) fn uvarint_size(value: u64) -> usize {
     (64 - value.max(1).leading_zeros() as usize).div_ceil(7)
 }
 
@@ -189,6 +199,185 @@ pub(super) fn decode_prefixed_list<'a>(
     let (body, _) = byte_slice(data)?;
     let read = decode_list(body, 1, element)?;
     Ok(uvarint_size(body.len() as u64) + read)
+}
+
+/// `DecodeUint8`: a uvarint that must fit a byte.
+pub(super) fn uint8(data: &[u8]) -> Result<(u8, usize), Error> {
+    let (value, n) = uvarint(data)?;
+    let value = u8::try_from(value).map_err(|_| "amino: uint8 out of range")?;
+    Ok((value, n))
+}
+
+/// `decodeReflectBinaryByteArray` of `[N]byte`: at least `N` bytes must remain, and the
+/// length-prefixed bytes must be exactly `N` long.
+pub(super) fn byte_array<const N: usize>(data: &[u8]) -> Result<([u8; N], usize), Error> {
+    if data.len() < N {
+        return Err("amino: insufficient bytes for a byte array");
+    }
+    let (bytes, n) = byte_slice(data)?;
+    let array = <[u8; N]>::try_from(bytes).map_err(|_| "amino: byte array length mismatch")?;
+    Ok((array, n))
+}
+
+/// A `time.Time` as amino keeps it: seconds and nanoseconds since the Unix epoch. The default
+/// (a missing field) is the epoch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Time {
+    /// Seconds, within `[-62135596800, 253402300800)`.
+    pub(super) seconds: i64,
+    /// Nanoseconds, at most 999,999,999.
+    pub(super) nanos: u32,
+}
+
+/// The bounds `DecodeTime` puts on seconds (years 1 to 9999).
+const MIN_SECONDS: i64 = -62_135_596_800;
+const MAX_SECONDS: i64 = 253_402_300_800;
+const MAX_NANOS: u64 = 999_999_999;
+
+/// A length-prefixed `time.Time` field value (`DecodeTime`), giving the bytes it is counted as
+/// taking: the canonical prefix size and what was read of its body.
+pub(super) fn time(data: &[u8]) -> Result<(Time, usize), Error> {
+    let (body, _) = byte_slice(data)?;
+    let mut time = Time::default();
+    let mut pos = 0;
+    if pos < body.len() {
+        let (number, typ3, n) = field_key(body)?;
+        match (number, typ3) {
+            (1, VARINT) => {
+                let (seconds, m) = uvarint(&body[n..])?;
+                let seconds = seconds as i64;
+                if !(MIN_SECONDS..MAX_SECONDS).contains(&seconds) {
+                    return Err("amino: time seconds out of range");
+                }
+                time.seconds = seconds;
+                pos = n + m;
+            }
+            (2, VARINT) => {}
+            _ => return Err("amino: time: expected field 1 or 2"),
+        }
+    }
+    if pos < body.len() {
+        let (number, typ3, n) = field_key(&body[pos..])?;
+        if (number, typ3) == (2, VARINT) {
+            let (nanos, m) = uvarint(&body[pos + n..])?;
+            if nanos > MAX_NANOS {
+                return Err("amino: time nanoseconds out of range");
+            }
+            time.nanos = nanos as u32;
+            pos += n + m;
+        }
+    }
+    Ok((time, uvarint_size(body.len() as u64) + pos))
+}
+
+/// `EncodeTime`: seconds and nanoseconds, each left out when zero.
+pub(super) fn put_time(out: &mut Vec<u8>, time: Time) {
+    if time.seconds != 0 {
+        out.push(0x08);
+        put_uvarint(out, time.seconds as u64);
+    }
+    if time.nanos != 0 {
+        out.push(0x10);
+        put_uvarint(out, u64::from(time.nanos));
+    }
+}
+
+/// `NameToDisfix`: the disambiguation bytes and prefix bytes of a registered name.
+fn disfix(name: &str) -> ([u8; 3], [u8; 4]) {
+    let hash = Sha256::digest(name.as_bytes());
+    let mut rest = hash.iter().skip_while(|&&b| b == 0);
+    let mut disamb = [0u8; 3];
+    for byte in &mut disamb {
+        *byte = rest.next().copied().unwrap_or(0);
+    }
+    let mut rest = rest.skip_while(|&&b| b == 0);
+    let mut prefix = [0u8; 4];
+    for byte in &mut prefix {
+        *byte = rest.next().copied().unwrap_or(0);
+    }
+    (disamb, prefix)
+}
+
+/// The 4 prefix bytes amino gives a registered concrete type's name.
+pub(super) fn prefix_of(name: &str) -> [u8; 4] {
+    disfix(name).1
+}
+
+/// A length-prefixed interface value (`decodeReflectBinaryInterface`) whose concrete type is
+/// one of `names`: `concrete` reads that type's bare encoding (given the index in `names` and
+/// the bytes after the prefix) and must read them all. Gives the value and the bytes it is
+/// counted as taking.
+pub(super) fn interface<T>(
+    data: &[u8],
+    names: &[&str],
+    concrete: impl FnOnce(usize, &[u8]) -> Result<(T, usize), Error>,
+) -> Result<(T, usize), Error> {
+    let (body, _) = byte_slice(data)?;
+    if body.len() < 4 {
+        return Err("amino: EOF while reading prefix bytes");
+    }
+    let (found, skip) = if body[0] == 0x00 {
+        if body.len() < 8 {
+            return Err("amino: EOF while reading disambiguation bytes");
+        }
+        let index = names.iter().position(|name| {
+            let (disamb, prefix) = disfix(name);
+            body[1..4] == disamb && body[4..8] == prefix
+        });
+        (index, 8)
+    } else {
+        (
+            names.iter().position(|name| body[..4] == prefix_of(name)),
+            4,
+        )
+    };
+    let index = found.ok_or("amino: unregistered interface prefix")?;
+    let (value, n) = concrete(index, &body[skip..])?;
+    if skip + n != body.len() {
+        return Err("amino: bytes left over after reading interface contents");
+    }
+    Ok((value, uvarint_size(body.len() as u64) + skip + n))
+}
+
+/// Decodes an element of an unpacked list of pointers: `None` (a nil pointer) when its length
+/// is 0, else what `element` reads. Gives the bytes it is counted as taking.
+pub(super) fn optional<'a, T>(
+    data: &'a [u8],
+    element: impl FnOnce(&'a [u8]) -> Result<(T, usize), Error>,
+) -> Result<(Option<T>, usize), Error> {
+    if data.first() == Some(&0) {
+        return Ok((None, 1));
+    }
+    let (value, n) = element(data)?;
+    Ok((Some(value), n))
+}
+
+/// `UnmarshalBinaryLengthPrefixed` of a struct: the length prefix must cover exactly the rest.
+pub(super) fn length_prefixed_body(data: &[u8]) -> Result<&[u8], Error> {
+    if data.is_empty() {
+        return Err("amino: cannot decode empty bytes");
+    }
+    let (len, n) = uvarint(data)?;
+    if len != (data.len() - n) as u64 {
+        return Err("amino: length prefix does not match the bytes");
+    }
+    Ok(&data[n..])
+}
+
+/// Appends `value` as a uvarint (`EncodeUvarint`).
+pub(super) fn put_uvarint(out: &mut Vec<u8>, value: u64) {
+    super::protobuf::put_varint(out, value);
+}
+
+/// Appends `value` as a zigzag varint (`EncodeVarint`, `EncodeInt8`).
+pub(super) fn put_zigzag(out: &mut Vec<u8>, value: i64) {
+    put_uvarint(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// `EncodeByteSlice`: a uvarint length, then the bytes.
+pub(super) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_uvarint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]
