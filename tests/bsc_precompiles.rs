@@ -2,7 +2,7 @@
 //! or the directory in `EVM_EXECUTOR_BSC_PRECOMPILE_VECTORS`): output, gas and the kind of
 //! failure (revert or halt) must match. A missing vector file fails the test.
 
-use alloy_primitives::{hex, Address};
+use alloy_primitives::{hex, Address, U256};
 use revm::precompile::{Precompile, PrecompileOutput};
 use serde_json::Value;
 use stages::precompiles::{
@@ -440,17 +440,9 @@ fn iavl_merkle_proof_validate_vectors() {
 /// 0x64's input as the client's test builds it: a length word, the consensus state's length
 /// word, the consensus state, the header.
 fn tm_header_input(cs: &[u8], header: &[u8]) -> Vec<u8> {
-    let word = |len: usize| {
-        let mut w = [0u8; 32];
-        w[24..].copy_from_slice(&(len as u64).to_be_bytes());
-        w
-    };
-    let mut payload = word(cs.len()).to_vec();
-    payload.extend(cs);
-    payload.extend(header);
-    let mut input = word(payload.len()).to_vec();
-    input.extend(payload);
-    input
+    let word = |len: usize| U256::from(len).to_be_bytes::<32>();
+    let payload = [&word(cs.len())[..], cs, header].concat();
+    [&word(payload.len())[..], &payload].concat()
 }
 
 /// `TestTmHeaderValidateAndMerkleProofValidate` through every set with 0x64: the adjacent

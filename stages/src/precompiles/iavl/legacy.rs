@@ -98,18 +98,23 @@ fn single_arg(args: &[Vec<u8>]) -> Result<&[u8], Error> {
     }
 }
 
+/// The range proof an `iavl:v` or `iavl:a` operator's data wraps (`None` when nil).
+fn decode_range_proof(data: &[u8]) -> Result<Option<RangeProof>, Error> {
+    let mut proof = None;
+    decode_op(data, |bytes| {
+        let (decoded, used) = RangeProof::decode(bytes)?;
+        proof = Some(decoded);
+        Ok(used)
+    })?;
+    Ok(proof)
+}
+
 impl IavlValueOp {
     /// `IAVLValueOpDecoder`. A nil proof is an error (its `Run` dereferences it).
     pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
-        let mut proof = None;
-        decode_op(data, |bytes| {
-            let (decoded, used) = RangeProof::decode(bytes)?;
-            proof = Some(decoded);
-            Ok(used)
-        })?;
         Ok(IavlValueOp {
             key: key.to_vec(),
-            proof: proof.ok_or("proof is nil")?,
+            proof: decode_range_proof(data)?.ok_or("proof is nil")?,
         })
     }
 
@@ -143,15 +148,9 @@ impl IavlValueOp {
 impl IavlAbsenceOp {
     /// `IAVLAbsenceOpDecoder`.
     pub(super) fn decode(key: &[u8], data: &[u8]) -> Result<Self, Error> {
-        let mut proof = None;
-        decode_op(data, |bytes| {
-            let (decoded, used) = RangeProof::decode(bytes)?;
-            proof = Some(decoded);
-            Ok(used)
-        })?;
         Ok(IavlAbsenceOp {
             key: key.to_vec(),
-            proof,
+            proof: decode_range_proof(data)?,
         })
     }
 
