@@ -445,14 +445,18 @@ fn tm_header_input(cs: &[u8], header: &[u8]) -> Vec<u8> {
     [&word(payload.len())[..], &payload].concat()
 }
 
+/// The client's `TestTmHeaderValidateAndMerkleProofValidate` vector: consensus state, headers.
+fn tm_header_vector() -> Value {
+    testdata("tendermint-header-vectors.json")["tm_header_validate"].clone()
+}
+
 /// `TestTmHeaderValidateAndMerkleProofValidate` through every set with 0x64: the adjacent
 /// header moves the consensus state to `testHeight + 1` on the same chain, the later header
 /// moves it on to the app hash that the test's `acc` IAVL proof then validates against (under
 /// the original rules before Nano, Moran's from Moran). Under Nano 0x64 is suspended.
 #[test]
 fn tm_header_validate_vectors() {
-    let file = testdata("tendermint-header-vectors.json");
-    let v = &file["tm_header_validate"];
+    let v = &tm_header_vector();
     let cs = hex_field(v, "consensus_state");
     let adjacent = hex_field(v, "header_adjacent");
     let later = hex_field(v, "header_later");
@@ -624,8 +628,7 @@ fn iavl_merkle_proof_validate_survives_broken_inputs() {
 /// validate, and then to the same new consensus state.
 #[test]
 fn tm_header_validate_survives_broken_inputs() {
-    let file = testdata("tendermint-header-vectors.json");
-    let v = &file["tm_header_validate"];
+    let v = &tm_header_vector();
     let cs = hex_field(v, "consensus_state");
     let header = hex_field(v, "header_adjacent");
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
