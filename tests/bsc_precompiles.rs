@@ -445,14 +445,18 @@ fn tm_header_input(cs: &[u8], header: &[u8]) -> Vec<u8> {
     [&word(payload.len())[..], &payload].concat()
 }
 
+/// The client's `TestTmHeaderValidateAndMerkleProofValidate` vector: consensus state, headers.
+fn tm_header_vector() -> Value {
+    testdata("tendermint-header-vectors.json")["tm_header_validate"].clone()
+}
+
 /// `TestTmHeaderValidateAndMerkleProofValidate` through every set with 0x64: the adjacent
 /// header moves the consensus state to `testHeight + 1` on the same chain, the later header
 /// moves it on to the app hash that the test's `acc` IAVL proof then validates against (under
 /// the original rules before Nano, Moran's from Moran). Under Nano 0x64 is suspended.
 #[test]
 fn tm_header_validate_vectors() {
-    let file = testdata("tendermint-header-vectors.json");
-    let v = &file["tm_header_validate"];
+    let v = &tm_header_vector();
     let cs = hex_field(v, "consensus_state");
     let adjacent = hex_field(v, "header_adjacent");
     let later = hex_field(v, "header_later");
@@ -505,4 +509,151 @@ fn tm_header_validate_vectors() {
         suspended.halt_reason().map(ToString::to_string).as_deref(),
         Some("suspend")
     );
+}
+
+/// A small deterministic pseudo-random sequence (xorshift64) for the mutation tests.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Broken copies of `bytes`: every truncation, every byte changed (in one of four ways, turn
+/// about), a byte dropped or doubled at pseudo-random places, and runs of random bytes written
+/// over it.
+fn mutations(bytes: &[u8], rng: &mut XorShift) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+    for (at, change) in (0..bytes.len()).zip([0x01u8, 0x80, 0x00, 0xff].into_iter().cycle()) {
+        let mut copy = bytes.to_vec();
+        copy[at] = if change == 0x00 || change == 0xff {
+            change
+        } else {
+            copy[at] ^ change
+        };
+        out.push(copy);
+    }
+    for _ in 0..bytes.len().min(300) {
+        let at = rng.below(bytes.len());
+        let mut dropped = bytes.to_vec();
+        dropped.remove(at);
+        out.push(dropped);
+        let mut doubled = bytes.to_vec();
+        doubled.insert(at, bytes[at]);
+        out.push(doubled);
+        let mut scrambled = bytes.to_vec();
+        let len = 1 + rng.below(8);
+        for byte in scrambled.iter_mut().skip(at).take(len) {
+            *byte = rng.next() as u8;
+        }
+        out.push(scrambled);
+    }
+    out
+}
+
+/// Runs the precompile at `address` as `fork` has it and checks it ends cleanly: success for
+/// 3000 gas (giving the output), or a halt that is not out of gas (a panic fails the test).
+fn clean_outcome(fork: BscFork, address: Address, input: &[u8]) -> Option<Vec<u8>> {
+    let out = run_at(fork, address, input, GAS_LIMIT);
+    if out.is_success() {
+        assert_eq!(out.gas_used, 3000, "{fork:?} {}", hex::encode(input));
+        return Some(out.bytes.to_vec());
+    }
+    assert!(
+        out.halt_reason().is_some_and(|h| !h.is_oog()),
+        "{fork:?} {}: {:?}",
+        hex::encode(input),
+        out.status
+    );
+    None
+}
+
+/// 0x65 under every rule set on broken copies of the client's proof inputs: the whole input
+/// (mostly refused by its length word) and its payload under a fixed length word (which
+/// reaches the proof decoders). Nothing panics; some copies (a changed byte of an unused
+/// field) still verify, never under rules the original input fails.
+#[test]
+fn iavl_merkle_proof_validate_survives_broken_inputs() {
+    let file = iavl_vectors();
+    let mut inputs: Vec<Vec<u8>> = ["acc_iavl_value_proof", "ics23_proof"]
+        .iter()
+        .map(|name| {
+            let vector = &file[name];
+            iavl_input(vector, &hex_field(vector, "value"))
+        })
+        .collect();
+    for input in file["moran_exploit_inputs"]["inputs"].as_array().unwrap() {
+        inputs.push(hex::decode(input.as_str().unwrap()).unwrap());
+    }
+    inputs.push(hex_field(&file["absence_input"], "input"));
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let forks = [
+        BscFork::Istanbul,
+        BscFork::Moran,
+        BscFork::Planck,
+        BscFork::Plato,
+    ];
+    for input in &inputs {
+        let valid: Vec<bool> = forks
+            .iter()
+            .map(|&fork| clean_outcome(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, input).is_some())
+            .collect();
+        let payload = &input[32..];
+        let broken = mutations(input, &mut rng).into_iter().chain(
+            mutations(payload, &mut rng)
+                .into_iter()
+                .map(|p| [&U256::from(p.len()).to_be_bytes::<32>()[..], &p].concat()),
+        );
+        for copy in broken {
+            for (&fork, &was_valid) in forks.iter().zip(&valid) {
+                let ok = clean_outcome(fork, IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, &copy).is_some();
+                assert!(!ok || was_valid, "{fork:?} accepts {}", hex::encode(&copy));
+            }
+        }
+    }
+}
+
+/// 0x64 on broken copies of the client's consensus state and adjacent header, each framed as
+/// the client's test frames it, and of the whole input: nothing panics. Copies changed only
+/// where the client does not look (the trusted app hash and validators hash, which the header
+/// replaces, a lower trusted height, a validator's address or proposer priority) still
+/// validate, and then to the same new consensus state.
+#[test]
+fn tm_header_validate_survives_broken_inputs() {
+    let v = &tm_header_vector();
+    let cs = hex_field(v, "consensus_state");
+    let header = hex_field(v, "header_adjacent");
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let whole = tm_header_input(&cs, &header);
+    let state = clean_outcome(BscFork::Moran, TM_HEADER_VALIDATE_ADDRESS, &whole)
+        .expect("the client's input validates")[32..]
+        .to_vec();
+    let broken = mutations(&whole, &mut rng)
+        .into_iter()
+        .chain(
+            mutations(&cs, &mut rng)
+                .into_iter()
+                .map(|cs| tm_header_input(&cs, &header)),
+        )
+        .chain(
+            mutations(&header, &mut rng)
+                .into_iter()
+                .map(|header| tm_header_input(&cs, &header)),
+        );
+    let mut accepted = 0;
+    for copy in broken {
+        if let Some(out) = clean_outcome(BscFork::Moran, TM_HEADER_VALIDATE_ADDRESS, &copy) {
+            assert_eq!(out[32..], state, "{}", hex::encode(&copy));
+            accepted += 1;
+        }
+    }
+    assert!(accepted > 0, "no unchecked byte was changed");
 }

@@ -786,4 +786,36 @@ mod tests {
             Err("absence proof: expected 0 args")
         );
     }
+
+    /// An `iavl:v` range proof whose leaves nest 200,000 deep (each inner path's node has a
+    /// right child, which the next leaf must hash up to): the client's recursive
+    /// `COMPUTEHASH` goes all the way down before comparing any hash, and so does this
+    /// walk, without exhausting the stack; the made-up right children then do not match.
+    #[test]
+    fn original_rules_survive_a_deep_range_proof() {
+        use super::super::amino::put_bytes;
+        const DEPTH: usize = 200_000;
+        // `proofInnerNode{Right: [0x01]}`, as a list element (field 1 of `PathToLeaf`).
+        let node = [0x2a, 0x01, 0x01];
+        let mut path = vec![0x0a];
+        put_bytes(&mut path, &node);
+        let mut range_proof = path.clone();
+        for _ in 0..DEPTH {
+            range_proof.push(0x12);
+            put_bytes(&mut range_proof, &path);
+        }
+        for _ in 0..=DEPTH {
+            range_proof.extend([0x1a, 0x00]);
+        }
+        let mut op = vec![0x0a];
+        put_bytes(&mut op, &range_proof);
+        let mut data = Vec::new();
+        put_bytes(&mut data, &op);
+        let proof = encode_proof(&[(b"iavl:v".to_vec(), b"k".to_vec(), data)]);
+        let input = input(b"acc", b"k", b"v", &[0u8; 32], &proof);
+        assert_eq!(
+            validate(&input, Rules::Original),
+            Err("range proof: intermediate root hash doesn't match")
+        );
+    }
 }

@@ -156,15 +156,79 @@ struct Walk<'a> {
     inners: &'a [Vec<InnerNode>],
 }
 
-impl Walk<'_> {
+/// What a finished `COMPUTEHASH` call gives: its root, whether its last leaf is the tree's
+/// last, and whether all leaves were used.
+type Computed = (Vec<u8>, bool, bool);
+
+/// A `COMPUTEHASH` call waiting on the calls it makes for the right children of its path.
+struct Call<'a> {
+    path: &'a [InnerNode],
+    /// The index of the first node of `path` with a right child (`path.len()` if none).
+    first_right: usize,
+    rightmost: bool,
+    /// The root its leaf gives along `path`.
+    hash: Vec<u8>,
+    /// The node whose right child is being (or was last) derived, counting down from the
+    /// root's end of `path`.
+    depth: usize,
+}
+
+impl<'a> Walk<'a> {
     /// `COMPUTEHASH`: the next leaf's root along `path`; for each right child on the path, from
-    /// the leaf up, the following leaves (under the next inner path) must hash to it. Gives the
-    /// root, whether the last leaf is the tree's last, and whether all leaves were used.
-    fn compute(
+    /// the leaf up, the following leaves (under the next inner path) must hash to it. The
+    /// client recurses once per leaf; the calls waiting here are kept on a heap stack, so that
+    /// a proof of many leaves cannot exhaust the thread's stack.
+    fn compute(&mut self, path: &'a [InnerNode], rightmost: bool) -> Result<Computed, Error> {
+        let mut waiting: Vec<Call<'a>> = Vec::new();
+        let mut finished = self.enter(path, rightmost, &mut waiting)?;
+        loop {
+            let Some(call) = waiting.last_mut() else {
+                return finished.ok_or("range proof: no call finished");
+            };
+            if let Some((derived, tree_end, done)) = finished.take() {
+                // The result of the call made for `call.path[call.depth]`'s right child.
+                if derived != call.path[call.depth].right {
+                    return Err("range proof: intermediate root hash doesn't match");
+                }
+                if done {
+                    let hash = std::mem::take(&mut call.hash);
+                    waiting.pop();
+                    finished = Some((hash, tree_end, true));
+                }
+                continue;
+            }
+            match (0..call.depth)
+                .rev()
+                .find(|&d| !call.path[d].right.is_empty())
+            {
+                Some(depth) => {
+                    call.depth = depth;
+                    let (inner, rest) = self
+                        .inners
+                        .split_first()
+                        .ok_or("range proof: too few inner paths")?;
+                    self.inners = rest;
+                    // `rightmost && rpath.isRightmost()`, `rpath` being the nodes above.
+                    let rightmost = call.rightmost && call.first_right >= depth;
+                    finished = self.enter(inner, rightmost, &mut waiting)?;
+                }
+                None => {
+                    let hash = std::mem::take(&mut call.hash);
+                    waiting.pop();
+                    finished = Some((hash, false, false));
+                }
+            }
+        }
+    }
+
+    /// The start of a `COMPUTEHASH` call: takes the next leaf and hashes it up `path`. Gives
+    /// the call's result if that was the last leaf, else leaves the call waiting.
+    fn enter(
         &mut self,
-        path: &[InnerNode],
+        path: &'a [InnerNode],
         rightmost: bool,
-    ) -> Result<(Vec<u8>, bool, bool), Error> {
+        waiting: &mut Vec<Call<'a>>,
+    ) -> Result<Option<Computed>, Error> {
         let (leaf, rest) = self
             .leaves
             .split_first()
@@ -174,31 +238,21 @@ impl Walk<'_> {
             .iter()
             .rev()
             .fold(leaf.hash(), |hash, node| node.hash(&hash));
+        let first_right = path
+            .iter()
+            .position(|n| !n.right.is_empty())
+            .unwrap_or(path.len());
         if self.leaves.is_empty() {
-            let tree_end = rightmost && path.iter().all(|n| n.right.is_empty());
-            return Ok((hash, tree_end, true));
+            return Ok(Some((hash, rightmost && first_right == path.len(), true)));
         }
-        for depth in (0..path.len()).rev() {
-            let node = &path[depth];
-            if node.right.is_empty() {
-                continue;
-            }
-            let (inner, rest) = self
-                .inners
-                .split_first()
-                .ok_or("range proof: too few inner paths")?;
-            self.inners = rest;
-            let above = &path[..depth];
-            let (derived, tree_end, done) =
-                self.compute(inner, rightmost && above.iter().all(|n| n.right.is_empty()))?;
-            if derived != node.right {
-                return Err("range proof: intermediate root hash doesn't match");
-            }
-            if done {
-                return Ok((hash, tree_end, true));
-            }
-        }
-        Ok((hash, false, false))
+        waiting.push(Call {
+            path,
+            first_right,
+            rightmost,
+            hash,
+            depth: path.len(),
+        });
+        Ok(None)
     }
 }
 
