@@ -63,14 +63,15 @@ fn two_thirds(validators: &[Validator]) -> Result<i64, Error> {
     Ok(total_voting_power(validators)?.wrapping_mul(2) / 3)
 }
 
-/// `PubKey.VerifyBytes` of the vote at `index` (a nil key is the client's nil dereference).
+/// `PubKey.VerifyBytes` of `vote` in a commit at `(height, round)` (`Commit.height_round`,
+/// worked out once per commit as the client caches it); a nil key is the client's nil
+/// dereference.
 fn signed_by(
     validator: &Validator,
     chain_id: &[u8],
-    commit: &Commit,
+    (height, round): (i64, i64),
     vote: &Vote,
 ) -> Result<bool, Error> {
-    let (height, round) = commit.height_round();
     let message = vote_sign_bytes(chain_id, height, round, &vote.block_id, vote.timestamp);
     match &validator.pub_key {
         Some(PubKey::Ed25519(key)) => Ok(ed25519_verifies(key, &message, &vote.signature)),
@@ -95,7 +96,8 @@ pub(super) fn verify_commit(
     if validators.len() != commit.precommits.len() {
         return Err("invalid commit: wrong set size");
     }
-    if height != commit.height_round().0 {
+    let commit_at = commit.height_round();
+    if height != commit_at.0 {
         return Err("invalid commit: wrong height");
     }
     if *block_id != commit.block_id {
@@ -106,7 +108,7 @@ pub(super) fn verify_commit(
         let Some(vote) = vote else {
             continue;
         };
-        if !signed_by(validator, chain_id, commit, vote)? {
+        if !signed_by(validator, chain_id, commit_at, vote)? {
             return Err("invalid commit: invalid signature");
         }
         if *block_id == vote.block_id {
@@ -132,7 +134,8 @@ pub(super) fn verify_future_commit(
 ) -> Result<(), Error> {
     verify_commit(new_set, chain_id, block_id, height, commit)?;
     let addresses: Vec<Option<[u8; 20]>> = trusted.iter().map(address).collect();
-    let round = commit.height_round().1;
+    let commit_at = commit.height_round();
+    let round = commit_at.1;
     let mut seen = vec![false; trusted.len()];
     let mut tallied = 0i64;
     for vote in commit.precommits.iter().flatten() {
@@ -155,7 +158,7 @@ pub(super) fn verify_future_commit(
             continue;
         }
         seen[index] = true;
-        if !signed_by(&trusted[index], chain_id, commit, vote)? {
+        if !signed_by(&trusted[index], chain_id, commit_at, vote)? {
             return Err("invalid commit: invalid signature");
         }
         if *block_id == vote.block_id {
