@@ -14,8 +14,8 @@ use common::chain::{
     HEADER_TRANSACTIONS_ROOT_INDEX,
 };
 use common::daemon::{
-    executed_block, init_and_import, redis_server, run_to_head_with, test_seed, uninterrupted_run,
-    without_lease, Daemon, Reference, SplitMix64, SEED_ENV,
+    executed_block, init_and_import, log_uniform, redis_server, run_to_head_with, test_seed,
+    uninterrupted_run, without_lease, Daemon, Reference, SEED_ENV,
 };
 use common::exec::{history_entry, without_run_times};
 use common::redis_server::RedisServer;
@@ -23,6 +23,7 @@ use common::{
     assert_same_snapshot, expect_exit_code, expect_success, names_block, raw_json_fields, var,
     Backend, COMMAND_FAILED,
 };
+use evm_executor::gen::workload::Rng;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -132,7 +133,8 @@ fn survives_kill_9(first: Backend, min_kills: usize) {
          {MIN_KILL_DELAY:?}..{longest:?} (the reference run's duration)",
         first.name()
     );
-    let mut rng = SplitMix64::new(seed);
+    // Stream 0 starts at `seed` itself.
+    let mut rng = Rng::new(seed, 0);
     let mut kills = 0;
     let mut backend = Some(first);
     for round in 1.. {
@@ -145,7 +147,7 @@ fn survives_kill_9(first: Backend, min_kills: usize) {
                 println!("round {round}: the last run finished");
                 break;
             }
-            let delay = rng.log_uniform(MIN_KILL_DELAY, longest);
+            let delay = log_uniform(&mut rng, MIN_KILL_DELAY, longest);
             let mut daemon = Daemon::start(
                 &backend,
                 &[without_leader_lease()],

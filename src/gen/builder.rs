@@ -13,16 +13,14 @@ use alloy_consensus::{
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_eips::eip4895::{Withdrawal, Withdrawals};
 use alloy_evm::block::{BlockExecutionResult, BlockExecutor, BlockExecutorFactory};
-use alloy_evm::eth::{
-    receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
-};
-use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
+use alloy_evm::eth::EthBlockExecutionCtx;
+use alloy_evm::EvmFactory;
 use alloy_primitives::{Address, Bloom, Bytes, B256, B64, U256};
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::State;
 use stages::block::ChainBlock;
 use stages::chain::ChainSpec;
-use stages::execute::run_block;
+use stages::execute::{ethereum_executor, run_block};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -100,17 +98,7 @@ fn execute(
     input: &BlockInput,
 ) -> Result<BlockExecutionResult<ReceiptEnvelope>, GenError> {
     let mut state = State::builder().with_database_ref(world).build();
-    let env = EvmEnv::for_eth_block(
-        header,
-        spec,
-        spec.chain_id,
-        spec.blob_params_at(header.timestamp),
-    );
-    let factory = EthBlockExecutorFactory::new(
-        AlloyReceiptBuilder::default(),
-        Arc::clone(spec),
-        EthEvmFactory::default(),
-    );
+    let (env, factory) = ethereum_executor(spec, header);
     let evm = factory.evm_factory().create_evm(&mut state, env);
     let ctx = EthBlockExecutionCtx {
         parent_hash: header.parent_hash,

@@ -157,6 +157,30 @@ pub struct BlockOutput {
     pub gas_used: u64,
 }
 
+/// alloy-evm's Ethereum block executor factory over a [`ChainSpec`].
+pub type EthereumExecutorFactory =
+    EthBlockExecutorFactory<AlloyReceiptBuilder, Arc<ChainSpec>, EthEvmFactory>;
+
+/// The EVM environment of `header` under `spec`, and the factory of Ethereum block executors
+/// for `spec`.
+pub fn ethereum_executor(
+    spec: &Arc<ChainSpec>,
+    header: &Header,
+) -> (EvmEnv, EthereumExecutorFactory) {
+    let env = EvmEnv::for_eth_block(
+        header,
+        spec,
+        spec.chain_id,
+        spec.blob_params_at(header.timestamp),
+    );
+    let factory = EthBlockExecutorFactory::new(
+        AlloyReceiptBuilder::default(),
+        Arc::clone(spec),
+        EthEvmFactory::default(),
+    );
+    (env, factory)
+}
+
 /// Computes the whole state root with a block's pending changes on top: needed before
 /// Byzantium, where every receipt commits to the state root after its transaction.
 pub type IntermediateRoot<'a> = &'a dyn Fn(&CacheState) -> Result<B256, StateError>;
@@ -196,17 +220,7 @@ where
             ),
         });
     }
-    let env = EvmEnv::for_eth_block(
-        header,
-        spec,
-        spec.chain_id,
-        spec.blob_params_at(header.timestamp),
-    );
-    let factory = EthBlockExecutorFactory::new(
-        AlloyReceiptBuilder::default(),
-        Arc::clone(spec),
-        EthEvmFactory::default(),
-    );
+    let (env, factory) = ethereum_executor(spec, header);
     let mut evm = factory.evm_factory().create_evm_with_inspector(
         state,
         env,

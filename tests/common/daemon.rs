@@ -5,6 +5,7 @@
 use super::exec::{exec_progress, without_run_times, EXEC_PROGRESS_KEY};
 use super::redis_server::RedisServer;
 use super::{cli_command, expect_success, import, init, Backend};
+use evm_executor::gen::workload::Rng;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -243,33 +244,12 @@ pub fn test_seed(default: u64) -> u64 {
     parsed.unwrap_or_else(|e| panic!("{SEED_ENV}={text} is not a u64: {e}"))
 }
 
-/// SplitMix64: a small deterministic random source, so a failing sequence of kill instants can
-/// be replayed from its seed.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A source starting at `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Log-uniform in [`low`, `high`): every order of magnitude between them equally likely.
-    pub fn log_uniform(&mut self, low: Duration, high: Duration) -> Duration {
-        let (low, high) = (low.as_secs_f64(), high.as_secs_f64());
-        Duration::from_secs_f64(low * (high / low).powf(self.unit()))
-    }
+/// Log-uniform in [`low`, `high`): every order of magnitude between them equally likely.
+/// `rng` is the generator's deterministic source, so a failing sequence of kill instants can be
+/// replayed from its seed.
+pub fn log_uniform(rng: &mut Rng, low: Duration, high: Duration) -> Duration {
+    // Uniform in [0, 1) from the top 53 bits.
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let (low, high) = (low.as_secs_f64(), high.as_secs_f64());
+    Duration::from_secs_f64(low * (high / low).powf(unit))
 }
