@@ -16,7 +16,7 @@ use stages::record::ExecutionRecord;
 use stages::stage_id::StageId;
 use stages::state::{cache::CacheSizes, StateLayers};
 use stages::store::WriteBatch;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
@@ -208,6 +208,7 @@ pub fn run(
         history_ttl: ctx.config.state.history_ttl(),
         window_size: ctx.config.state.window_size,
         meters: Default::default(),
+        synced: AtomicU64::new(0),
     };
     let first_start = start_point(&pctx)?;
     metrics().execution_height.set(first_start.committed as i64);

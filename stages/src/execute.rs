@@ -307,8 +307,9 @@ pub fn execute_block(
 /// revm's state over the layers, kept from one block to the next by the execution stage so
 /// that what a block read or wrote is at hand for the next without a trip through the layers
 /// (as a node keeps its state between blocks). It is only ever the head state: it starts
-/// empty, every block that fails throws it away, and it is dropped and started again once it
-/// holds more than the layers' cache sizes, so its memory stays bounded.
+/// empty, every block that fails throws it away, and it is started again once it holds more
+/// than the layers' cache sizes, so its memory stays bounded. The layers' caches learn the
+/// blocks' changes from it, when it starts again; dropping or throwing it away empties them.
 pub struct ExecutionState<'a> {
     layers: &'a StateLayers,
     limits: CacheSizes,
@@ -332,8 +333,9 @@ impl<'a> ExecutionState<'a> {
             .build()
     }
 
-    /// Execute and verify `block` (child of `parent`) and return its record. On any error
-    /// nothing of the block stays behind.
+    /// Execute and verify `block` (child of `parent`) and return its record, which the caller
+    /// absorbs into the layers before executing the next block. On any error nothing of the
+    /// block stays behind.
     pub fn execute(
         &mut self,
         spec: &Arc<ChainSpec>,
@@ -341,11 +343,23 @@ impl<'a> ExecutionState<'a> {
         senders: &[Address],
         parent: &Header,
     ) -> Result<ExecutionRecord, BlockError> {
-        let result = self.execute_in_place(spec, block, senders, parent);
-        if result.is_err() || self.over_limits() {
+        if self.over_limits() {
+            // Every block this state holds is absorbed by now: its values are the newest.
+            self.layers.keep_cached(&self.state.cache);
             self.state = Self::fresh(self.layers);
         }
+        let result = self.execute_in_place(spec, block, senders, parent);
+        if result.is_err() {
+            self.discard();
+        }
         result
+    }
+
+    /// Throw the state away, and with it the layers' cached accounts and slots, which may be
+    /// older than the changes it held.
+    fn discard(&mut self) {
+        self.layers.forget_cached();
+        self.state = Self::fresh(self.layers);
     }
 
     fn execute_in_place(
@@ -398,6 +412,13 @@ impl<'a> ExecutionState<'a> {
         cache.accounts.len() > self.limits.accounts
             || slots > self.limits.storage_slots
             || cache.contracts.len() > self.limits.code
+    }
+}
+
+impl Drop for ExecutionState<'_> {
+    fn drop(&mut self) {
+        // The changes it held may not all be absorbed: cached values could be older.
+        self.layers.forget_cached();
     }
 }
 

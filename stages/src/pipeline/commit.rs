@@ -3,7 +3,8 @@
 //! then the blocks leave the state overlay. Re-applying a record is harmless.
 //!
 //! The records already waiting, up to `batch_size`, are applied in one batch (one round trip,
-//! one durable commit); progress and checkpoint name the last of them.
+//! one durable commit); progress and checkpoint name the last of them. While the pipeline is
+//! behind the syncer the stage waits up to [`CATCH_UP_LINGER`] for a fuller batch.
 
 use super::{PipelineContext, StageError};
 use crate::commit::{exec_progress_at, StateWrites};
@@ -13,9 +14,14 @@ use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const STAGE: StageId = StageId::Commit;
+
+/// While catching up, how long the stage waits for a batch to fill: a larger batch writes each
+/// `st:latest:*` key once for all its blocks instead of once per block. At the head every
+/// block is committed as soon as it comes.
+const CATCH_UP_LINGER: Duration = Duration::from_millis(500);
 
 /// Apply `pending` (records executed before a restart), then every record from `input`;
 /// `total_txs` is the running transaction count; committed block numbers go to `committed`
@@ -33,7 +39,9 @@ pub fn run(
         total_txs = commit(ctx, total_txs, records, &committed)?;
     }
     loop {
-        let records = meter.recv_batch(STAGE, &input, max);
+        let records = meter.recv_batch_lingering(STAGE, &input, max, CATCH_UP_LINGER, |r| {
+            ctx.behind_head(r.number)
+        });
         if records.is_empty() {
             return Ok(());
         }

@@ -14,6 +14,7 @@ use crate::load::{load_blocks, LoadError};
 use crate::stage_id::StageId;
 use alloy_primitives::B256;
 use crossbeam_channel::Sender;
+use std::sync::atomic::Ordering;
 
 const STAGE: StageId = StageId::Headers;
 
@@ -143,6 +144,7 @@ fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {
     match bytes {
         Some(bytes) => decode_json::<SyncProgress>(&key, &bytes)
             .map(|p| {
+                ctx.synced.store(p.latest_synced_block, Ordering::Relaxed);
                 let m = crate::metrics::metrics();
                 m.sync_height.set(p.latest_synced_block as i64);
                 // Updated here too, so a stalled pipeline shows a growing lag.

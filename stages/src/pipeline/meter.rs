@@ -46,16 +46,44 @@ impl StageMeter {
     /// Receive up to `max` items: wait for the first, then take what is already queued.
     /// Empty once the channel is closed.
     pub fn recv_batch<T>(&self, stage: StageId, input: &Receiver<T>, max: usize) -> Vec<T> {
+        self.recv_batch_lingering(stage, input, max, Duration::ZERO, |_| false)
+    }
+
+    /// Like [`Self::recv_batch`], but while `more_coming` says so of the last item taken, go on
+    /// waiting for items until `linger` has passed since the first came: a stage that writes
+    /// a batch per call then writes fewer, larger batches while it catches up.
+    pub fn recv_batch_lingering<T>(
+        &self,
+        stage: StageId,
+        input: &Receiver<T>,
+        max: usize,
+        linger: Duration,
+        more_coming: impl Fn(&T) -> bool,
+    ) -> Vec<T> {
         let mut items = Vec::new();
         let Some(first) = self.recv(stage, input) else {
             return items;
         };
+        let until = Instant::now() + linger;
         items.push(first);
         while items.len() < max {
-            match input.try_recv() {
-                Ok(item) => items.push(item),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+            let item = match input.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    if !items.last().is_some_and(&more_coming) {
+                        break;
+                    }
+                    let started = Instant::now();
+                    let item = input.recv_deadline(until);
+                    self.add_input_wait(stage, started.elapsed());
+                    match item {
+                        Ok(item) => item,
+                        Err(_) => break,
+                    }
+                }
+            };
+            items.push(item);
         }
         items
     }

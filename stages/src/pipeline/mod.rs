@@ -90,12 +90,20 @@ pub struct PipelineContext {
     pub window_size: u64,
     /// Where each stage's time goes.
     pub meters: meter::PipelineMeters,
+    /// The syncer's height as the headers stage last read it: a stage that has not reached it
+    /// knows more blocks are on their way.
+    pub synced: AtomicU64,
 }
 
 impl PipelineContext {
     /// True once a stop was requested.
     pub fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
+    }
+
+    /// True while blocks above `number` are known to be synced (the pipeline is catching up).
+    pub fn behind_head(&self, number: u64) -> bool {
+        number < self.synced.load(Ordering::Relaxed)
     }
 
     /// Ask every stage to stop.

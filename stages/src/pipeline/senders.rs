@@ -1,16 +1,34 @@
 //! Senders stage: recovers every transaction's sender on a rayon pool (secp256k1, the C
 //! library). No durable output.
+//!
+//! Several blocks are recovered at once and passed on in order. One block at a time would make
+//! each block a barrier: a pool thread that finishes its share waits for the others, and on a
+//! machine where the other stages want the same cores, a descheduled pool thread holds the
+//! whole stage up.
 
 use super::{PipelineContext, SendersBlock, StageError};
 use crate::block::ChainBlock;
-use crate::load::recover_senders;
+use crate::load::{recover_senders, LoadError};
 use crate::stage_id::StageId;
 use alloy_hardforks::EthereumHardforks;
-use crossbeam_channel::{Receiver, Sender};
+use alloy_primitives::Address;
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 const STAGE: StageId = StageId::Senders;
 
-/// Recover senders of every block from `input` on `pool` into `out`.
+/// Blocks under recovery at once, per pool thread.
+const BLOCKS_IN_FLIGHT_PER_THREAD: usize = 4;
+
+/// A block's recovery as the pool reports it: `None` if it panicked.
+type Recovered = (ChainBlock, Option<Result<Vec<Address>, LoadError>>);
+
+/// A block handed to the pool: where its result will come, and when it was handed over.
+type InFlight = (Receiver<Recovered>, Instant);
+
+/// Recover senders of every block from `input` on `pool` into `out`, in block order.
 pub fn run(
     ctx: &PipelineContext,
     pool: &rayon::ThreadPool,
@@ -18,18 +36,44 @@ pub fn run(
     out: Sender<SendersBlock>,
 ) -> Result<(), StageError> {
     let meter = ctx.meters.stage(STAGE);
-    while let Some(block) = meter.recv(STAGE, &input) {
+    let window = BLOCKS_IN_FLIGHT_PER_THREAD * pool.current_num_threads().max(1);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(window);
+    let mut input_open = true;
+    loop {
+        // Hand over what is waiting (waiting for input only when nothing is in flight).
+        while input_open && in_flight.len() < window && !ctx.stopping() {
+            let block = if in_flight.is_empty() {
+                meter.recv(STAGE, &input)
+            } else {
+                match input.try_recv() {
+                    Ok(block) => Some(block),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(block) = block else {
+                input_open = false;
+                break;
+            };
+            in_flight.push_back(spawn_recovery(ctx, pool, block));
+        }
         if ctx.stopping() {
             break;
         }
-        let started = std::time::Instant::now();
-        let homestead = ctx.spec.is_homestead_active_at_block(block.number());
-        let senders = pool
-            .install(|| recover_senders(&block, homestead))
-            .map_err(|e| StageError::Block {
-                stage: STAGE,
-                message: e.to_string(),
-            })?;
+        let Some((result, started)) = in_flight.pop_front() else {
+            break;
+        };
+        let (block, senders) = result
+            .recv()
+            .map_err(|_| failed("the recovery job vanished"))?;
+        let senders = senders
+            .ok_or_else(|| {
+                failed(&format!(
+                    "block {}: sender recovery panicked",
+                    block.number()
+                ))
+            })?
+            .map_err(|e| failed(&e.to_string()))?;
         let totals = (block.body.transactions.len() as u64, block.header.gas_used);
         ctx.record_stage_progress(STAGE, block.number(), totals, started);
         if !meter.send(STAGE, &out, (block, senders)) {
@@ -37,4 +81,23 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// Start recovering `block`'s senders on `pool`.
+fn spawn_recovery(ctx: &PipelineContext, pool: &rayon::ThreadPool, block: ChainBlock) -> InFlight {
+    let homestead = ctx.spec.is_homestead_active_at_block(block.number());
+    let (result_tx, result_rx) = bounded(1);
+    pool.spawn(move || {
+        let senders = catch_unwind(AssertUnwindSafe(|| recover_senders(&block, homestead))).ok();
+        // The stage may have stopped and dropped the receiver: nothing then waits for it.
+        let _ = result_tx.send((block, senders));
+    });
+    (result_rx, Instant::now())
+}
+
+fn failed(message: &str) -> StageError {
+    StageError::Block {
+        stage: STAGE,
+        message: message.to_string(),
+    }
 }

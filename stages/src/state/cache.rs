@@ -1,13 +1,14 @@
 //! LRU caches of accounts, storage slots and code between the overlay and the store, with hit
 //! and miss counts.
 //!
-//! Entries come from store reads. A block's changes update the entries already cached (see
-//! [`super::StateLayers::absorb`]) and add none, so a cached value is never older than the
-//! overlay's, and a value the cache lacks is found in the overlay or the store. (Adding every
-//! change would cost an insertion per written slot, and the executor keeps the state it wrote
-//! between blocks anyway.) Storage
-//! of an account whose storage was wiped is invalidated by bumping the account's wipe epoch
-//! instead of searching the cache.
+//! Entries come from store reads and from the execution state's own cache when that is started
+//! again ([`super::StateLayers::keep_cached`]). A block's changes are not written here as it is
+//! absorbed: until the execution state is started again, every key a block changed is in that
+//! state's cache, so its reads never come down to these layers. Whenever an execution state is
+//! discarded without handing its values over, these caches are emptied
+//! ([`super::StateLayers::forget_cached`]), so a cached value is never older than the overlay's.
+//! Storage of an account whose storage was wiped is invalidated by bumping the account's wipe
+//! epoch instead of searching the cache.
 
 use alloy_primitives::{map::HashMap, Address, B256, U256};
 use lru::LruCache;
@@ -123,21 +124,6 @@ impl StateCache {
         found
     }
 
-    /// Update `address`'s cached account, if it is cached.
-    pub fn update_account(&mut self, address: &Address, account: CachedAccount) {
-        if let Some(cached) = self.accounts.peek_mut(address) {
-            *cached = account;
-        }
-    }
-
-    /// Update a cached slot value, if it is cached.
-    pub fn update_storage(&mut self, address: Address, slot: U256, value: U256) {
-        let epoch = self.epoch(&address);
-        if let Some(cached) = self.storage.peek_mut(&(address, slot)) {
-            *cached = (epoch, value);
-        }
-    }
-
     /// Cache a slot value.
     pub fn put_storage(&mut self, address: Address, slot: U256, value: U256) {
         let epoch = self.epoch(&address);
@@ -161,7 +147,7 @@ impl StateCache {
         self.code.put(hash, code);
     }
 
-    /// Drop everything (after an unwind).
+    /// Drop everything (after an unwind, or when an execution state is discarded).
     pub fn clear(&mut self) {
         self.accounts.clear();
         self.storage.clear();

@@ -152,8 +152,8 @@ impl StateLayers {
 
     /// The account at the head of the layers.
     pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
-        // `absorb` updates what the caches hold, so a cached value is the newest; what they
-        // lack is in the overlay or the store.
+        // A cached value is the newest (see `cache`); what the caches lack is in the overlay
+        // or the store.
         if let Some(found) = lock(&self.cache).account(address) {
             return Ok(found);
         }
@@ -335,19 +335,16 @@ impl StateLayers {
         lock(&self.block_hashes).put(number, hash);
     }
 
-    /// Take a freshly executed block's changes into the overlay, updating the cached entries.
+    /// Take a freshly executed block's changes into the overlay. The cached accounts and slots
+    /// are left as they are: the execution state that produced the block holds its changes, and
+    /// hands them over ([`Self::keep_cached`]) or empties the caches ([`Self::forget_cached`])
+    /// before anything reads them here. Wiped storage is invalidated at once.
     pub fn absorb(&self, record: &ExecutionRecord) {
         let changes = BlockChanges::from_record(record);
         {
             let mut cache = lock(&self.cache);
             for address in &changes.wiped {
                 cache.wipe_storage(*address);
-            }
-            for (address, account) in &changes.accounts {
-                cache.update_account(address, *account);
-            }
-            for ((address, slot), value) in &changes.storage {
-                cache.update_storage(*address, *slot, *value);
             }
             for (hash, code) in &changes.codes {
                 cache.put_code(*hash, Bytecode::new_raw(code.clone()));
@@ -366,6 +363,34 @@ impl StateLayers {
         while overlay.front().is_some_and(|b| b.number <= number) {
             overlay.pop_front();
         }
+    }
+
+    /// Cache the accounts and slots an execution state ends with, all of them absorbed blocks'
+    /// values: the newest there are, so they replace whatever the caches hold.
+    pub fn keep_cached(&self, state: &CacheState) {
+        let mut cache = lock(&self.cache);
+        for (address, cached) in &state.accounts {
+            let Some(plain) = &cached.account else {
+                cache.put_account(*address, None);
+                continue;
+            };
+            let info = &plain.info;
+            let account = AccountState {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+            };
+            cache.put_account(*address, Some(account));
+            for (slot, value) in &plain.storage {
+                cache.put_storage(*address, *slot, *value);
+            }
+        }
+    }
+
+    /// Empty the caches of accounts, slots and code: an execution state whose changes they
+    /// never saw has been discarded.
+    pub fn forget_cached(&self) {
+        lock(&self.cache).clear();
     }
 
     /// Forget every in-flight change and cached value (after an unwind or a failed block).
