@@ -343,7 +343,9 @@ fn run_pipeline(
             std::thread::Builder::new()
                 .name("senders".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::senders::run(pctx, pool, blocks_rx, senders_tx))
+                    // Like headers: a bad block closes the channel, so the good blocks before
+                    // it are still executed and written before the error is reported.
+                    pipeline::senders::run(pctx, pool, blocks_rx, senders_tx)
                 }),
             std::thread::Builder::new()
                 .name("execution".into())

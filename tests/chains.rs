@@ -339,10 +339,9 @@ fn wrong_blob_gas_used(backend: Backend) {
     );
 }
 
-/// `tx` (block-body encoding) with its signature's `s` lowered by one, in block-body encoding:
-/// still a valid low-s signature, but over the same hash it recovers to another (unfunded,
-/// fresh) sender.
-fn with_s_lowered(tx: &RlpItem<'_>) -> Vec<u8> {
+/// `tx` (block-body encoding) with its signature's `s` replaced by `change(s)`, in block-body
+/// encoding.
+fn with_signature_s(tx: &RlpItem<'_>, change: impl Fn(U256) -> U256) -> Vec<u8> {
     let (type_byte, list) = if tx.is_list {
         (None, *tx)
     } else {
@@ -352,8 +351,7 @@ fn with_s_lowered(tx: &RlpItem<'_>) -> Vec<u8> {
     let s = U256::from_be_slice(items.last().expect("signature s").payload);
     assert!(s > U256::from(1), "s is large");
     let mut fields: Vec<Vec<u8>> = items.iter().map(|item| item.encoded.to_vec()).collect();
-    *fields.last_mut().expect("signature s") =
-        encode_string(&(s - U256::from(1)).to_be_bytes_trimmed_vec());
+    *fields.last_mut().expect("signature s") = encode_string(&change(s).to_be_bytes_trimmed_vec());
     let list = frame_list(&fields.concat());
     match type_byte {
         None => list,
@@ -361,11 +359,11 @@ fn with_s_lowered(tx: &RlpItem<'_>) -> Vec<u8> {
     }
 }
 
-/// Block 12's third transaction (legacy, after an EIP-7702 one) re-signed with a changed `s`,
-/// the header's transactionsRoot recomputed over the new list so `import` accepts it: the run
-/// stops naming the transaction's index and new hash, and the two transactions before it in
-/// the block leave nothing behind.
-fn tampered_transaction(backend: Backend) {
+/// Block 12's third transaction (legacy, after an EIP-7702 one) re-signed with `s` replaced by
+/// `change(s)`, the header's transactionsRoot recomputed over the new list so `import` accepts
+/// it: the run stops naming the block, the transaction's index and its new hash, and the two
+/// transactions before it in the block leave nothing behind.
+fn re_signed_transaction(backend: Backend, change: impl Fn(U256) -> U256) {
     let (k, index) = (12, 2);
     let file = ChainFixture::geth_ethtest().chain_bytes();
     let blocks = raw_blocks(&file);
@@ -383,7 +381,7 @@ fn tampered_transaction(backend: Backend) {
         "the test's transactions root of the genuine block {k}"
     );
     let mut new_txs: Vec<Vec<u8>> = txs.iter().map(|tx| tx.encoded.to_vec()).collect();
-    new_txs[index] = with_s_lowered(&txs[index]);
+    new_txs[index] = with_signature_s(&txs[index], change);
     let framed: Vec<RlpItem<'_>> = new_txs.iter().map(|tx| first_item(tx)).collect();
     let tampered_hash = keccak256(consensus_bytes(&framed[index]));
     let items: Vec<&[u8]> = framed.iter().map(consensus_bytes).collect();
@@ -400,6 +398,17 @@ fn tampered_transaction(backend: Backend) {
     });
 }
 
+/// `s` lowered by one: still a valid low-s signature, but over the same hash it recovers to
+/// another (unfunded, fresh) sender, so execution refuses the transaction.
+fn tampered_transaction(backend: Backend) {
+    re_signed_transaction(backend, |s| s - U256::from(1));
+}
+
+/// `s` zero: no sender can be recovered, so the senders stage refuses the block.
+fn unrecoverable_signature(backend: Backend) {
+    re_signed_transaction(backend, |_| U256::ZERO);
+}
+
 on_both_backends! {
     run_stops_at_wrong_receipts_root => wrong_receipts_root;
     run_stops_at_wrong_logs_bloom => wrong_logs_bloom;
@@ -407,4 +416,5 @@ on_both_backends! {
     run_stops_at_wrong_gas_used => wrong_gas_used;
     run_stops_at_wrong_blob_gas_used => wrong_blob_gas_used;
     run_stops_at_tampered_transaction => tampered_transaction;
+    run_stops_at_unrecoverable_signature => unrecoverable_signature;
 }

@@ -15,8 +15,11 @@ use alloy_primitives::{keccak256, Address, Log, B256, U256};
 use alloy_rlp::Decodable;
 use alloy_trie::TrieAccount;
 use common::chain::{consensus_bytes, raw_blocks, GenesisFile, RawBlock, EMPTY_CODE_HASH};
-use common::exec::{assert_receipts_match_headers, exec_progress, ExecProgress};
-use common::{expect_success, import, init, raw_fields_of, run_cli, run_to_head, value, Backend};
+use common::exec::{assert_receipts_match_headers, exec_progress, without_run_times, ExecProgress};
+use common::{
+    assert_same_snapshot, expect_success, import, init, raw_fields_of, run_cli, run_to_head, value,
+    Backend,
+};
 use evm_executor::gen::layout::Layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -418,6 +421,38 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         assert_eq!(after, before, "supply of token {token}");
         assert!(!after.is_zero(), "token {token} has holders");
     }
+}
+
+/// Caches far smaller than the chain's state make the executor start revm's state again after
+/// every block, handing its values to caches that then evict them: every block must still
+/// execute (gas, receipts and the header checks) and leave the store exactly as a run with the
+/// default caches does.
+#[test]
+fn tiny_caches_leave_the_same_store() {
+    let out = tempfile::tempdir().expect("temp dir");
+    generate(out.path(), 7);
+    let tiny = [
+        ("EVM_EXECUTOR_CACHE_ACCOUNTS", "8"),
+        ("EVM_EXECUTOR_CACHE_STORAGE_SLOTS", "64"),
+        ("EVM_EXECUTOR_CACHE_CODE", "2"),
+    ]
+    .map(|(key, value)| (key.to_string(), value.to_string()));
+    let snapshots: Vec<_> = [&[][..], &tiny[..]]
+        .into_iter()
+        .map(|caches| {
+            let backend = Backend::embedded();
+            init(&backend, &[], &out.path().join("genesis.json"));
+            expect_success(&import(&backend, &out.path().join("chain.rlp")));
+            let ran = expect_success(&backend.cli(caches, &["run", "--exit-at-head"]));
+            assert!(ran.contains("executed 40 blocks"), "{ran}");
+            without_run_times(backend.snapshot())
+        })
+        .collect();
+    assert_same_snapshot(
+        &snapshots[1],
+        &snapshots[0],
+        "the store after a run with tiny caches",
+    );
 }
 
 /// One seed, the same bytes; another seed, other bytes.

@@ -153,3 +153,51 @@ impl PipelineMeters {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+
+    #[test]
+    fn a_batch_at_the_head_takes_only_what_is_queued() {
+        let meter = StageMeter::default();
+        let (tx, rx) = bounded(8);
+        tx.send(1).expect("send");
+        let later = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = tx.send(2);
+        });
+        let batch =
+            meter.recv_batch_lingering(StageId::Commit, &rx, 8, Duration::from_secs(5), |_| false);
+        assert_eq!(batch, [1]);
+        later.join().expect("sender thread");
+    }
+
+    #[test]
+    fn a_batch_behind_the_head_waits_for_more_until_full_or_the_linger_ends() {
+        let meter = StageMeter::default();
+        let (tx, rx) = bounded(8);
+        let sender = std::thread::spawn(move || {
+            for n in 1..=3 {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send(n).expect("send");
+            }
+            tx
+        });
+        // More is coming after 1 and 2; full at 3 items.
+        let full =
+            meter
+                .recv_batch_lingering(StageId::Commit, &rx, 3, Duration::from_secs(5), |&n| n < 10);
+        assert_eq!(full, [1, 2, 3]);
+        let tx = sender.join().expect("sender thread");
+        tx.send(4).expect("send");
+        let started = Instant::now();
+        let lingered =
+            meter.recv_batch_lingering(StageId::Commit, &rx, 8, Duration::from_millis(100), |_| {
+                true
+            });
+        assert_eq!(lingered, [4]);
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+}

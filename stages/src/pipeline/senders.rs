@@ -5,6 +5,10 @@
 //! each block a barrier: a pool thread that finishes its share waits for the others, and on a
 //! machine where the other stages want the same cores, a descheduled pool thread holds the
 //! whole stage up.
+//!
+//! A block whose senders cannot be recovered ends the stage without stopping the others: the
+//! blocks before it go on through execution, commit and receipts, and then the error is
+//! reported.
 
 use super::{PipelineContext, SendersBlock, StageError};
 use crate::block::ChainBlock;
