@@ -4,9 +4,10 @@
 //!
 //! The records already waiting, up to `batch_size`, are applied in one batch (one round trip,
 //! one durable commit); progress and checkpoint name the last of them. While the pipeline is
-//! behind the syncer the stage waits up to [`CATCH_UP_LINGER`] for a fuller batch.
+//! behind the syncer the stage waits up to [`CATCH_UP_LINGER`] for a fuller batch, which writes
+//! each `st:latest:*` key once for all its blocks instead of once per block.
 
-use super::{PipelineContext, StageError};
+use super::{PipelineContext, StageError, CATCH_UP_LINGER};
 use crate::commit::{exec_progress_at, StateWrites};
 use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
@@ -14,14 +15,9 @@ use crate::stage_id::StageId;
 use crate::store::WriteBatch;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const STAGE: StageId = StageId::Commit;
-
-/// While catching up, how long the stage waits for a batch to fill: a larger batch writes each
-/// `st:latest:*` key once for all its blocks instead of once per block. At the head every
-/// block is committed as soon as it comes.
-const CATCH_UP_LINGER: Duration = Duration::from_millis(500);
 
 /// Apply `pending` (records executed before a restart), then every record from `input`;
 /// `total_txs` is the running transaction count; committed block numbers go to `committed`

@@ -3,11 +3,12 @@
 //! execution checkpoint, before handing the record to the commit and receipt stages.
 //!
 //! Two threads: one executes, the other writes the records. The writer takes every record
-//! waiting, up to `batch_size`, and stores them in one batch (one round trip, one durable
-//! commit) with the checkpoint of the last, so execution never waits for the store; only then
-//! do the records go on to commit and receipts (the crash rule).
+//! waiting, up to `batch_size` (while behind the syncer, waiting up to [`CATCH_UP_LINGER`] for
+//! more), and stores them in one batch (one round trip, one durable commit) with the checkpoint
+//! of the last, so execution never waits for the store; only then do the records go on to
+//! commit and receipts (the crash rule).
 
-use super::{PipelineContext, SendersBlock, StageError};
+use super::{PipelineContext, SendersBlock, StageError, CATCH_UP_LINGER};
 use crate::execute::{BlockError, ExecutionState};
 use crate::metrics::metrics;
 use crate::record::ExecutionRecord;
@@ -114,8 +115,22 @@ fn write_records(
     let max = ctx.batch_size.max(1) as usize;
     let meter = ctx.meters.stage(STAGE);
     while let Ok(first) = input.recv() {
+        let until = Instant::now() + CATCH_UP_LINGER;
         let mut unwritten = vec![first];
-        unwritten.extend(input.try_iter().take(max - 1));
+        while unwritten.len() < max {
+            let more_coming = unwritten
+                .last()
+                .is_some_and(|(record, _)| ctx.behind_head(record.number));
+            let next = match input.try_recv() {
+                Ok(next) => next,
+                Err(_) if more_coming => match input.recv_deadline(until) {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                Err(_) => break,
+            };
+            unwritten.push(next);
+        }
         let Some((last, _)) = unwritten.last() else {
             continue;
         };

@@ -30,6 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// While catching up, how long a stage that writes a batch of blocks at a time waits for the
+/// batch to fill: fewer, larger store transactions. At the head every block is written as soon
+/// as it comes.
+pub const CATCH_UP_LINGER: Duration = Duration::from_millis(500);
+
 /// A block with its recovered senders.
 pub type SendersBlock = (ChainBlock, Vec<Address>);
 

@@ -1,7 +1,8 @@
 //! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint. The
-//! records already waiting, up to `batch_size`, go in one batch.
+//! records already waiting, up to `batch_size`, go in one batch; while the pipeline is behind
+//! the syncer the stage waits up to [`CATCH_UP_LINGER`] for a fuller one.
 
-use super::{PipelineContext, StageError};
+use super::{PipelineContext, StageError, CATCH_UP_LINGER};
 use crate::commit::queue_receipts;
 use crate::record::ExecutionRecord;
 use crate::stage_id::StageId;
@@ -26,7 +27,9 @@ pub fn run(
         write_receipts(ctx, records, &written)?;
     }
     loop {
-        let records = meter.recv_batch(STAGE, &input, max);
+        let records = meter.recv_batch_lingering(STAGE, &input, max, CATCH_UP_LINGER, |r| {
+            ctx.behind_head(r.number)
+        });
         if records.is_empty() {
             return Ok(());
         }
