@@ -209,6 +209,7 @@ pub fn run(
         window_size: ctx.config.state.window_size,
         meters: Default::default(),
         synced: AtomicU64::new(0),
+        loading_stopped: AtomicBool::new(false),
     };
     let first_start = start_point(&pctx)?;
     metrics().execution_height.set(first_start.committed as i64);
@@ -306,6 +307,7 @@ fn run_pipeline(
     let (receipts_tx, receipts_rx) = bounded(capacity);
     let (pruned_tx, pruned_rx) = bounded(capacity);
     let receipts_pruned_tx = pruned_tx.clone();
+    pctx.loading_stopped.store(false, Ordering::Relaxed);
     tracing::info!(
         executed = start.executed,
         committed = start.committed,
@@ -427,7 +429,12 @@ fn report_progress(pctx: &PipelineContext, queues: Queues, done: &AtomicBool) {
     let mut since = Instant::now();
     let mut from_block = m.execution_height.get();
     let (mut from_txs, mut from_gas) = (m.txs_executed_total.get(), m.gas_used_total.get());
-    while !done.load(Ordering::Relaxed) && !pctx.stopping() {
+    // Also ends when loading stops, so that its clone of the senders queue no longer keeps a
+    // headers stage blocked on a full queue.
+    while !done.load(Ordering::Relaxed)
+        && !pctx.stopping()
+        && !pctx.loading_stopped.load(Ordering::Relaxed)
+    {
         std::thread::sleep(Duration::from_millis(250));
         for (pool, len) in [
             ("senders", queues.senders.len()),

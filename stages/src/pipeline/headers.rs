@@ -41,7 +41,7 @@ pub fn run(
     let mut next = first;
     let mut reported: Option<u64> = None;
     let meter = ctx.meters.stage(STAGE);
-    while !ctx.stopping() {
+    while !ctx.stopping() && !ctx.loading_stopped.load(Ordering::Relaxed) {
         let synced = synced_height(ctx)?;
         if next > synced {
             // A reorg to a branch no longer than ours shows only as a replaced header.

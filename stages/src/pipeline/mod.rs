@@ -98,6 +98,9 @@ pub struct PipelineContext {
     /// The syncer's height as the headers stage last read it: a stage that has not reached it
     /// knows more blocks are on their way.
     pub synced: AtomicU64,
+    /// Set by the senders stage when a block fails: the headers stage loads no more, while the
+    /// stages after senders finish the blocks before it.
+    pub loading_stopped: AtomicBool,
 }
 
 impl PipelineContext {

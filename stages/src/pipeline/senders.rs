@@ -7,8 +7,8 @@
 //! whole stage up.
 //!
 //! A block whose senders cannot be recovered ends the stage without stopping the others: the
-//! blocks before it go on through execution, commit and receipts, and then the error is
-//! reported.
+//! headers stage loads no more, the blocks before it go on through execution, commit and
+//! receipts, and then the error is reported.
 
 use super::{PipelineContext, SendersBlock, StageError};
 use crate::block::ChainBlock;
@@ -19,6 +19,7 @@ use alloy_primitives::Address;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 const STAGE: StageId = StageId::Senders;
@@ -69,15 +70,15 @@ pub fn run(
         };
         let (block, senders) = result
             .recv()
-            .map_err(|_| failed("the recovery job vanished"))?;
+            .map_err(|_| failed(ctx, "the recovery job vanished"))?;
         let senders = senders
             .ok_or_else(|| {
-                failed(&format!(
-                    "block {}: sender recovery panicked",
-                    block.number()
-                ))
+                failed(
+                    ctx,
+                    &format!("block {}: sender recovery panicked", block.number()),
+                )
             })?
-            .map_err(|e| failed(&e.to_string()))?;
+            .map_err(|e| failed(ctx, &e.to_string()))?;
         let totals = (block.body.transactions.len() as u64, block.header.gas_used);
         ctx.record_stage_progress(STAGE, block.number(), totals, started);
         if !meter.send(STAGE, &out, (block, senders)) {
@@ -99,7 +100,9 @@ fn spawn_recovery(ctx: &PipelineContext, pool: &rayon::ThreadPool, block: ChainB
     (result_rx, Instant::now())
 }
 
-fn failed(message: &str) -> StageError {
+/// The stage's error for a block that failed; the headers stage is told to load no more.
+fn failed(ctx: &PipelineContext, message: &str) -> StageError {
+    ctx.loading_stopped.store(true, Ordering::Relaxed);
     StageError::Block {
         stage: STAGE,
         message: message.to_string(),
