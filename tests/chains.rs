@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use alloy_primitives::{keccak256, U256};
+use alloy_primitives::{keccak256, B256, U256};
 use common::chain::{
     block_keys, consensus_bytes, ending_with_block, ordered_root, raw_blocks, write_file,
     ChainFixture, GenesisFile, HeadState, RawBlock, HEADER_BLOB_GAS_USED_INDEX,
@@ -23,8 +23,9 @@ use common::exec::{
 };
 use common::rlp::{encode_string, encode_u64, first_item, frame_list, RlpItem};
 use common::{
-    assert_same_snapshot, expect_exit_code, expect_success, import, init, mentions_number, names,
-    names_block, run_to_head, strip_key_prefix, var, Backend, COMMAND_FAILED,
+    assert_same_snapshot, cli_command, expect_exit_code, expect_success, import, init,
+    mentions_number, names, names_block, run_to_head, strip_key_prefix, var, Backend,
+    COMMAND_FAILED,
 };
 use serde_json::json;
 use std::path::Path;
@@ -359,15 +360,14 @@ fn with_signature_s(tx: &RlpItem<'_>, change: impl Fn(U256) -> U256) -> Vec<u8> 
     }
 }
 
+/// The block re-signed in these tests, and the transaction in it.
+const RE_SIGNED: (u64, usize) = (12, 2);
+
 /// Block 12's third transaction (legacy, after an EIP-7702 one) re-signed with `s` replaced by
 /// `change(s)`, the header's transactionsRoot recomputed over the new list so `import` accepts
-/// it: the run stops naming the block, the transaction's index and its new hash, and the two
-/// transactions before it in the block leave nothing behind.
-fn re_signed_transaction(backend: Backend, change: impl Fn(U256) -> U256) {
-    let (k, index) = (12, 2);
-    let file = ChainFixture::geth_ethtest().chain_bytes();
-    let blocks = raw_blocks(&file);
-    let block = &blocks[k as usize - 1];
+/// it; with the transaction's new hash.
+fn re_signed_block(block: &RawBlock<'_>, change: impl Fn(U256) -> U256) -> (Vec<u8>, B256) {
+    let (k, index) = RE_SIGNED;
     let txs = block.transactions();
     assert!(
         txs.len() > index,
@@ -387,7 +387,17 @@ fn re_signed_transaction(backend: Backend, change: impl Fn(U256) -> U256) {
     let items: Vec<&[u8]> = framed.iter().map(consensus_bytes).collect();
     let mut fields = block.header_fields();
     fields[HEADER_TRANSACTIONS_ROOT_INDEX] = encode_string(&ordered_root(&items).0);
-    let bad = block.rebuilt(&fields, &new_txs);
+    (block.rebuilt(&fields, &new_txs), tampered_hash)
+}
+
+/// [`re_signed_block`] at the end of the chain: the run stops naming the block, the
+/// transaction's index and its new hash, and the two transactions before it in the block leave
+/// nothing behind.
+fn re_signed_transaction(backend: Backend, change: impl Fn(U256) -> U256) {
+    let (k, index) = RE_SIGNED;
+    let file = ChainFixture::geth_ethtest().chain_bytes();
+    let blocks = raw_blocks(&file);
+    let (bad, tampered_hash) = re_signed_block(&blocks[k as usize - 1], change);
     assert_run_rejects_block(backend, k, &bad, |stderr| {
         assert!(
             names(stderr, "transaction", index as u64),
@@ -409,6 +419,81 @@ fn unrecoverable_signature(backend: Backend) {
     re_signed_transaction(backend, |_| U256::ZERO);
 }
 
+/// An unrecoverable signature with many synced blocks after it (their parent hashes rewritten
+/// so the chain links) and queues of one block: the senders stage fails while the headers stage
+/// has more to send, and the run must still end, with the error, the blocks before it executed
+/// and nothing of the bad block written.
+fn unrecoverable_signature_far_below_the_head(backend: Backend) {
+    const BLOCKS_AFTER: usize = 40;
+    const HEADER_PARENT_HASH_INDEX: usize = 0;
+    let (k, _) = RE_SIGNED;
+    let chain = ChainFixture::geth_ethtest();
+    let file = chain.chain_bytes();
+    let blocks = raw_blocks(&file);
+    let (bad, _) = re_signed_block(&blocks[k as usize - 1], |_| U256::ZERO);
+    let mut chain_file = [&file[..blocks[k as usize - 1].offset], &bad[..]].concat();
+    let mut parent = raw_blocks(&bad)[0].hash();
+    for block in &blocks[k as usize..k as usize + BLOCKS_AFTER] {
+        let mut fields = block.header_fields();
+        fields[HEADER_PARENT_HASH_INDEX] = encode_string(&parent.0);
+        let txs: Vec<Vec<u8>> = block
+            .transactions()
+            .iter()
+            .map(|tx| tx.encoded.to_vec())
+            .collect();
+        let relinked = block.rebuilt(&fields, &txs);
+        parent = raw_blocks(&relinked)[0].hash();
+        chain_file.extend_from_slice(&relinked);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_file(&dir, "chain.rlp", &chain_file);
+    init(&backend, &[], &chain.genesis_path());
+    expect_success(&import(&backend, &path));
+    let one_block_queues = [
+        ("EVM_EXECUTOR_WORKERS_QUEUE_CAPACITY", "1"),
+        ("EVM_EXECUTOR_EXECUTOR_BATCH_SIZE", "1"),
+    ]
+    .map(|(key, value)| (key.to_string(), value.to_string()));
+    let (mut command, _cwd) = cli_command(
+        &backend.env_with(&one_block_queues),
+        &["run", "--exit-at-head"],
+    );
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start evm-executor");
+    let output = wait_or_kill(child, std::time::Duration::from_secs(120));
+    let stderr = expect_exit_code(&output, COMMAND_FAILED);
+    assert!(names_block(&stderr, k), "block {k} in:\n{stderr}");
+    assert_eq!(
+        exec_progress(&backend.snapshot()),
+        ExecProgress {
+            latest_executed_block: k - 1,
+            total_txs_executed: tx_count(&blocks[..k as usize - 1]),
+        }
+    );
+}
+
+/// The child's output once it exits; killed, and the test failed, if it runs past `limit`.
+fn wait_or_kill(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("poll evm-executor").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait for evm-executor");
+            panic!(
+                "evm-executor still running after {limit:?}: the pipeline hung\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+        .wait_with_output()
+        .expect("collect evm-executor's output")
+}
+
 on_both_backends! {
     run_stops_at_wrong_receipts_root => wrong_receipts_root;
     run_stops_at_wrong_logs_bloom => wrong_logs_bloom;
@@ -417,4 +502,6 @@ on_both_backends! {
     run_stops_at_wrong_blob_gas_used => wrong_blob_gas_used;
     run_stops_at_tampered_transaction => tampered_transaction;
     run_stops_at_unrecoverable_signature => unrecoverable_signature;
+    run_ends_at_unrecoverable_signature_far_below_the_head =>
+        unrecoverable_signature_far_below_the_head;
 }
