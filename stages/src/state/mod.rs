@@ -22,6 +22,7 @@ use revm::database_interface::DBErrorMarker;
 use revm::state::AccountInfo;
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// Block hashes kept for BLOCKHASH (it reaches 256 back).
@@ -72,6 +73,8 @@ impl StateError {
 #[derive(Debug, Default)]
 struct BlockChanges {
     number: u64,
+    /// The layers' epoch when the block was absorbed (see [`StateLayers::epoch`]).
+    epoch: u64,
     accounts: HashMap<Address, Option<AccountState>>,
     storage: HashMap<(Address, U256), U256>,
     wiped: HashSet<Address>,
@@ -106,6 +109,11 @@ pub struct StateLayers {
     /// In-flight blocks, oldest first.
     overlay: RwLock<VecDeque<BlockChanges>>,
     block_hashes: Mutex<LruCache<u64, B256>>,
+    /// Counts the execution states the layers have served ([`Self::new_epoch`] as each
+    /// starts). While one runs, every key changed by a block absorbed since it started is in
+    /// its own cache, so a read that comes down here is never of such a key, and those blocks
+    /// need not be searched.
+    epoch: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +128,7 @@ impl StateLayers {
             keys,
             cache: Mutex::new(StateCache::new(sizes)),
             overlay: RwLock::new(VecDeque::new()),
+            epoch: AtomicU64::new(0),
             block_hashes: Mutex::new(LruCache::new(
                 NonZeroUsize::new(BLOCK_HASH_CACHE).unwrap_or(NonZeroUsize::MIN),
             )),
@@ -150,6 +159,22 @@ impl StateLayers {
         self.overlay.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A new execution state starts over these layers.
+    pub fn new_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Run `f` over the in-flight blocks absorbed before the current epoch, oldest first.
+    fn with_earlier_epochs<T>(
+        &self,
+        f: impl FnOnce(std::collections::vec_deque::Iter<'_, BlockChanges>) -> T,
+    ) -> T {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        let overlay = self.overlay();
+        let earlier = overlay.partition_point(|block| block.epoch < epoch);
+        f(overlay.range(..earlier))
+    }
+
     /// The account at the head of the layers.
     pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
         // A cached value is the newest (see `cache`); what the caches lack is in the overlay
@@ -157,13 +182,10 @@ impl StateLayers {
         if let Some(found) = lock(&self.cache).account(address) {
             return Ok(found);
         }
-        if let Some(found) = self
-            .overlay()
-            .iter()
-            .rev()
-            .find_map(|b| b.accounts.get(address))
-        {
-            return Ok(*found);
+        if let Some(found) = self.with_earlier_epochs(|blocks| {
+            blocks.rev().find_map(|b| b.accounts.get(address).copied())
+        }) {
+            return Ok(found);
         }
         let key = self.keys.latest_account(address);
         let account = match self.store.get(&key)? {
@@ -186,13 +208,14 @@ impl StateLayers {
         if let Some(value) = lock(&self.cache).storage(address, slot) {
             return Ok(value);
         }
-        for block in self.overlay().iter().rev() {
-            if let Some(value) = block.storage.get(&(*address, *slot)) {
-                return Ok(*value);
-            }
-            if block.wiped.contains(address) {
-                return Ok(U256::ZERO);
-            }
+        let in_overlay = self.with_earlier_epochs(|blocks| {
+            blocks.rev().find_map(|block| {
+                let wiped = block.wiped.contains(address).then_some(U256::ZERO);
+                block.storage.get(&(*address, *slot)).copied().or(wiped)
+            })
+        });
+        if let Some(value) = in_overlay {
+            return Ok(value);
         }
         let key = self.keys.latest_storage(address, &B256::from(*slot));
         let value = match self.store.get(&key)? {
@@ -340,7 +363,8 @@ impl StateLayers {
     /// hands them over ([`Self::keep_cached`]) or empties the caches ([`Self::forget_cached`])
     /// before anything reads them here. Wiped storage is invalidated at once.
     pub fn absorb(&self, record: &ExecutionRecord) {
-        let changes = BlockChanges::from_record(record);
+        let mut changes = BlockChanges::from_record(record);
+        changes.epoch = self.epoch.load(Ordering::Relaxed);
         {
             let mut cache = lock(&self.cache);
             for address in &changes.wiped {
