@@ -16,6 +16,7 @@ use common::chain::{
     HEADER_GAS_USED_INDEX, HEADER_LOGS_BLOOM_INDEX, HEADER_RECEIPTS_ROOT_INDEX,
     HEADER_REQUESTS_HASH_INDEX, HEADER_TRANSACTIONS_ROOT_INDEX,
 };
+use common::daemon::{Daemon, RUN_TIMEOUT};
 use common::exec::{
     assert_history_leads_to_latest, assert_only_history_expires, assert_receipts_match_headers,
     assert_state_is_head_state, exec_progress, last_execution_time, tx_count, unix_now,
@@ -23,9 +24,8 @@ use common::exec::{
 };
 use common::rlp::{encode_string, encode_u64, first_item, frame_list, RlpItem};
 use common::{
-    assert_same_snapshot, cli_command, expect_exit_code, expect_success, import, init,
-    mentions_number, names, names_block, run_to_head, strip_key_prefix, var, Backend,
-    COMMAND_FAILED,
+    assert_same_snapshot, expect_exit_code, expect_success, import, init, mentions_number, names,
+    names_block, run_to_head, strip_key_prefix, var, Backend, COMMAND_FAILED,
 };
 use serde_json::json;
 use std::path::Path;
@@ -454,16 +454,8 @@ fn unrecoverable_signature_far_below_the_head(backend: Backend) {
         ("EVM_EXECUTOR_EXECUTOR_BATCH_SIZE", "1"),
     ]
     .map(|(key, value)| (key.to_string(), value.to_string()));
-    let (mut command, _cwd) = cli_command(
-        &backend.env_with(&one_block_queues),
-        &["run", "--exit-at-head"],
-    );
-    let child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start evm-executor");
-    let output = wait_or_kill(child, std::time::Duration::from_secs(120));
+    let output = Daemon::start(&backend, &one_block_queues, &["run", "--exit-at-head"])
+        .finish_within(RUN_TIMEOUT);
     let stderr = expect_exit_code(&output, COMMAND_FAILED);
     assert!(names_block(&stderr, k), "block {k} in:\n{stderr}");
     assert_eq!(
@@ -473,25 +465,6 @@ fn unrecoverable_signature_far_below_the_head(backend: Backend) {
             total_txs_executed: tx_count(&blocks[..k as usize - 1]),
         }
     );
-}
-
-/// The child's output once it exits; killed, and the test failed, if it runs past `limit`.
-fn wait_or_kill(mut child: std::process::Child, limit: std::time::Duration) -> Output {
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("poll evm-executor").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("wait for evm-executor");
-            panic!(
-                "evm-executor still running after {limit:?}: the pipeline hung\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    child
-        .wait_with_output()
-        .expect("collect evm-executor's output")
 }
 
 on_both_backends! {

@@ -8,6 +8,7 @@
 //! of the last, so execution never waits for the store; only then do the records go on to
 //! commit and receipts (the crash rule).
 
+use super::meter::fill_batch;
 use super::{PipelineContext, SendersBlock, StageError, CATCH_UP_LINGER};
 use crate::execute::{BlockError, ExecutionState};
 use crate::metrics::metrics;
@@ -115,22 +116,9 @@ fn write_records(
     let max = ctx.batch_size.max(1) as usize;
     let meter = ctx.meters.stage(STAGE);
     while let Ok(first) = input.recv() {
-        let until = Instant::now() + CATCH_UP_LINGER;
-        let mut unwritten = vec![first];
-        while unwritten.len() < max {
-            let more_coming = unwritten
-                .last()
-                .is_some_and(|(record, _)| ctx.behind_head(record.number));
-            let next = match input.try_recv() {
-                Ok(next) => next,
-                Err(_) if more_coming => match input.recv_deadline(until) {
-                    Ok(next) => next,
-                    Err(_) => break,
-                },
-                Err(_) => break,
-            };
-            unwritten.push(next);
-        }
+        let (unwritten, _) = fill_batch(&input, first, max, CATCH_UP_LINGER, |(record, _)| {
+            ctx.behind_head(record.number)
+        });
         let Some((last, _)) = unwritten.last() else {
             continue;
         };

@@ -60,30 +60,12 @@ impl StageMeter {
         linger: Duration,
         more_coming: impl Fn(&T) -> bool,
     ) -> Vec<T> {
-        let mut items = Vec::new();
         let Some(first) = self.recv(stage, input) else {
-            return items;
+            return Vec::new();
         };
-        let until = Instant::now() + linger;
-        items.push(first);
-        while items.len() < max {
-            let item = match input.try_recv() {
-                Ok(item) => item,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    if !items.last().is_some_and(&more_coming) {
-                        break;
-                    }
-                    let started = Instant::now();
-                    let item = input.recv_deadline(until);
-                    self.add_input_wait(stage, started.elapsed());
-                    match item {
-                        Ok(item) => item,
-                        Err(_) => break,
-                    }
-                }
-            };
-            items.push(item);
+        let (items, waited) = fill_batch(input, first, max, linger, more_coming);
+        if !waited.is_zero() {
+            self.add_input_wait(stage, waited);
         }
         items
     }
@@ -131,6 +113,41 @@ impl StageMeter {
             output_wait_seconds: seconds(&self.output_wait_ns),
         }
     }
+}
+
+/// A batch starting with `first`: the items already queued, up to `max`; while `more_coming`
+/// says so of the last item taken, also those that come until `linger` after `first`. Returns
+/// the batch and the time spent waiting for it.
+pub fn fill_batch<T>(
+    input: &Receiver<T>,
+    first: T,
+    max: usize,
+    linger: Duration,
+    more_coming: impl Fn(&T) -> bool,
+) -> (Vec<T>, Duration) {
+    let until = Instant::now() + linger;
+    let mut items = vec![first];
+    let mut waited = Duration::ZERO;
+    while items.len() < max {
+        let item = match input.try_recv() {
+            Ok(item) => item,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                if !items.last().is_some_and(&more_coming) {
+                    break;
+                }
+                let started = Instant::now();
+                let item = input.recv_deadline(until);
+                waited += started.elapsed();
+                match item {
+                    Ok(item) => item,
+                    Err(_) => break,
+                }
+            }
+        };
+        items.push(item);
+    }
+    (items, waited)
 }
 
 /// The meters of all six stages.
