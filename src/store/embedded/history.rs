@@ -1,0 +1,179 @@
+//! History keys kept block by block.
+//!
+//! The commit stage writes about a thousand history keys per block (`st:{n}:acc:{Addr}`,
+//! `st:{n}:stor:{Addr}:{slot}`) and the prune stage deletes them all a window later. As single
+//! B-tree entries they were most of the embedded store's work. Here each block's history is one
+//! value, keyed by the key's text up to and including `st:{n}:` (the block part); the value
+//! lists the entries (the rest of each key, its expiry and its value) sorted by name. Reads
+//! of history are rare (consumers looking back); writes and prunes become one entry per block.
+//! Nothing outside the embedded store sees this: every key keeps its contract spelling.
+
+/// A history key split after its `st:{n}:` part; the two parts spell the key again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryKey<'a> {
+    /// The key up to and including `st:{n}:` (with the key prefix in front).
+    pub block: &'a str,
+    /// The rest: `acc:{Addr}` or `stor:{Addr}:{slot}`.
+    pub name: &'a str,
+}
+
+impl<'a> HistoryKey<'a> {
+    /// The split of `key` when it is a history key: the first `st:` followed by a decimal
+    /// block number (no leading zero), `:`, then `acc:` or `stor:`.
+    pub fn split(key: &'a str) -> Option<Self> {
+        let bytes = key.as_bytes();
+        let mut from = 0;
+        while let Some(found) = key[from..].find("st:") {
+            let number_at = from + found + 3;
+            let digits = bytes[number_at..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let canonical = digits == 1 || (digits > 1 && bytes[number_at] != b'0');
+            let name_at = number_at + digits + 1;
+            if canonical
+                && bytes.get(number_at + digits) == Some(&b':')
+                && (key[name_at..].starts_with("acc:") || key[name_at..].starts_with("stor:"))
+            {
+                return Some(Self {
+                    block: &key[..name_at],
+                    name: &key[name_at..],
+                });
+            }
+            from = number_at;
+        }
+        None
+    }
+}
+
+/// One entry of a block's history value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry<'a> {
+    /// The key's name part ([`HistoryKey::name`]).
+    pub name: &'a [u8],
+    /// Unix milliseconds after which the entry reads as absent.
+    pub expiry_ms: Option<u64>,
+    /// The value as written.
+    pub value: &'a [u8],
+}
+
+impl HistoryEntry<'_> {
+    /// True when the entry has expired at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expiry_ms.is_some_and(|expiry| expiry <= now_ms)
+    }
+}
+
+/// The entries of a block's history value, in name order, or why it is malformed.
+///
+/// Layout of each entry: name length (u16 BE), name, expiry (u64 BE Unix ms, 0 for none),
+/// value length (u32 BE), value.
+pub fn decode(mut stored: &[u8]) -> Result<Vec<HistoryEntry<'_>>, String> {
+    let mut entries = Vec::new();
+    while !stored.is_empty() {
+        let name_len = usize::from(u16::from_be_bytes(*take_array(&mut stored)?));
+        let name = take(&mut stored, name_len)?;
+        let expiry = u64::from_be_bytes(*take_array(&mut stored)?);
+        let value_len = u32::from_be_bytes(*take_array(&mut stored)?) as usize;
+        let value = take(&mut stored, value_len)?;
+        entries.push(HistoryEntry {
+            name,
+            expiry_ms: (expiry != 0).then_some(expiry),
+            value,
+        });
+    }
+    Ok(entries)
+}
+
+/// Append `entry` to a block's history value (callers append in name order).
+pub fn encode(entry: &HistoryEntry<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    let name_len = u16::try_from(entry.name.len())
+        .map_err(|_| format!("a history key name of {} bytes", entry.name.len()))?;
+    let value_len = u32::try_from(entry.value.len())
+        .map_err(|_| format!("a history value of {} bytes", entry.value.len()))?;
+    out.extend_from_slice(&name_len.to_be_bytes());
+    out.extend_from_slice(entry.name);
+    out.extend_from_slice(&entry.expiry_ms.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&value_len.to_be_bytes());
+    out.extend_from_slice(entry.value);
+    Ok(())
+}
+
+/// The next `len` bytes of `stored`.
+fn take<'a>(stored: &mut &'a [u8], len: usize) -> Result<&'a [u8], String> {
+    let (taken, rest) = stored
+        .split_at_checked(len)
+        .ok_or("a history value cut short")?;
+    *stored = rest;
+    Ok(taken)
+}
+
+/// The next `N` bytes of `stored`.
+fn take_array<'a, const N: usize>(stored: &mut &'a [u8]) -> Result<&'a [u8; N], String> {
+    let (taken, rest) = stored
+        .split_first_chunk::<N>()
+        .ok_or("a history value cut short")?;
+    *stored = rest;
+    Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keys_split_after_the_block_part() {
+        let key = "bsc:st:1024:stor:0xAb:0x01";
+        assert_eq!(
+            HistoryKey::split(key),
+            Some(HistoryKey {
+                block: "bsc:st:1024:",
+                name: "stor:0xAb:0x01",
+            })
+        );
+        let account = HistoryKey::split("st:0:acc:0xAb").expect("a history key");
+        assert_eq!((account.block, account.name), ("st:0:", "acc:0xAb"));
+        // A prefix that looks like a key part is skipped for the real one.
+        let nested = HistoryKey::split("st:x:st:7:acc:0x1").expect("a history key");
+        assert_eq!((nested.block, nested.name), ("st:x:st:7:", "acc:0x1"));
+        for other in [
+            "st:latest:acc:0xAb",
+            "st:latest:stor:0xAb:0x01",
+            "st:code:0x01",
+            "st:07:acc:0xAb",
+            "st:7:code:0x01",
+            "st::acc:0xAb",
+            "rec:7",
+            "blk:hdr:7",
+        ] {
+            assert_eq!(HistoryKey::split(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_damage_is_reported() {
+        let written = [
+            HistoryEntry {
+                name: b"acc:0xAb",
+                expiry_ms: None,
+                value: b"null",
+            },
+            HistoryEntry {
+                name: b"stor:0xAb:0x01",
+                expiry_ms: Some(1_700_000_000_000),
+                value: b"",
+            },
+        ];
+        let mut stored = Vec::new();
+        for entry in &written {
+            encode(entry, &mut stored).expect("encode");
+        }
+        assert_eq!(decode(&stored).expect("decode"), written);
+        for cut in 1..stored.len() {
+            if let Ok(entries) = decode(&stored[..cut]) {
+                // Only the cut after the first entry decodes, to that entry alone.
+                assert_eq!(entries, written[..1], "cut at {cut}");
+            }
+        }
+    }
+}
