@@ -84,9 +84,67 @@ fn history_value(
         .map(|entry| entry.value.to_vec()))
 }
 
-/// A history write waiting for its block: the name, then the expiry and value to set or `None`
-/// to delete.
-type HistoryWrite<'a> = (&'a str, Option<(Option<u64>, &'a [u8])>);
+/// A write of one key: the expiry and value to set, or `None` to delete.
+type KeyWrite<'a> = Option<(Option<u64>, &'a [u8])>;
+
+/// A history write waiting for its block: the key's name part and the write.
+type HistoryWrite<'a> = (&'a str, KeyWrite<'a>);
+
+/// The live value at `key`: in `history` for a history key, else in `kv`.
+fn live_value_at(
+    kv: &impl ReadableTable<&'static str, &'static [u8]>,
+    history: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+    now: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(split) = HistoryKey::split(key) {
+        return history_value(history, split, now);
+    }
+    let entry = kv.get(key).map_err(|e| backend_error(key, e))?;
+    Ok(entry.and_then(|guard| live_value(guard.value(), now).map(<[u8]>::to_vec)))
+}
+
+/// Apply `writes` in order inside `txn`: history keys gathered by block and applied once per
+/// block, every other key in the `kv` table.
+fn apply<'a>(
+    txn: &WriteTransaction,
+    writes: impl IntoIterator<Item = (&'a str, KeyWrite<'a>)>,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut kv = txn
+        .open_table(TABLE)
+        .map_err(|e| backend_error("open table", e))?;
+    let mut history_writes: BTreeMap<&str, Vec<HistoryWrite<'_>>> = BTreeMap::new();
+    let mut entry = Vec::new();
+    for (key, write) in writes {
+        if let Some(split) = HistoryKey::split(key) {
+            history_writes
+                .entry(split.block)
+                .or_default()
+                .push((split.name, write));
+            continue;
+        }
+        match write {
+            Some((expiry, value)) => {
+                entry.clear();
+                entry.extend_from_slice(&expiry.unwrap_or(0).to_be_bytes());
+                entry.extend_from_slice(value);
+                kv.insert(key, entry.as_slice())
+                    .map_err(|e| backend_error(key, e))?;
+            }
+            None => {
+                kv.remove(key).map_err(|e| backend_error(key, e))?;
+            }
+        }
+    }
+    let mut history = txn
+        .open_table(HISTORY)
+        .map_err(|e| backend_error("open history table", e))?;
+    for (block, writes) in &history_writes {
+        write_history(&mut history, block, writes, now)?;
+    }
+    Ok(())
+}
 
 /// Apply `writes` (in order, the last write of a name winning) to the history of `block`.
 fn write_history(
@@ -134,19 +192,25 @@ fn write_history(
 
 /// Move the history keys of a file written before the history table existed into it.
 fn move_history_out_of_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut kv = txn
-        .open_table(TABLE)
-        .map_err(|e| backend_error("open table", e))?;
-    let mut moved: Vec<(String, Vec<u8>)> = Vec::new();
-    for item in kv
-        .iter()
-        .map_err(|e| backend_error("scan for history", e))?
-    {
-        let (key, entry) = item.map_err(|e| backend_error("scan for history", e))?;
-        if HistoryKey::split(key.value()).is_some() {
-            moved.push((key.value().to_string(), entry.value().to_vec()));
+    let moved = {
+        let mut kv = txn
+            .open_table(TABLE)
+            .map_err(|e| backend_error("open table", e))?;
+        let mut moved: Vec<(String, Vec<u8>)> = Vec::new();
+        for item in kv
+            .iter()
+            .map_err(|e| backend_error("scan for history", e))?
+        {
+            let (key, entry) = item.map_err(|e| backend_error("scan for history", e))?;
+            if HistoryKey::split(key.value()).is_some() {
+                moved.push((key.value().to_string(), entry.value().to_vec()));
+            }
         }
-    }
+        for (key, _) in &moved {
+            kv.remove(key.as_str()).map_err(|e| backend_error(key, e))?;
+        }
+        moved
+    };
     if moved.is_empty() {
         return Ok(());
     }
@@ -154,29 +218,12 @@ fn move_history_out_of_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
         keys = moved.len(),
         "moving history keys into the history table"
     );
-    let mut history = txn
-        .open_table(HISTORY)
-        .map_err(|e| backend_error("create history table", e))?;
-    let mut by_block: BTreeMap<&str, Vec<HistoryWrite<'_>>> = BTreeMap::new();
-    for (key, entry) in &moved {
-        kv.remove(key.as_str()).map_err(|e| backend_error(key, e))?;
-        let (Some(split), Some((expiry, value))) = (
-            HistoryKey::split(key),
-            entry.split_first_chunk::<EXPIRY_LEN>(),
-        ) else {
-            continue;
-        };
+    let writes = moved.iter().filter_map(|(key, entry)| {
+        let (expiry, value) = entry.split_first_chunk::<EXPIRY_LEN>()?;
         let expiry = u64::from_be_bytes(*expiry);
-        by_block
-            .entry(split.block)
-            .or_default()
-            .push((split.name, Some(((expiry != 0).then_some(expiry), value))));
-    }
-    let now = now_ms();
-    for (block, writes) in &by_block {
-        write_history(&mut history, block, writes, now)?;
-    }
-    Ok(())
+        Some((key.as_str(), Some(((expiry != 0).then_some(expiry), value))))
+    });
+    apply(txn, writes, now_ms())
 }
 
 /// How often commits are made durable unless configured otherwise.
@@ -302,13 +349,7 @@ impl Store for EmbeddedStore {
         let now = now_ms();
         let [table, history] = self.read_tables()?;
         keys.iter()
-            .map(|key| {
-                if let Some(split) = HistoryKey::split(key) {
-                    return history_value(&history, split, now);
-                }
-                let entry = table.get(key.as_str()).map_err(|e| backend_error(key, e))?;
-                Ok(entry.and_then(|guard| live_value(guard.value(), now).map(<[u8]>::to_vec)))
-            })
+            .map(|key| live_value_at(&table, &history, key, now))
             .collect()
     }
 
@@ -322,52 +363,14 @@ impl Store for EmbeddedStore {
             .db
             .begin_write()
             .map_err(|e| backend_error("begin write", e))?;
-        {
-            let mut table = txn
-                .open_table(TABLE)
-                .map_err(|e| backend_error("open table", e))?;
-            // History writes are gathered by block and applied once per block.
-            let mut history_writes: BTreeMap<&str, Vec<HistoryWrite<'_>>> = BTreeMap::new();
-            let mut entry = Vec::new();
-            for op in batch.ops() {
-                let (key, write) = match op {
-                    WriteOp::Set { key, value, ttl } => (
-                        key,
-                        Some((ttl.map(|ttl| expiry_after(now, ttl)), value.as_slice())),
-                    ),
-                    WriteOp::Delete { key } => (key, None),
-                };
-                if let Some(split) = HistoryKey::split(key) {
-                    history_writes
-                        .entry(split.block)
-                        .or_default()
-                        .push((split.name, write));
-                    continue;
-                }
-                match op {
-                    WriteOp::Set { key, value, ttl } => {
-                        let expiry = ttl.map_or(0, |ttl| expiry_after(now, ttl));
-                        entry.clear();
-                        entry.extend_from_slice(&expiry.to_be_bytes());
-                        entry.extend_from_slice(value);
-                        table
-                            .insert(key.as_str(), entry.as_slice())
-                            .map_err(|e| backend_error(key, e))?;
-                    }
-                    WriteOp::Delete { key } => {
-                        table
-                            .remove(key.as_str())
-                            .map_err(|e| backend_error(key, e))?;
-                    }
-                }
-            }
-            let mut history = txn
-                .open_table(HISTORY)
-                .map_err(|e| backend_error("open history table", e))?;
-            for (block, writes) in &history_writes {
-                write_history(&mut history, block, writes, now)?;
-            }
-        }
+        let writes = batch.ops().iter().map(|op| match op {
+            WriteOp::Set { key, value, ttl } => (
+                key.as_str(),
+                Some((ttl.map(|ttl| expiry_after(now, ttl)), value.as_slice())),
+            ),
+            WriteOp::Delete { key } => (key.as_str(), None),
+        });
+        apply(&txn, writes, now)?;
         self.commit(txn)
     }
 
@@ -378,36 +381,19 @@ impl Store for EmbeddedStore {
             .db
             .begin_write()
             .map_err(|e| backend_error("begin write", e))?;
-        let expiry = expiry_after(now, ttl);
-        let inserted = if let Some(split) = HistoryKey::split(key) {
-            let mut history = txn
-                .open_table(HISTORY)
-                .map_err(|e| backend_error("open history table", e))?;
-            let live = history_value(&history, split, now)?.is_some();
-            if !live {
-                let write = (split.name, Some((Some(expiry), value)));
-                write_history(&mut history, split.block, &[write], now)?;
-            }
-            !live
-        } else {
-            let mut table = txn
-                .open_table(TABLE)
-                .map_err(|e| backend_error("open table", e))?;
-            let live = table
-                .get(key)
-                .map_err(|e| backend_error(key, e))?
-                .is_some_and(|entry| live_value(entry.value(), now).is_some());
-            if !live {
-                let mut entry = expiry.to_be_bytes().to_vec();
-                entry.extend_from_slice(value);
-                table
-                    .insert(key, entry.as_slice())
-                    .map_err(|e| backend_error(key, e))?;
-            }
-            !live
+        let live = {
+            let open = |definition| {
+                txn.open_table(definition)
+                    .map_err(|e| backend_error("open table", e))
+            };
+            live_value_at(&open(TABLE)?, &open(HISTORY)?, key, now)?.is_some()
         };
+        if !live {
+            let expiry = expiry_after(now, ttl);
+            apply(&txn, [(key, Some((Some(expiry), value)))], now)?;
+        }
         self.commit(txn)?;
-        Ok(inserted)
+        Ok(!live)
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
