@@ -68,21 +68,42 @@ impl HistoryEntry<'_> {
 ///
 /// Layout of each entry: name length (u16 BE), name, expiry (u64 BE Unix ms, 0 for none),
 /// value length (u32 BE), value.
-pub fn decode(mut stored: &[u8]) -> Result<Vec<HistoryEntry<'_>>, String> {
+pub fn decode(stored: &[u8]) -> Result<Vec<HistoryEntry<'_>>, String> {
+    let mut stored = stored;
     let mut entries = Vec::new();
     while !stored.is_empty() {
-        let name_len = usize::from(u16::from_be_bytes(*take_array(&mut stored)?));
-        let name = take(&mut stored, name_len)?;
-        let expiry = u64::from_be_bytes(*take_array(&mut stored)?);
-        let value_len = u32::from_be_bytes(*take_array(&mut stored)?) as usize;
-        let value = take(&mut stored, value_len)?;
-        entries.push(HistoryEntry {
-            name,
-            expiry_ms: (expiry != 0).then_some(expiry),
-            value,
-        });
+        entries.push(next_entry(&mut stored)?);
     }
     Ok(entries)
+}
+
+/// The entry named `name` in a block's history value, reading no further than its place in
+/// name order.
+pub fn find<'a>(stored: &'a [u8], name: &[u8]) -> Result<Option<HistoryEntry<'a>>, String> {
+    let mut stored = stored;
+    while !stored.is_empty() {
+        let entry = next_entry(&mut stored)?;
+        match entry.name.cmp(name) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Equal => return Ok(Some(entry)),
+            std::cmp::Ordering::Greater => break,
+        }
+    }
+    Ok(None)
+}
+
+/// The entry at the start of `stored`, which moves past it.
+fn next_entry<'a>(stored: &mut &'a [u8]) -> Result<HistoryEntry<'a>, String> {
+    let name_len = usize::from(u16::from_be_bytes(*take_array(stored)?));
+    let name = take(stored, name_len)?;
+    let expiry = u64::from_be_bytes(*take_array(stored)?);
+    let value_len = u32::from_be_bytes(*take_array(stored)?) as usize;
+    let value = take(stored, value_len)?;
+    Ok(HistoryEntry {
+        name,
+        expiry_ms: (expiry != 0).then_some(expiry),
+        value,
+    })
 }
 
 /// Append `entry` to a block's history value (callers append in name order).
@@ -169,6 +190,12 @@ mod tests {
             encode(entry, &mut stored).expect("encode");
         }
         assert_eq!(decode(&stored).expect("decode"), written);
+        for entry in &written {
+            assert_eq!(find(&stored, entry.name), Ok(Some(*entry)));
+        }
+        for absent in [&b"acc:0x00"[..], b"acc:0xAc", b"zzz"] {
+            assert_eq!(find(&stored, absent), Ok(None));
+        }
         for cut in 1..stored.len() {
             if let Ok(entries) = decode(&stored[..cut]) {
                 // Only the cut after the first entry decodes, to that entry alone.

@@ -76,10 +76,9 @@ fn history_value(
     else {
         return Ok(None);
     };
-    let entries = history::decode(stored.value()).map_err(|r| damaged_history(key.block, r))?;
-    Ok(entries
-        .iter()
-        .find(|entry| entry.name == key.name.as_bytes())
+    let entry = history::find(stored.value(), key.name.as_bytes())
+        .map_err(|r| damaged_history(key.block, r))?;
+    Ok(entry
         .filter(|entry| !entry.expired(now))
         .map(|entry| entry.value.to_vec()))
 }
