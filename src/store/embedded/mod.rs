@@ -1,11 +1,12 @@
 //! `embedded`: the store in a local redb file, for a first run without any server.
 //!
 //! redb is pure Rust, crash-safe (copy-on-write B-trees with checksummed commits), and takes a
-//! file lock so two processes cannot corrupt one file. Each value is kept as an 8-byte
-//! big-endian expiry (Unix milliseconds, 0 for none) followed by the bytes; expired values read
-//! as absent and are replaced by later writes to the same key; the prune stage deletes history
-//! keys outright once they leave the window. History keys live in a table of their own, one
-//! value per block ([`history`]); every other key in the `kv` table.
+//! file lock so two processes cannot corrupt one file. History keys (`st:{n}:*`) live in a
+//! table of their own, one value per block listing its entries ([`history`]); every other key
+//! in the `kv` table, its value kept as an 8-byte big-endian expiry (Unix milliseconds, 0 for
+//! none) followed by the bytes. History entries carry the same expiry. Expired values read as
+//! absent and are replaced by later writes to the same key; the prune stage deletes history
+//! keys outright once they leave the window.
 //!
 //! Durability: a commit is made durable (flushed and fsynced) when `sync_interval` has passed
 //! since the last durable one; the commits between are atomic and ordered but live in memory
