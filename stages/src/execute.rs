@@ -587,14 +587,6 @@ pub(crate) fn verify_receipts(
     Ok(())
 }
 
-fn account_state(info: &revm::state::AccountInfo) -> AccountState {
-    AccountState {
-        balance: info.balance,
-        nonce: info.nonce,
-        code_hash: info.code_hash,
-    }
-}
-
 /// The block's account and storage changes with pre-values, sorted. For an account whose
 /// storage was wiped, every slot it held before is listed (from the layers), not just the ones
 /// the block touched.
@@ -605,8 +597,8 @@ fn changes_from_bundle(
     let mut accounts = Vec::new();
     let mut storage = Vec::new();
     for (address, account) in &bundle.state {
-        let pre = account.original_info.as_ref().map(account_state);
-        let post = account.info.as_ref().map(account_state);
+        let pre = account.original_info.as_ref().map(AccountState::from);
+        let post = account.info.as_ref().map(AccountState::from);
         let wiped = account.was_destroyed();
         if wiped {
             let before = layers.existing_slots(address)?;

@@ -429,10 +429,13 @@ fn scan_history(
 ) -> Result<(), StoreError> {
     let mut add_block = |block: &str, stored: &[u8]| -> Result<(), StoreError> {
         for entry in history::decode(stored).map_err(|r| damaged_history(block, r))? {
+            if entry.expired(now) {
+                continue;
+            }
             let name = std::str::from_utf8(entry.name)
                 .map_err(|e| damaged_history(block, e.to_string()))?;
             let key = format!("{block}{name}");
-            if !entry.expired(now) && key.starts_with(prefix) {
+            if key.starts_with(prefix) {
                 keys.push(key);
             }
         }

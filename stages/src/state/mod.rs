@@ -284,11 +284,7 @@ impl StateLayers {
                 continue;
             };
             let entry = accounts.entry(*address).or_default();
-            entry.0 = AccountState {
-                balance: plain.info.balance,
-                nonce: plain.info.nonce,
-                code_hash: plain.info.code_hash,
-            };
+            entry.0 = AccountState::from(&plain.info);
             if cached.status.was_destroyed() {
                 entry.1.clear();
             }
@@ -398,13 +394,7 @@ impl StateLayers {
                 cache.put_account(*address, None);
                 continue;
             };
-            let info = &plain.info;
-            let account = AccountState {
-                balance: info.balance,
-                nonce: info.nonce,
-                code_hash: info.code_hash,
-            };
-            cache.put_account(*address, Some(account));
+            cache.put_account(*address, Some(AccountState::from(&plain.info)));
             for (slot, value) in &plain.storage {
                 cache.put_storage(*address, *slot, *value);
             }
