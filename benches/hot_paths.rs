@@ -6,19 +6,19 @@
 //! `cargo bench --bench hot_paths`; `cargo test --benches` runs each once as a smoke test.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use evm::chain::ChainSpec;
 use evm_executor::commands::{self, Context};
 use evm_executor::config::Config;
 use evm_executor::gen::{generate, Options};
 use evm_executor::store::embedded::EmbeddedStore;
-use stages::block::{decode_block, ChainBlock};
-use stages::chain::ChainSpec;
-use stages::commit::StateWrites;
-use stages::execute::execute_block;
-use stages::keys::Keys;
-use stages::load::recover_senders;
-use stages::record::ExecutionRecord;
-use stages::state::{cache::CacheSizes, StateLayers};
-use stages::store::{Store, WriteBatch};
+use pipeline::commit_writes::StateWrites;
+use pipeline::state::execution::execute_block;
+use pipeline::state::{cache::CacheSizes, StateLayers};
+use primitives::block::{decode_block, ChainBlock};
+use primitives::keys::Keys;
+use primitives::load::recover_senders;
+use primitives::record::ExecutionRecord;
+use primitives::store::{Store, WriteBatch};
 use std::sync::Arc;
 use std::time::Duration;
 

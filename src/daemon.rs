@@ -1,4 +1,4 @@
-//! The daemon: the six stages of [`stages::pipeline`] on OS threads, joined by bounded
+//! The daemon: the six stages of [`pipeline`] on OS threads, joined by bounded
 //! crossbeam channels, started from the store's checkpoints after checking (and repairing)
 //! that they agree. Stops on SIGINT/SIGTERM (in-flight blocks finish their current write), on
 //! the first stage error, or at the syncer's head with `--exit-at-head`.
@@ -6,16 +6,16 @@
 use crate::commands::{run::chain_spec, CommandError, Context};
 use alloy_primitives::B256;
 use crossbeam_channel::bounded;
-use stages::block::decode_header;
-use stages::contract::{decode_json, ExecProgress};
-use stages::metrics::metrics;
-use stages::pipeline::headers::HeadersEnd;
-use stages::pipeline::meter::StageTotals;
-use stages::pipeline::{self, unwind, PipelineContext, StageError};
-use stages::record::ExecutionRecord;
-use stages::stage_id::StageId;
-use stages::state::{cache::CacheSizes, StateLayers};
-use stages::store::WriteBatch;
+use pipeline::meter::StageTotals;
+use pipeline::metrics::metrics;
+use pipeline::stages::headers::HeadersEnd;
+use pipeline::state::{cache::CacheSizes, StateLayers};
+use pipeline::{self, unwind, PipelineContext, StageError};
+use primitives::block::decode_header;
+use primitives::contract::{decode_json, ExecProgress};
+use primitives::record::ExecutionRecord;
+use primitives::stage_id::StageId;
+use primitives::store::WriteBatch;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,7 +339,7 @@ fn run_pipeline(
             .spawn_scoped(scope, move || {
                 // No abort on error: closing the channel lets the later stages finish the good
                 // blocks already loaded before the error is reported.
-                pipeline::headers::run(pctx, start.executed + 1, parent_hash, blocks_tx)
+                pipeline::stages::headers::run(pctx, start.executed + 1, parent_hash, blocks_tx)
             });
         let handles = [
             std::thread::Builder::new()
@@ -347,21 +347,23 @@ fn run_pipeline(
                 .spawn_scoped(scope, move || {
                     // Like headers: a bad block closes the channel, so the good blocks before
                     // it are still executed and written before the error is reported.
-                    pipeline::senders::run(pctx, pool, blocks_rx, senders_tx)
+                    pipeline::stages::senders::run(pctx, pool, blocks_rx, senders_tx)
                 }),
             std::thread::Builder::new()
                 .name("execution".into())
                 .spawn_scoped(scope, move || {
-                    let outputs = pipeline::execution::RecordOutputs {
+                    let outputs = pipeline::stages::execution::RecordOutputs {
                         commit: commit_tx,
                         receipts: receipts_tx,
                     };
-                    stopping(pipeline::execution::run(pctx, parent, senders_rx, outputs))
+                    stopping(pipeline::stages::execution::run(
+                        pctx, parent, senders_rx, outputs,
+                    ))
                 }),
             std::thread::Builder::new()
                 .name("commit".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::commit::run(
+                    stopping(pipeline::stages::commit::run(
                         pctx,
                         start.total_txs,
                         commit_pending,
@@ -372,7 +374,7 @@ fn run_pipeline(
             std::thread::Builder::new()
                 .name("receipts".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::receipts::run(
+                    stopping(pipeline::stages::receipts::run(
                         pctx,
                         receipt_pending,
                         receipts_rx,
@@ -382,7 +384,7 @@ fn run_pipeline(
             std::thread::Builder::new()
                 .name("prune".into())
                 .spawn_scoped(scope, move || {
-                    stopping(pipeline::prune::run(pctx, start.pruned, pruned_rx))
+                    stopping(pipeline::stages::prune::run(pctx, start.pruned, pruned_rx))
                 }),
         ];
         let headers_end = join_stage(headers);
@@ -413,7 +415,7 @@ fn join_stage<T>(
 
 /// Receivers of the inter-stage channels, kept to read their lengths.
 struct Queues {
-    senders: crossbeam_channel::Receiver<stages::block::ChainBlock>,
+    senders: crossbeam_channel::Receiver<primitives::block::ChainBlock>,
     execution: crossbeam_channel::Receiver<pipeline::SendersBlock>,
     commit: crossbeam_channel::Receiver<Arc<ExecutionRecord>>,
     receipts: crossbeam_channel::Receiver<Arc<ExecutionRecord>>,

@@ -3,8 +3,8 @@
 //! `metrics.ready_max_lag`). Answers come from in-memory gauges on the server's own thread, so
 //! they take milliseconds however busy the pipeline is.
 
+use pipeline::metrics::metrics;
 use prometheus::{Encoder, TextEncoder};
-use stages::metrics::metrics;
 use std::net::SocketAddr;
 
 /// Why readiness is false, or `None` when ready.

@@ -12,9 +12,9 @@
 //! of more than a third of the lease inside one renewal; clocks are only compared within one
 //! process.
 
-use stages::keys::Keys;
-use stages::pipeline::unix_now_ms;
-use stages::store::{Store, StoreError, WriteBatch};
+use pipeline::unix_now_ms;
+use primitives::keys::Keys;
+use primitives::store::{Store, StoreError, WriteBatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,10 +14,11 @@ use alloy_primitives::{address, keccak256, Address, Bytes, Log, LogData, B256, U
 use bsc_support::{
     block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key, SYSTEM_TX_GAS,
 };
-use stages::block::ChainBlock;
-use stages::bsc::BscChain;
-use stages::chain::ChainSpec;
-use stages::execute::{run_block, BlockError};
+use evm::bsc::BscChain;
+use evm::chain::ChainSpec;
+use evm::error::BlockError;
+use evm::execute::run_block;
+use primitives::block::ChainBlock;
 use std::sync::Arc;
 
 const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
@@ -589,11 +590,11 @@ fn real_consecutive_headers_pass_the_header_rules_and_a_nonzero_base_fee_fails()
             "fixture pair {}",
             child.number
         );
-        stages::validate::check_header(&spec, child, parent)
+        evm::validate::check_header(&spec, child, parent)
             .unwrap_or_else(|v| panic!("real header {}: {v}", child.number));
         let mut tampered = child.clone();
         tampered.base_fee_per_gas = Some(1);
-        assert!(stages::validate::check_header(&spec, &tampered, parent).is_err());
+        assert!(evm::validate::check_header(&spec, &tampered, parent).is_err());
         pairs += 1;
     }
     assert!(pairs >= 8, "{pairs} consecutive pairs");

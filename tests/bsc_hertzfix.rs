@@ -15,10 +15,10 @@ mod common;
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope, TxType};
 use alloy_primitives::{address, b256, Address, Bytes, Log, LogData, B256, U256};
 use bsc_support::{block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key};
+use evm::bsc::BscChain;
+use evm::chain::ChainSpec;
+use evm::execute::run_block;
 use revm::database::{CacheDB, EmptyDB, State};
-use stages::bsc::BscChain;
-use stages::chain::ChainSpec;
-use stages::execute::run_block;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -3,13 +3,13 @@
 //! failure (revert or halt) must match. A missing vector file fails the test.
 
 use alloy_primitives::{hex, Address, U256};
-use revm::precompile::{Precompile, PrecompileOutput};
-use serde_json::Value;
-use stages::precompiles::{
+use bsc_precompiles::{
     bsc_precompiles, BscFork, BLS_SIGNATURE_VERIFY_ADDRESS, COMETBFT_LIGHT_BLOCK_VALIDATE_ADDRESS,
     IAVL_MERKLE_PROOF_VALIDATE_ADDRESS, SECP256K1_SIGNATURE_RECOVER_ADDRESS,
     TM_HEADER_VALIDATE_ADDRESS,
 };
+use revm::precompile::{Precompile, PrecompileOutput};
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// The environment variable naming another directory of vectors.

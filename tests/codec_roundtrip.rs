@@ -1,4 +1,4 @@
-//! The block codecs of `stages::block` against real chain data: every block of both fixture
+//! The block codecs of `primitives::block` against real chain data: every block of both fixture
 //! chains decodes and re-encodes (header, transaction list, body, whole block) byte for byte
 //! as the test's own RLP framing slices them from the file, and real BSC headers round-trip
 //! and hash to their known block hashes.
@@ -9,7 +9,7 @@ use alloy_primitives::{hex, keccak256, B256};
 use common::chain::{raw_blocks, tx_type, ChainFixture, RawBlock};
 use common::fixtures_dir;
 use common::rlp::{encode_string, frame_list};
-use stages::block::{
+use primitives::block::{
     decode_block, decode_header, encode_block, encode_body, encode_header, encode_transactions,
 };
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! close (the daemon's kill -9 tests cover a crash between syncs).
 
 use evm_executor::store::embedded::EmbeddedStore;
-use stages::store::{Store, WriteBatch};
+use primitives::store::{Store, WriteBatch};
 use std::time::Duration;
 
 #[test]

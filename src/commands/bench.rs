@@ -9,19 +9,19 @@ use crate::config::{Backend, Config};
 use crate::store::embedded::EmbeddedStore;
 use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{keccak256, U256};
+use evm::chain::ChainSpec;
+use evm::execute::run_block;
+use evm::genesis::GenesisBlock;
+use pipeline::meter::StageTotals;
+use primitives::block::{decode_block, ChainBlock};
+use primitives::keys::Keys;
+use primitives::load::recover_senders;
+use primitives::stage_id::StageId;
+use primitives::store::{Store, WriteBatch};
 use revm::bytecode::Bytecode;
 use revm::database::{InMemoryDB, State};
 use revm::state::AccountInfo;
 use serde::Serialize;
-use stages::block::{decode_block, ChainBlock};
-use stages::chain::ChainSpec;
-use stages::execute::run_block;
-use stages::genesis::GenesisBlock;
-use stages::keys::Keys;
-use stages::load::recover_senders;
-use stages::pipeline::meter::StageTotals;
-use stages::stage_id::StageId;
-use stages::store::{Store, WriteBatch};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -317,7 +317,7 @@ fn in_memory_run(
             balance: account.balance,
             nonce: account.nonce.unwrap_or_default(),
             code_hash: if code.is_empty() {
-                stages::contract::EMPTY_CODE_HASH
+                primitives::contract::EMPTY_CODE_HASH
             } else {
                 keccak256(&code)
             },

@@ -9,12 +9,12 @@
 
 use super::{CommandError, Context};
 use alloy_primitives::B256;
-use stages::block::{
+use primitives::block::{
     check_body, decode_block, decode_header, encode_body, encode_header, encode_transactions,
     ChainBlock,
 };
-use stages::contract::{encode_json, SyncProgress};
-use stages::store::WriteBatch;
+use primitives::contract::{encode_json, SyncProgress};
+use primitives::store::WriteBatch;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};

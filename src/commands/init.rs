@@ -4,10 +4,10 @@
 
 use super::{check_config_matches, unix_now, CommandError, Context};
 use alloy_primitives::B256;
-use stages::block::decode_header;
-use stages::collision::StorageOnlyAccounts;
-use stages::contract::{encode_json, ChainRecord, ExecProgress};
-use stages::genesis::GenesisBlock;
+use primitives::block::decode_header;
+
+use evm::genesis::GenesisBlock;
+use primitives::contract::{encode_json, ChainRecord, ExecProgress};
 use std::path::Path;
 
 /// What `init` did.
@@ -78,7 +78,7 @@ pub fn run(ctx: &Context, genesis_path: &Path) -> Result<InitOutcome, CommandErr
         chain_id: genesis.chain_id(),
         genesis_hash: genesis.hash,
         config: genesis.config_json.clone(),
-        storage_only_accounts: StorageOnlyAccounts::from_genesis(&genesis.genesis),
+        storage_only_accounts: evm::collision::storage_only_accounts(&genesis.genesis),
     };
     ctx.store.set(&ctx.keys.chain(), &encode_json(&record))?;
     Ok(outcome(true))

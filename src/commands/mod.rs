@@ -9,11 +9,11 @@ pub mod run;
 pub mod status;
 
 use crate::config::Config;
-use stages::block::{BodyMismatch, CorruptRlp};
-use stages::contract::{decode_json, ChainRecord, MalformedValue};
-use stages::genesis::GenesisError;
-use stages::keys::Keys;
-use stages::store::{Store, StoreError};
+use evm::genesis::GenesisError;
+use primitives::block::{BodyMismatch, CorruptRlp};
+use primitives::contract::{decode_json, ChainRecord, MalformedValue};
+use primitives::keys::Keys;
+use primitives::store::{Store, StoreError};
 use std::sync::Arc;
 
 /// Why a command stopped.

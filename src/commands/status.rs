@@ -1,9 +1,9 @@
 //! `status`: where the syncer and every stage stand, which chain and backend the store holds.
 
 use super::{CommandError, Context};
+use primitives::contract::{decode_json, ExecProgress, StageCheckpoint, SyncProgress};
+use primitives::stage_id::StageId;
 use serde::Serialize;
-use stages::contract::{decode_json, ExecProgress, StageCheckpoint, SyncProgress};
-use stages::stage_id::StageId;
 
 /// A snapshot of the store's progress markers.
 #[derive(Debug, Clone, Serialize)]
@@ -15,7 +15,7 @@ pub struct StatusReport {
     /// The key prefix in use.
     pub key_prefix: String,
     /// The chain record `init` wrote, if any.
-    pub chain: Option<stages::contract::ChainRecord>,
+    pub chain: Option<primitives::contract::ChainRecord>,
     /// `idx:sync:progress`.
     pub sync: Option<SyncProgress>,
     /// `idx:exec:progress`.

@@ -3,9 +3,9 @@
 
 use alloy_genesis::ChainConfig;
 use alloy_primitives::{Address, Bytes, B256, U256};
+use evm::chain::ChainSpec;
+use evm::collision::StorageOnlyAccounts;
 use serde::Deserialize;
-use stages::chain::ChainSpec;
-use stages::collision::StorageOnlyAccounts;
 use std::collections::BTreeMap;
 
 /// One test of a fixture file.

@@ -1,7 +1,7 @@
 //! One block built on top of the world: its transactions executed by the executor's block
 //! executor (alloy-evm's Ethereum executor over the chain spec) to fill gasUsed,
 //! receiptsRoot, logsBloom, blobGasUsed and requestsHash; then run through
-//! `stages::execute::run_block`, exactly as the daemon checks it, and its state changes applied
+//! `evm::execute::run_block`, exactly as the daemon checks it, and its state changes applied
 //! to the world to fill stateRoot.
 
 use super::world::World;
@@ -16,11 +16,11 @@ use alloy_evm::block::{BlockExecutionResult, BlockExecutor, BlockExecutorFactory
 use alloy_evm::eth::EthBlockExecutionCtx;
 use alloy_evm::EvmFactory;
 use alloy_primitives::{Address, Bloom, Bytes, B256, B64, U256};
+use evm::chain::ChainSpec;
+use evm::execute::{ethereum_executor, run_block};
+use primitives::block::ChainBlock;
 use revm::database::states::bundle_state::BundleRetention;
 use revm::database::State;
-use stages::block::ChainBlock;
-use stages::chain::ChainSpec;
-use stages::execute::{ethereum_executor, run_block};
 use std::borrow::Cow;
 use std::sync::Arc;
 

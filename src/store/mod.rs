@@ -1,11 +1,11 @@
-//! The two store backends behind [`stages::store::Store`]: `pika` (any Redis-protocol server)
+//! The two store backends behind [`primitives::store::Store`]: `pika` (any Redis-protocol server)
 //! and `embedded` (a local redb file). Which one runs is `storage.backend`.
 
 pub mod embedded;
 pub mod pika;
 
 use crate::config::{Backend, StorageConfig};
-use stages::store::{Store, StoreError};
+use primitives::store::{Store, StoreError};
 use std::sync::Arc;
 
 /// Open the backend the config names.

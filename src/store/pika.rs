@@ -10,12 +10,12 @@
 //! broke half-way is safe.
 
 use crate::config::{parse_host_port, PikaConfig};
+use pipeline::metrics::metrics;
+use pipeline::unix_now_ms;
+use primitives::store::{Store, StoreError, WriteBatch, WriteOp};
 use redis::{
     Client, Connection, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,
 };
-use stages::metrics::metrics;
-use stages::pipeline::unix_now_ms;
-use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 

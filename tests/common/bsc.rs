@@ -9,9 +9,9 @@ use alloy_consensus::{
 };
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, Log, Signature, TxKind, B256, U256};
+use primitives::block::ChainBlock;
 use revm::database::{CacheDB, EmptyDB, State};
 use revm::state::{AccountInfo, Bytecode};
-use stages::block::ChainBlock;
 use std::path::PathBuf;
 
 /// The BSC fixture directory (`fixtures/bsc`).

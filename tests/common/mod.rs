@@ -14,8 +14,8 @@ pub mod redis_server;
 pub mod rlp;
 
 use evm_executor::store::embedded::EmbeddedStore;
+use primitives::store::Store;
 use redis_server::RedisServer;
-use stages::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

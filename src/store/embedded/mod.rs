@@ -18,11 +18,11 @@
 pub mod history;
 
 use history::{HistoryEntry, HistoryKey};
+use primitives::store::{Store, StoreError, WriteBatch, WriteOp};
 use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
     TableHandle, WriteTransaction,
 };
-use stages::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -267,7 +267,7 @@ impl EmbeddedStore {
         txn.open_table(HISTORY)
             .map_err(|e| backend_error("create history table", e))?;
         txn.commit().map_err(|e| backend_error("commit", e))?;
-        stages::metrics::metrics().store_up.set(1);
+        pipeline::metrics::metrics().store_up.set(1);
         Ok(Self {
             db,
             sync_interval: DEFAULT_SYNC_INTERVAL,
@@ -308,7 +308,7 @@ impl EmbeddedStore {
 
     /// Both tables in a fresh read transaction (a consistent snapshot); one round trip.
     fn read_tables(&self) -> Result<[ReadOnlyTable<&'static str, &'static [u8]>; 2], StoreError> {
-        stages::metrics::metrics().store_round_trips_total.inc();
+        pipeline::metrics::metrics().store_round_trips_total.inc();
         let txn = self
             .db
             .begin_read()
@@ -354,7 +354,7 @@ impl Store for EmbeddedStore {
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        stages::metrics::metrics().store_round_trips_total.inc();
+        pipeline::metrics::metrics().store_round_trips_total.inc();
         if batch.is_empty() {
             return Ok(());
         }
@@ -375,7 +375,7 @@ impl Store for EmbeddedStore {
     }
 
     fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        stages::metrics::metrics().store_round_trips_total.inc();
+        pipeline::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();
         let txn = self
             .db

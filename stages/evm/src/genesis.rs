@@ -1,0 +1,211 @@
+//! Genesis: a geth-style `genesis.json` turned into the state it defines, its state root and
+//! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it.
+
+use alloy_consensus::{
+    constants::EMPTY_WITHDRAWALS, Header, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
+};
+use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_genesis::Genesis;
+use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
+use alloy_trie::{root, TrieAccount};
+use primitives::block::encode_header;
+use primitives::contract::{encode_word, AccountJson, EMPTY_CODE_HASH};
+use primitives::keys::Keys;
+use primitives::store::WriteBatch;
+use std::path::Path;
+
+/// go-ethereum's `params.GenesisGasLimit`, used when the genesis leaves `gasLimit` at zero.
+const DEFAULT_GAS_LIMIT: u64 = 4_712_388;
+/// go-ethereum's `params.GenesisDifficulty`, used when difficulty and mixHash are both unset.
+const DEFAULT_DIFFICULTY: u64 = 131_072;
+/// EIP-1559's initial base fee, used for a London genesis without `baseFeePerGas`.
+const INITIAL_BASE_FEE: u64 = 1_000_000_000;
+
+/// A genesis file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("cannot read genesis {path}: {source}")]
+    Read {
+        /// The file's path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a geth-style genesis.
+    #[error("genesis {path} is not a valid geth genesis file: {source}")]
+    Parse {
+        /// The file's path.
+        path: String,
+        /// What serde found.
+        source: serde_json::Error,
+    },
+}
+
+/// A parsed genesis with what `init` derives from it.
+#[derive(Debug, Clone)]
+pub struct GenesisBlock {
+    /// The genesis file as parsed.
+    pub genesis: Genesis,
+    /// The raw `config` object of the file (kept verbatim for the chain record).
+    pub config_json: serde_json::Value,
+    /// The block-0 header.
+    pub header: Header,
+    /// Its hash.
+    pub hash: B256,
+}
+
+impl GenesisBlock {
+    /// Read and parse a geth-style genesis file.
+    pub fn load(path: &Path) -> Result<Self, GenesisError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| GenesisError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&shown, &text)
+    }
+
+    /// Parse a genesis from its JSON text; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &[u8]) -> Result<Self, GenesisError> {
+        let parse_err = |source| GenesisError::Parse {
+            path: origin.to_string(),
+            source,
+        };
+        let genesis: Genesis = serde_json::from_slice(text).map_err(parse_err)?;
+        let raw: serde_json::Value = serde_json::from_slice(text).map_err(parse_err)?;
+        let config_json = raw
+            .get("config")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        // go-ethereum substitutes the default difficulty only when the field is absent.
+        let difficulty_given = raw.get("difficulty").is_some_and(|v| !v.is_null());
+        let header = genesis_header(&genesis, difficulty_given);
+        let hash = header.hash_slow();
+        Ok(Self {
+            genesis,
+            config_json,
+            header,
+            hash,
+        })
+    }
+
+    /// The chain id the genesis config declares.
+    pub fn chain_id(&self) -> u64 {
+        self.genesis.config.chain_id
+    }
+
+    /// The writes that put the genesis state, code and header into the store: every account as
+    /// `st:latest:acc`, every non-zero slot as `st:latest:stor`, code under `st:code`, and the
+    /// header at `blk:hdr:0`.
+    pub fn state_writes(&self, keys: &Keys) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for (address, account) in &self.genesis.alloc {
+            let code_hash = match account.code.as_ref().filter(|code| !code.is_empty()) {
+                Some(code) => {
+                    let hash = keccak256(code);
+                    batch.set(keys.code(&hash), code.to_vec());
+                    hash
+                }
+                None => EMPTY_CODE_HASH,
+            };
+            for (slot, value) in non_zero_storage(account.storage.as_ref()) {
+                batch.set(keys.latest_storage(address, &slot), encode_word(&value));
+            }
+            let json = AccountJson {
+                balance: account.balance,
+                nonce: account.nonce.unwrap_or_default(),
+                code_hash,
+                storage_root: B256::ZERO,
+            };
+            batch.set(keys.latest_account(address), json.encode());
+        }
+        batch.set(keys.header(0), encode_header(&self.header));
+        batch
+    }
+}
+
+/// The non-zero slots of a genesis account's `storage`.
+pub(crate) fn non_zero_storage(
+    storage: Option<&std::collections::BTreeMap<B256, B256>>,
+) -> impl Iterator<Item = (B256, U256)> + '_ {
+    storage
+        .into_iter()
+        .flatten()
+        .map(|(slot, value)| (*slot, U256::from_be_bytes(value.0)))
+        .filter(|(_, value)| !value.is_zero())
+}
+
+/// The state root of the genesis allocation (the Merkle-Patricia root over all accounts).
+pub fn state_root(genesis: &Genesis) -> B256 {
+    let accounts = genesis
+        .alloc
+        .iter()
+        .map(|(address, account): (&Address, _)| {
+            let storage_root =
+                root::storage_root_unhashed(non_zero_storage(account.storage.as_ref()));
+            let code_hash = account
+                .code
+                .as_ref()
+                .filter(|code| !code.is_empty())
+                .map_or(EMPTY_CODE_HASH, keccak256);
+            let trie_account = TrieAccount {
+                nonce: account.nonce.unwrap_or_default(),
+                balance: account.balance,
+                storage_root,
+                code_hash,
+            };
+            (*address, trie_account)
+        });
+    root::state_root_unhashed(accounts)
+}
+
+/// The block-0 header, with the optional fields each fork active at genesis adds.
+/// `difficulty_given` tells whether the file set `difficulty` (even to zero).
+pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
+    let config = &genesis.config;
+    let number = genesis.number.unwrap_or_default();
+    let time = genesis.timestamp;
+    let london = config.is_london_active_at_block(number);
+    let at_time = |fork_time: Option<u64>| london && fork_time.is_some_and(|t| t <= time);
+    let shanghai = at_time(config.shanghai_time);
+    let cancun = at_time(config.cancun_time);
+    let prague = at_time(config.prague_time);
+    let difficulty = if !difficulty_given && genesis.mix_hash.is_zero() {
+        U256::from(DEFAULT_DIFFICULTY)
+    } else {
+        genesis.difficulty
+    };
+    Header {
+        parent_hash: genesis.parent_hash.unwrap_or_default(),
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: genesis.coinbase,
+        state_root: state_root(genesis),
+        transactions_root: EMPTY_ROOT_HASH,
+        receipts_root: EMPTY_ROOT_HASH,
+        logs_bloom: Default::default(),
+        difficulty,
+        number,
+        gas_limit: if genesis.gas_limit == 0 {
+            DEFAULT_GAS_LIMIT
+        } else {
+            genesis.gas_limit
+        },
+        gas_used: 0,
+        timestamp: time,
+        extra_data: Bytes::clone(&genesis.extra_data),
+        mix_hash: genesis.mix_hash,
+        nonce: B64::from(genesis.nonce),
+        base_fee_per_gas: london.then(|| {
+            genesis
+                .base_fee_per_gas
+                .map_or(INITIAL_BASE_FEE, |fee| fee as u64)
+        }),
+        withdrawals_root: shanghai.then_some(EMPTY_WITHDRAWALS),
+        blob_gas_used: cancun.then(|| genesis.blob_gas_used.unwrap_or_default()),
+        excess_blob_gas: cancun.then(|| genesis.excess_blob_gas.unwrap_or_default()),
+        parent_beacon_block_root: cancun.then_some(B256::ZERO),
+        requests_hash: prague.then_some(EMPTY_REQUESTS_HASH),
+        ..Header::default()
+    }
+}

@@ -1,0 +1,432 @@
+//! The state layers (DESIGN §4): reads go (1) the overlay of blocks executed but not yet
+//! committed → (2) LRU caches → (3) the store. Execution writes nothing here directly: a block's
+//! changes arrive as its [`ExecutionRecord`] through [`StateLayers::absorb`] and leave the overlay
+//! with [`StateLayers::release`] once the commit stage has applied them.
+//!
+//! [`StateReader`] adapts the layers to revm's `DatabaseRef`.
+
+pub mod cache;
+pub mod execution;
+
+pub use evm::error::StateError;
+
+use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use cache::{CacheSizes, StateCache};
+use lru::LruCache;
+use primitives::block::decode_header;
+use primitives::contract::{decode_word, AccountJson, MalformedValue, EMPTY_CODE_HASH};
+use primitives::keys::Keys;
+use primitives::record::{AccountState, ExecutionRecord};
+use primitives::store::Store;
+use revm::bytecode::Bytecode;
+use revm::database::CacheState;
+use revm::state::AccountInfo;
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+/// Block hashes kept for BLOCKHASH (it reaches 256 back).
+const BLOCK_HASH_CACHE: usize = 512;
+
+/// One in-flight block's changes, as the overlay holds them.
+#[derive(Debug, Default)]
+struct BlockChanges {
+    number: u64,
+    /// The layers' epoch when the block was absorbed (see [`StateLayers::epoch`]).
+    epoch: u64,
+    accounts: HashMap<Address, Option<AccountState>>,
+    storage: HashMap<(Address, U256), U256>,
+    wiped: HashSet<Address>,
+    codes: HashMap<B256, Bytes>,
+}
+
+impl BlockChanges {
+    fn from_record(record: &ExecutionRecord) -> Self {
+        let mut changes = Self {
+            number: record.number,
+            ..Self::default()
+        };
+        for account in &record.accounts {
+            changes.accounts.insert(account.address, account.post);
+            if account.storage_wiped {
+                changes.wiped.insert(account.address);
+            }
+        }
+        for slot in &record.storage {
+            changes.storage.insert((slot.address, slot.slot), slot.post);
+        }
+        changes.codes.extend(record.codes.iter().cloned());
+        changes
+    }
+}
+
+/// The overlay, the caches and the store, read as one state.
+pub struct StateLayers {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    cache: Mutex<StateCache>,
+    /// In-flight blocks, oldest first.
+    overlay: RwLock<VecDeque<BlockChanges>>,
+    block_hashes: Mutex<LruCache<u64, B256>>,
+    /// Counts the execution states the layers have served ([`Self::new_epoch`] as each
+    /// starts). While one runs, every key changed by a block absorbed since it started is in
+    /// its own cache, so a read that comes down here is never of such a key, and those blocks
+    /// need not be searched.
+    epoch: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StateLayers {
+    /// Layers over `store` with caches of the given sizes.
+    pub fn new(store: Arc<dyn Store>, keys: Keys, sizes: CacheSizes) -> Self {
+        Self {
+            store,
+            keys,
+            cache: Mutex::new(StateCache::new(sizes)),
+            overlay: RwLock::new(VecDeque::new()),
+            epoch: AtomicU64::new(0),
+            block_hashes: Mutex::new(LruCache::new(
+                NonZeroUsize::new(BLOCK_HASH_CACHE).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// The store below the layers.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The capacities of the caches.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        lock(&self.cache).sizes()
+    }
+
+    /// Run `f` on the caches (for metrics).
+    pub fn with_cache<T>(&self, f: impl FnOnce(&StateCache) -> T) -> T {
+        f(&lock(&self.cache))
+    }
+
+    fn overlay(&self) -> std::sync::RwLockReadGuard<'_, VecDeque<BlockChanges>> {
+        self.overlay.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new execution state starts over these layers.
+    pub fn new_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Run `f` over the in-flight blocks absorbed before the current epoch, oldest first.
+    fn with_earlier_epochs<T>(
+        &self,
+        f: impl FnOnce(std::collections::vec_deque::Iter<'_, BlockChanges>) -> T,
+    ) -> T {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        let overlay = self.overlay();
+        let earlier = overlay.partition_point(|block| block.epoch < epoch);
+        f(overlay.range(..earlier))
+    }
+
+    /// The account at the head of the layers.
+    pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
+        // A cached value is the newest (see `cache`); what the caches lack is in the overlay
+        // or the store.
+        if let Some(found) = lock(&self.cache).account(address) {
+            return Ok(found);
+        }
+        if let Some(found) = self.with_earlier_epochs(|blocks| {
+            blocks.rev().find_map(|b| b.accounts.get(address).copied())
+        }) {
+            return Ok(found);
+        }
+        let key = self.keys.latest_account(address);
+        let account = match self.store.get(&key)? {
+            Some(bytes) => {
+                let json = AccountJson::decode(&key, &bytes)?;
+                Some(AccountState {
+                    balance: json.balance,
+                    nonce: json.nonce,
+                    code_hash: json.code_hash,
+                })
+            }
+            None => None,
+        };
+        lock(&self.cache).put_account(*address, account);
+        Ok(account)
+    }
+
+    /// A storage slot at the head of the layers (zero when unset).
+    pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        if let Some(value) = lock(&self.cache).storage(address, slot) {
+            return Ok(value);
+        }
+        let in_overlay = self.with_earlier_epochs(|blocks| {
+            blocks.rev().find_map(|block| {
+                let wiped = block.wiped.contains(address).then_some(U256::ZERO);
+                block.storage.get(&(*address, *slot)).copied().or(wiped)
+            })
+        });
+        if let Some(value) = in_overlay {
+            return Ok(value);
+        }
+        let key = self.keys.latest_storage(address, &B256::from(*slot));
+        let value = match self.store.get(&key)? {
+            Some(bytes) => decode_word(&key, &bytes)?,
+            None => U256::ZERO,
+        };
+        lock(&self.cache).put_storage(*address, *slot, value);
+        Ok(value)
+    }
+
+    /// Every non-zero slot of `address` at the head of the layers (for a self-destruct, whose
+    /// record must carry the pre-values of all the storage it wipes).
+    pub fn existing_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>, StateError> {
+        let prefix = self.keys.latest_storage_prefix(address);
+        let keys = self.store.scan_prefix(&prefix)?;
+        let values = self.store.multi_get(&keys)?;
+        let mut slots: BTreeMap<U256, U256> = BTreeMap::new();
+        for (key, value) in keys.iter().zip(values) {
+            let Some(bytes) = value else { continue };
+            let hex = key.strip_prefix(&prefix).unwrap_or_default();
+            let slot = B256::from_slice(
+                &alloy_primitives::hex::decode(hex)
+                    .ok()
+                    .filter(|b| b.len() == 32)
+                    .ok_or_else(|| {
+                        MalformedValue::new(key, "key does not end in a 32-byte slot")
+                    })?,
+            );
+            slots.insert(slot.into(), decode_word(key, &bytes)?);
+        }
+        for block in self.overlay().iter() {
+            if block.wiped.contains(address) {
+                slots.clear();
+            }
+            for ((owner, slot), value) in &block.storage {
+                if owner == address {
+                    slots.insert(*slot, *value);
+                }
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .filter(|(_, value)| !value.is_zero())
+            .collect())
+    }
+
+    /// The root of the whole state at the head of the layers with `pending` (a block's changes
+    /// so far) on top. It reads every account and slot in the store, so it is only for small
+    /// states: receipts before Byzantium commit to this root after each transaction.
+    pub fn state_root_with(&self, pending: &CacheState) -> Result<B256, StateError> {
+        let prefix = format!("{}st:latest:acc:", self.keys.prefix());
+        let mut accounts: BTreeMap<Address, (AccountState, BTreeMap<U256, U256>)> = BTreeMap::new();
+        for key in self.store.scan_prefix(&prefix)? {
+            let address: Address = key
+                .strip_prefix(&prefix)
+                .and_then(|hex| hex.parse().ok())
+                .ok_or_else(|| MalformedValue::new(&key, "key does not end in an address"))?;
+            if let Some(account) = self.account(&address)? {
+                let storage = self.existing_slots(&address)?.into_iter().collect();
+                accounts.insert(address, (account, storage));
+            }
+        }
+        for (address, cached) in &pending.accounts {
+            let Some(plain) = &cached.account else {
+                accounts.remove(address);
+                continue;
+            };
+            let entry = accounts.entry(*address).or_default();
+            entry.0 = account_state(&plain.info);
+            if cached.status.was_destroyed() {
+                entry.1.clear();
+            }
+            for (slot, value) in &plain.storage {
+                if value.is_zero() {
+                    entry.1.remove(slot);
+                } else {
+                    entry.1.insert(*slot, *value);
+                }
+            }
+        }
+        Ok(alloy_trie::root::state_root_unhashed(
+            accounts.into_iter().map(|(address, (account, storage))| {
+                let trie_account = alloy_trie::TrieAccount {
+                    nonce: account.nonce,
+                    balance: account.balance,
+                    storage_root: alloy_trie::root::storage_root_unhashed(
+                        storage
+                            .into_iter()
+                            .map(|(slot, value)| (B256::from(slot), value)),
+                    ),
+                    code_hash: account.code_hash,
+                };
+                (address, trie_account)
+            }),
+        ))
+    }
+
+    /// Code by hash.
+    pub fn code(&self, hash: &B256) -> Result<Bytecode, StateError> {
+        if *hash == EMPTY_CODE_HASH || hash.is_zero() {
+            return Ok(Bytecode::default());
+        }
+        if let Some(code) = lock(&self.cache).code(hash) {
+            return Ok(code);
+        }
+        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
+            return Ok(Bytecode::new_raw(code.clone()));
+        }
+        let key = self.keys.code(hash);
+        let bytes = self
+            .store
+            .get(&key)?
+            .ok_or(StateError::MissingCode { hash: *hash, key })?;
+        let code = Bytecode::new_raw(bytes.into());
+        lock(&self.cache).put_code(*hash, code.clone());
+        Ok(code)
+    }
+
+    /// The hash of block `number`, from its stored header.
+    pub fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        if let Some(hash) = lock(&self.block_hashes).get(&number) {
+            return Ok(*hash);
+        }
+        let key = self.keys.header(number);
+        let bytes = self.store.get(&key)?.ok_or(StateError::MissingHeader {
+            number,
+            key: key.clone(),
+        })?;
+        let (_, hash) = decode_header(&key, &bytes).map_err(|e| MalformedValue::new(&key, e))?;
+        lock(&self.block_hashes).put(number, hash);
+        Ok(hash)
+    }
+
+    /// Remember a block hash (known from the block being executed), sparing a store read.
+    pub fn note_block_hash(&self, number: u64, hash: B256) {
+        lock(&self.block_hashes).put(number, hash);
+    }
+
+    /// Take a freshly executed block's changes into the overlay. The cached accounts and slots
+    /// are left as they are: the execution state that produced the block holds its changes, and
+    /// hands them over ([`Self::keep_cached`]) or empties the caches ([`Self::forget_cached`])
+    /// before anything reads them here. Wiped storage is invalidated at once.
+    pub fn absorb(&self, record: &ExecutionRecord) {
+        let mut changes = BlockChanges::from_record(record);
+        changes.epoch = self.epoch.load(Ordering::Relaxed);
+        {
+            let mut cache = lock(&self.cache);
+            for address in &changes.wiped {
+                cache.wipe_storage(*address);
+            }
+            for (hash, code) in &changes.codes {
+                cache.put_code(*hash, Bytecode::new_raw(code.clone()));
+            }
+        }
+        self.note_block_hash(record.number, record.hash);
+        self.overlay
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(changes);
+    }
+
+    /// Drop block `number` (and anything older) from the overlay: the store now has it.
+    pub fn release(&self, number: u64) {
+        let mut overlay = self.overlay.write().unwrap_or_else(PoisonError::into_inner);
+        while overlay.front().is_some_and(|b| b.number <= number) {
+            overlay.pop_front();
+        }
+    }
+
+    /// Cache the accounts and slots an execution state ends with, all of them absorbed blocks'
+    /// values: the newest there are, so they replace whatever the caches hold.
+    pub fn keep_cached(&self, state: &CacheState) {
+        let mut cache = lock(&self.cache);
+        for (address, cached) in &state.accounts {
+            let Some(plain) = &cached.account else {
+                cache.put_account(*address, None);
+                continue;
+            };
+            cache.put_account(*address, Some(account_state(&plain.info)));
+            for (slot, value) in &plain.storage {
+                cache.put_storage(*address, *slot, *value);
+            }
+        }
+    }
+
+    /// Empty the caches of accounts, slots and code: an execution state whose changes they
+    /// never saw has been discarded.
+    pub fn forget_cached(&self) {
+        lock(&self.cache).clear();
+    }
+
+    /// Forget every in-flight change and cached value (after an unwind or a failed block).
+    pub fn reset(&self) {
+        self.overlay
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        lock(&self.cache).clear();
+        lock(&self.block_hashes).clear();
+    }
+
+    /// revm's view of these layers.
+    pub fn reader(&self) -> StateReader<'_> {
+        StateReader { layers: self }
+    }
+}
+
+/// The layers as a revm database.
+#[derive(Clone, Copy)]
+pub struct StateReader<'a> {
+    layers: &'a StateLayers,
+}
+
+impl std::fmt::Debug for StateReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateReader")
+    }
+}
+
+impl revm::DatabaseRef for StateReader<'_> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.layers.account(&address)?.map(|account| AccountInfo {
+            balance: account.balance,
+            nonce: account.nonce,
+            code_hash: account.code_hash,
+            code: None,
+            ..AccountInfo::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.layers.code(&code_hash)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        self.layers.storage(&address, &index)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        self.layers.block_hash(number)
+    }
+}
+
+/// An account's fields as the state keeps them, from revm's account info.
+pub fn account_state(info: &AccountInfo) -> AccountState {
+    AccountState {
+        balance: info.balance,
+        nonce: info.nonce,
+        code_hash: info.code_hash,
+    }
+}

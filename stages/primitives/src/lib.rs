@@ -1,0 +1,20 @@
+//! The data contract of evm-executor (DESIGN §3) and the store it lives in: everything the
+//! stages read and write, independent of any store client or EVM.
+//!
+//! - [`store`]: the small [`store::Store`] trait the stages talk to, and [`memory`], an
+//!   in-memory store with the same semantics for tests.
+//! - [`keys`] and [`contract`]: the key layout and the JSON values.
+//! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists; [`load`] reads a
+//!   block as the syncer stored it and recovers its senders.
+//! - [`record`]: the execution record, one block's whole outcome as one value.
+//! - [`stage_id`]: the names of the pipeline stages; [`clock`]: Unix time.
+
+pub mod block;
+pub mod clock;
+pub mod contract;
+pub mod keys;
+pub mod load;
+pub mod record;
+pub mod stage_id;
+pub mod storage_only;
+pub mod store;
