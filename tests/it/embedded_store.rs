@@ -26,9 +26,8 @@ fn commits_between_syncs_survive_a_clean_close() {
     }
 }
 
-mod common;
 
-use common::redis_server::RedisServer;
+use crate::common::redis_server::RedisServer;
 use evm_executor::config::PikaConfig;
 use evm_executor::store::pika::PikaStore;
 use std::collections::BTreeMap;

@@ -5,21 +5,18 @@
 //! binary leaves on a fresh store (a "reference run"); stores are compared key for key and byte
 //! for byte, the run times (`lastExecutionTime`, the checkpoints' `time`) aside.
 
-#[macro_use]
-mod common;
-
 use alloy_primitives::Address;
-use common::chain::{
+use crate::common::chain::{
     block_keys, raw_blocks, word, write_file, ChainFixture, RawBlock, HEADER_TIMESTAMP_INDEX,
     HEADER_TRANSACTIONS_ROOT_INDEX,
 };
-use common::daemon::{
+use crate::common::daemon::{
     executed_block, init_and_import, log_uniform, redis_server, run_to_head_with, test_seed,
     uninterrupted_run, without_lease, Daemon, Reference, SEED_ENV,
 };
-use common::exec::{history_entry, without_run_times};
-use common::redis_server::RedisServer;
-use common::{
+use crate::common::exec::{history_entry, without_run_times};
+use crate::common::redis_server::RedisServer;
+use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, names_block, raw_json_fields, var,
     Backend, COMMAND_FAILED,
 };

@@ -1,6 +1,6 @@
 //! Reorgs through the built binary against a real redis-server: geth-ethtest executed to its
 //! head (600), then the syncer replaces its last blocks with a branch of empty blocks forked off
-//! block 596, built by the tests alone (`common::branch`). The executor must unwind 600..597
+//! block 596, built by the tests alone (`crate::common::branch`). The executor must unwind 600..597
 //! with the records' pre-values and execute the branch, leaving exactly the store of a fresh
 //! run over blocks 1..=596 and the branch (the branch imported as a chain file through
 //! `import`): state, code, receipts, history, records, progress and checkpoints, the run
@@ -9,13 +9,12 @@
 //! and one block longer (597'..601'). A fork outside `state.window_size` stops the run with an
 //! error naming the window and changes nothing.
 
-mod common;
 
-use common::branch::{checkpoint, Branch};
-use common::chain::{raw_blocks, tx_hash, write_file, ChainFixture};
-use common::daemon::{init_and_import, redis_server, uninterrupted_run, Daemon};
-use common::exec::{exec_progress, history_entry, tx_count, without_run_times, ExecProgress};
-use common::{
+use crate::common::branch::{checkpoint, Branch};
+use crate::common::chain::{raw_blocks, tx_hash, write_file, ChainFixture};
+use crate::common::daemon::{init_and_import, redis_server, uninterrupted_run, Daemon};
+use crate::common::exec::{exec_progress, history_entry, tx_count, without_run_times, ExecProgress};
+use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, raw_json_fields, run_to_head, var,
     Backend, COMMAND_FAILED,
 };

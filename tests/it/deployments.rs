@@ -11,12 +11,11 @@
 //! fails loudly on anything else. No HTTP client crate either: [`http_get`] speaks HTTP/1.0 over
 //! a `TcpStream`.
 
-mod common;
 
-use common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
-use common::daemon::{init_and_import, Daemon};
-use common::redis_server::{free_port, RedisServer};
-use common::{var, Backend};
+use crate::common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
+use crate::common::daemon::{init_and_import, Daemon};
+use crate::common::redis_server::{free_port, RedisServer};
+use crate::common::{var, Backend};
 use evm_executor::config::{Backend as StorageBackend, Config, LogFormat};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

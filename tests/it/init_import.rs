@@ -4,18 +4,15 @@
 //! store is reported. Every expected value comes from the fixture files, framed and hashed by
 //! the tests themselves.
 
-#[macro_use]
-mod common;
-
 use alloy_primitives::{keccak256, B256};
-use common::chain::{
+use crate::common::chain::{
     block_keys, offset_in, raw_blocks, tx_hash, with_block_replaced, ChainFixture, GenesisFile,
     RawBlock,
 };
-use common::exec::ZERO_HASH;
-use common::redis_server::free_port;
-use common::rlp::{encode_string, first_item, frame_list};
-use common::{
+use crate::common::exec::ZERO_HASH;
+use crate::common::redis_server::free_port;
+use crate::common::rlp::{encode_string, first_item, frame_list};
+use crate::common::{
     assert_same_keys, expect_exit_code, expect_success, fixtures_dir, import, init,
     mentions_number, names_block, raw_json_fields, run_cli, strip_key_prefix, value, var, Backend,
     COMMAND_FAILED,

@@ -4,10 +4,9 @@
 //! is the quotient of the two rates, and the bench leaves nothing behind in the store or the
 //! temp dir.
 
-mod common;
 
-use common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
-use common::{run_cli, var, Backend};
+use crate::common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
+use crate::common::{run_cli, var, Backend};
 use serde_json::Value;
 
 /// Default `state.window_size`: blocks 1..=3000-1024 are pruned by the end of the run.

@@ -7,16 +7,15 @@
 //! aside. Lease tokens are checked against the replicas' own pids and host names, read from
 //! `/proc` and set by the test.
 
-mod common;
 
-use common::branch::checkpoint;
-use common::chain::ChainFixture;
-use common::daemon::{
+use crate::common::branch::checkpoint;
+use crate::common::chain::ChainFixture;
+use crate::common::daemon::{
     executed_block, init_and_import, redis_server, uninterrupted_run, Daemon, Reference,
 };
-use common::exec::{exec_progress, without_run_times, ExecProgress};
-use common::redis_server::RedisServer;
-use common::{assert_same_snapshot, var, Backend};
+use crate::common::exec::{exec_progress, without_run_times, ExecProgress};
+use crate::common::redis_server::RedisServer;
+use crate::common::{assert_same_snapshot, var, Backend};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};

@@ -3,9 +3,8 @@
 //! the key; environment overrides win over the file; and the shipped `config/config.toml`
 //! documents exactly the built-in defaults.
 
-mod common;
 
-use common::{expect_exit_code, expect_success, run_cli, var, Backend};
+use crate::common::{expect_exit_code, expect_success, run_cli, var, Backend};
 use evm_executor::config::Config;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -113,8 +112,8 @@ fn pika_address_from_the_environment_is_used() {
 #[test]
 fn fixtures_variable_exported_by_make_is_not_a_config_error() {
     let backend = Backend::embedded();
-    let fixtures = common::fixtures_dir().display().to_string();
-    let output = backend.cli(&[var(common::FIXTURES_ENV, fixtures)], &["status"]);
+    let fixtures = crate::common::fixtures_dir().display().to_string();
+    let output = backend.cli(&[var(crate::common::FIXTURES_ENV, fixtures)], &["status"]);
     expect_success(&output);
 }
 

@@ -1,7 +1,6 @@
 //! Building BSC blocks for tests: keys that sign transactions, headers with the fields each
 //! fork requires, receipts assembled by hand, and a revm state to run them on. Shared by several
 //! test binaries, each using part of it.
-#![allow(dead_code)]
 
 use alloy_consensus::{
     proofs, Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, SignableTransaction,

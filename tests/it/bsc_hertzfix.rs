@@ -8,13 +8,10 @@
 //! same blocks one number earlier or later, or the block under a schedule with Hertzfix active,
 //! see the plain state. Gas is worked out by opcode.
 
-#[path = "common/bsc.rs"]
-mod bsc_support;
-mod common;
 
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope, TxType};
 use alloy_primitives::{address, b256, Address, Bytes, Log, LogData, B256, U256};
-use bsc_support::{block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key};
+use crate::common::bsc::{block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key};
 use evm::bsc::BscChain;
 use evm::chain::ChainSpec;
 use evm::execute::run_block;

@@ -11,7 +11,6 @@
 //! secp256k1 signer by Hardhat's well-known first development key, and the block with its
 //! roots computed by the tests' own RLP framing and alloy-trie.
 
-mod common;
 
 use alloy_consensus::{
     BlockBody, Header, SignableTransaction, TxEnvelope, TxLegacy, EMPTY_OMMER_ROOT_HASH,
@@ -19,9 +18,9 @@ use alloy_consensus::{
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{address, b256, Address, Bytes, TxKind, B256, U256};
 use alloy_rlp::Encodable;
-use common::chain::{latest_account_key, latest_storage_key, ordered_root, EMPTY_CODE_HASH};
-use common::rlp::{encode_string, encode_u64, first_item, frame_list};
-use common::{
+use crate::common::chain::{latest_account_key, latest_storage_key, ordered_root, EMPTY_CODE_HASH};
+use crate::common::rlp::{encode_string, encode_u64, first_item, frame_list};
+use crate::common::{
     expect_exit_code, expect_success, import, init, raw_json_fields, run_to_head, Backend,
     COMMAND_FAILED,
 };
@@ -168,7 +167,7 @@ fn create_transaction_collides_with_a_storage_only_account() {
     expect_success(&run_chain(&backend, true));
     let store = backend.snapshot();
 
-    let receipts = first_item(common::value(&store, "blk:rcpt:1")).elements();
+    let receipts = first_item(crate::common::value(&store, "blk:rcpt:1")).elements();
     assert_eq!(receipts.len(), 1, "one receipt");
     assert_eq!(
         receipts[0].encoded,

@@ -4,8 +4,8 @@
 //! the store (`exec`), and the execution-spec-tests archive (`eest`).
 //!
 //! Each test binary uses a different part of the harness, so unused items are allowed here.
-#![allow(dead_code, unused_macros)]
 
+pub mod bsc;
 pub mod chain;
 pub mod daemon;
 pub mod eest;

@@ -6,24 +6,21 @@
 //! requestsHash) or transaction is wrong stops the run with nothing of it written. Expected
 //! values come from the fixture files, framed, hashed and trie-rooted by the tests themselves.
 
-#[macro_use]
-mod common;
-
 use alloy_primitives::{keccak256, B256, U256};
-use common::chain::{
+use crate::common::chain::{
     block_keys, consensus_bytes, ending_with_block, ordered_root, raw_blocks, write_file,
     ChainFixture, GenesisFile, HeadState, RawBlock, HEADER_BLOB_GAS_USED_INDEX,
     HEADER_GAS_USED_INDEX, HEADER_LOGS_BLOOM_INDEX, HEADER_RECEIPTS_ROOT_INDEX,
     HEADER_REQUESTS_HASH_INDEX, HEADER_TRANSACTIONS_ROOT_INDEX,
 };
-use common::daemon::{Daemon, RUN_TIMEOUT};
-use common::exec::{
+use crate::common::daemon::{Daemon, RUN_TIMEOUT};
+use crate::common::exec::{
     assert_history_leads_to_latest, assert_only_history_expires, assert_receipts_match_headers,
     assert_state_is_head_state, exec_progress, last_execution_time, tx_count, unix_now,
     without_run_times, ExecProgress,
 };
-use common::rlp::{encode_string, encode_u64, first_item, frame_list, RlpItem};
-use common::{
+use crate::common::rlp::{encode_string, encode_u64, first_item, frame_list, RlpItem};
+use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, import, init, mentions_number, names,
     names_block, run_to_head, strip_key_prefix, var, Backend, COMMAND_FAILED,
 };

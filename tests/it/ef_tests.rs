@@ -3,13 +3,12 @@
 //! is reported as the one failure (so the runner can fail). Test counts come from reading the
 //! archive with the `tar` and `zstd` crates.
 
-mod common;
 
 use alloy_primitives::U256;
-use common::eest::{
+use crate::common::eest::{
     archive_file, count_archive_tests, eest_archive, last_line_tally, write_under, Tally,
 };
-use common::{expect_exit_code, expect_success, mentions_number, run_cli, COMMAND_FAILED};
+use crate::common::{expect_exit_code, expect_success, mentions_number, run_cli, COMMAND_FAILED};
 use std::path::Path;
 use std::process::Output;
 use std::str::FromStr;

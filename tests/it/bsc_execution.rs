@@ -5,13 +5,10 @@
 //! the header rules on real BSC headers. Every expected value is worked out by hand from the
 //! client's rules (gas by opcode) or read from the fixture files.
 
-#[path = "common/bsc.rs"]
-mod bsc_support;
-mod common;
 
 use alloy_consensus::{Header, TxEnvelope, TxType};
 use alloy_primitives::{address, keccak256, Address, Bytes, Log, LogData, B256, U256};
-use bsc_support::{
+use crate::common::bsc::{
     block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key, SYSTEM_TX_GAS,
 };
 use evm::bsc::BscChain;
@@ -158,7 +155,7 @@ fn empty_block_code_hashes(
         .unwrap_or_else(|e| panic!("{network} block {number}: {e}"));
     contracts
         .iter()
-        .map(|a| bsc_support::account(&mut db, *a).2)
+        .map(|a| crate::common::bsc::account(&mut db, *a).2)
         .collect()
 }
 
@@ -284,16 +281,16 @@ fn before_feynman_upgrades_run_before_the_ordinary_transactions() {
     );
     let new_code = listed_code_hash("kepler/mainnet/ValidatorContract");
     assert_eq!(
-        bsc_support::slot(&mut db, PROBE, 0),
+        crate::common::bsc::slot(&mut db, PROBE, 0),
         U256::from_be_bytes(new_code.0),
         "the transaction saw the new code"
     );
     // The fee goes to the system address, not the coinbase.
     let fee = U256::from(gas as u128 * GWEI);
-    assert_eq!(bsc_support::account(&mut db, SYSTEM_ADDRESS).0, fee);
-    assert_eq!(bsc_support::account(&mut db, validator.address).0, one_bnb);
+    assert_eq!(crate::common::bsc::account(&mut db, SYSTEM_ADDRESS).0, fee);
+    assert_eq!(crate::common::bsc::account(&mut db, validator.address).0, one_bnb);
     assert_eq!(
-        bsc_support::account(&mut db, sender.address).0,
+        crate::common::bsc::account(&mut db, sender.address).0,
         one_bnb - fee
     );
 }
@@ -341,18 +338,18 @@ fn from_feynman_upgrades_run_after_ordinary_and_before_system_transactions() {
     assert_eq!(gas, 21_000 + 2 * PROBE_GAS);
     let new_code = listed_code_hash("bohr/mainnet/ValidatorContract");
     assert_eq!(
-        bsc_support::slot(&mut db, PROBE, 0),
+        crate::common::bsc::slot(&mut db, PROBE, 0),
         U256::from_be_bytes(keccak256(OLD_CODE).0),
         "ordinary tx saw the old code"
     );
     assert_eq!(
-        bsc_support::slot(&mut db, GOVERNOR, 0),
+        crate::common::bsc::slot(&mut db, GOVERNOR, 0),
         U256::from_be_bytes(new_code.0),
         "system tx saw the new code"
     );
-    assert_eq!(bsc_support::account(&mut db, VALIDATOR).2, new_code);
+    assert_eq!(crate::common::bsc::account(&mut db, VALIDATOR).2, new_code);
     assert_eq!(
-        bsc_support::account(&mut db, validator.address).1,
+        crate::common::bsc::account(&mut db, validator.address).1,
         8,
         "the system transaction bumps the nonce"
     );
@@ -439,19 +436,19 @@ fn deposit_receives_every_collected_fee_and_system_transactions_pay_no_intrinsic
         21_000 + CLEAR_GAS + DEPOSIT_GAS
     );
     assert_eq!(
-        bsc_support::account(&mut db, SYSTEM_ADDRESS).0,
+        crate::common::bsc::account(&mut db, SYSTEM_ADDRESS).0,
         U256::ZERO,
         "system address emptied"
     );
-    let (balance, nonce, _) = bsc_support::account(&mut db, coinbase.address);
+    let (balance, nonce, _) = crate::common::bsc::account(&mut db, coinbase.address);
     assert_eq!(
         (balance, nonce),
         (U256::from(10u128.pow(18)), 2),
         "coinbase passes the reward on"
     );
-    assert_eq!(bsc_support::account(&mut db, VALIDATOR).0, value);
-    assert_eq!(bsc_support::slot(&mut db, SLASH, 0), U256::ZERO);
-    assert_eq!(bsc_support::account(&mut db, RECIPIENT).0, U256::from(1));
+    assert_eq!(crate::common::bsc::account(&mut db, VALIDATOR).0, value);
+    assert_eq!(crate::common::bsc::slot(&mut db, SLASH, 0), U256::ZERO);
+    assert_eq!(crate::common::bsc::account(&mut db, RECIPIENT).0, U256::from(1));
 }
 
 #[test]
@@ -549,7 +546,7 @@ fn system_transactions_run_last_and_from_cancun_must_come_last() {
         run(&spec, &mut db, &block, &senders, &parent).expect("valid"),
         21_000 + DEPOSIT_GAS
     );
-    assert_eq!(bsc_support::account(&mut db, VALIDATOR).0, value);
+    assert_eq!(crate::common::bsc::account(&mut db, VALIDATOR).0, value);
 
     // From Cancun the same order is invalid.
     let mut db = deposit_state(&sender, &coinbase, collected);

@@ -5,14 +5,11 @@
 //! before Feynman and one after) in a directory of the test's own. Every header field is
 //! worked out by hand: 21,000 gas per transfer, 648 per deposit (see `bsc_execution.rs`).
 
-#[path = "common/bsc.rs"]
-mod bsc_support;
-mod common;
 
 use alloy_consensus::{Header, TxType};
 use alloy_primitives::{address, Address, Bytes, Log, LogData, B256, U256};
-use bsc_support::{block, child_header, receipt, Fields, Key, SYSTEM_TX_GAS};
-use common::{expect_success, import, init, mentions_number, var, Backend};
+use crate::common::bsc::{block, child_header, receipt, Fields, Key, SYSTEM_TX_GAS};
+use crate::common::{expect_success, import, init, mentions_number, var, Backend};
 
 const CHAIN_ID: u64 = 714;
 const VALIDATOR: Address = address!("0000000000000000000000000000000000001000");
