@@ -11,14 +11,16 @@ use evm_executor::commands::{self, Context};
 use evm_executor::config::Config;
 use evm_executor::gen::{generate, Options};
 use evm_executor::store::embedded::EmbeddedStore;
-use pipeline::commit_writes::StateWrites;
-use pipeline::state::execution::execute_block;
+use pipeline::stage::{Control, Shared, Stage, StageStore};
+use pipeline::stages::commit::{CommitSettings, CommitStage};
+use pipeline::state::execution::ExecutionState;
 use pipeline::state::{cache::CacheSizes, StateLayers};
 use primitives::block::{decode_block, ChainBlock};
 use primitives::keys::Keys;
 use primitives::load::recover_senders;
 use primitives::record::ExecutionRecord;
-use primitives::store::{Store, WriteBatch};
+use primitives::value::ContractRead;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,24 +99,28 @@ impl Workload {
         )
     }
 
+    /// Execute the last block on a fresh revm state over `layers`, then take its changes out
+    /// of their overlay again (as the commit stage would), so it can run again.
     fn execute_last(&self, layers: &StateLayers) -> ExecutionRecord {
         let (_, block) = self.last();
         let parent = &self.blocks[self.blocks.len() - 2].1.header;
         let senders = recover_senders(block, true).expect("recover senders");
-        execute_block(&self.spec, layers, block, &senders, parent).expect("execute the last block")
+        let record = ExecutionState::new(layers, CacheSizes::default())
+            .execute(&self.spec, block, &senders, parent)
+            .expect("execute the last block");
+        layers.release(record.number);
+        record
     }
 
     /// The execution records the daemon stored for blocks `numbers`.
     fn stored_records(&self, numbers: std::ops::RangeInclusive<u64>) -> Vec<ExecutionRecord> {
         numbers
             .map(|n| {
-                let bytes = self
-                    .ctx
+                self.ctx
                     .store
-                    .get(&self.ctx.keys.record(n))
+                    .read(&self.ctx.keys.record(n))
                     .expect("read a record")
-                    .expect("record present");
-                ExecutionRecord::decode(&bytes).expect("decode a record")
+                    .expect("record present")
             })
             .collect()
     }
@@ -147,24 +153,35 @@ fn benches(c: &mut Criterion) {
         b.iter(|| workload.execute_last(&layers))
     });
 
-    let records = workload.stored_records(BLOCKS - 8..=BLOCKS - 1);
+    let records: Vec<Arc<ExecutionRecord>> = workload
+        .stored_records(BLOCKS - 8..=BLOCKS - 1)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     let commit_dir = tempfile::tempdir().expect("temp dir");
-    let commit_store = EmbeddedStore::open(&commit_dir.path().join("commit.redb")).expect("store");
-    let keys = Keys::default();
+    let commit_store: Arc<EmbeddedStore> =
+        Arc::new(EmbeddedStore::open(&commit_dir.path().join("commit.redb")).expect("store"));
+    let shared = Shared {
+        store: StageStore::new(commit_store.clone(), Keys::default(), None),
+        spec: Arc::clone(&workload.spec),
+        layers: Arc::new(StateLayers::new(
+            commit_store,
+            Keys::default(),
+            CacheSizes::default(),
+        )),
+        control: Control::new(Arc::new(AtomicBool::new(false))),
+        meters: Default::default(),
+    };
+    let mut commit = CommitStage::new(
+        CommitSettings {
+            history_ttl: Duration::from_secs(3600),
+        },
+        0,
+    );
     c.bench_function("commit_batch/8_blocks_embedded", |b| {
         b.iter_batched(
-            || {
-                let mut writes = StateWrites::default();
-                for record in &records {
-                    writes.add(&keys, record);
-                }
-                writes
-            },
-            |writes| {
-                let mut batch = WriteBatch::new();
-                writes.queue(&keys, Duration::from_secs(3600), &mut batch);
-                commit_store.write(&batch).expect("write the batch");
-            },
+            || records.clone(),
+            |records| commit.execute(&shared, records).expect("commit the batch"),
             BatchSize::SmallInput,
         )
     });

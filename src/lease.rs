@@ -12,7 +12,7 @@
 //! of more than a third of the lease inside one renewal; clocks are only compared within one
 //! process.
 
-use pipeline::unix_now_ms;
+use primitives::clock::unix_now_ms;
 use primitives::keys::Keys;
 use primitives::store::{Store, StoreError, WriteBatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +34,7 @@ impl LeaderLease {
         let token = format!("{host}:{}:{}", std::process::id(), unix_now_ms());
         Self {
             store,
-            key: keys.leader_lock(),
+            key: keys.leader_lock().into_string(),
             token,
             ttl,
         }

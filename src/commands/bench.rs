@@ -249,11 +249,14 @@ struct FreshStore {
 
 impl FreshStore {
     fn open(config: &Config, work_dir: &Path) -> Result<Self, CommandError> {
-        let run_id = format!("bench-{}-{}", std::process::id(), super::unix_now());
+        let run_id = format!(
+            "bench-{}-{}",
+            std::process::id(),
+            primitives::clock::unix_now()
+        );
         match config.storage.backend {
             Backend::Embedded => {
-                std::fs::create_dir_all(work_dir)
-                    .map_err(|e| CommandError::Block(format!("{}: {e}", work_dir.display())))?;
+                std::fs::create_dir_all(work_dir).map_err(|e| CommandError::io(work_dir, e))?;
                 let file = work_dir.join(format!("{run_id}.redb"));
                 Ok(Self {
                     store: Arc::new(
@@ -276,8 +279,7 @@ impl FreshStore {
     fn remove(self) -> Result<(), CommandError> {
         if let Some(file) = &self.file {
             drop(self.store);
-            return std::fs::remove_file(file)
-                .map_err(|e| CommandError::Block(format!("{}: {e}", file.display())));
+            return std::fs::remove_file(file).map_err(|e| CommandError::io(file, e));
         }
         let keys = self.store.scan_prefix(self.keys.prefix())?;
         for chunk in keys.chunks(CLEANUP_BATCH) {
@@ -293,8 +295,7 @@ impl FreshStore {
 
 /// Every block of a chain file.
 fn read_chain(chain_path: &Path) -> Result<Vec<ChainBlock>, CommandError> {
-    let bytes = std::fs::read(chain_path)
-        .map_err(|e| CommandError::Block(format!("{}: {e}", chain_path.display())))?;
+    let bytes = std::fs::read(chain_path).map_err(|e| CommandError::io(chain_path, e))?;
     let mut blocks = Vec::new();
     let mut buf = bytes.as_slice();
     while !buf.is_empty() {
@@ -326,12 +327,12 @@ fn in_memory_run(
         };
         db.insert_account_info(*address, info);
         for (slot, value) in account.storage.iter().flatten() {
-            db.insert_account_storage(
+            // The in-memory database cannot fail.
+            let Ok(()) = db.insert_account_storage(
                 *address,
                 U256::from_be_bytes(slot.0),
                 U256::from_be_bytes(value.0),
-            )
-            .map_err(|e| CommandError::Block(e.to_string()))?;
+            );
         }
     }
     db.cache.block_hashes.insert(U256::ZERO, genesis.hash);
@@ -340,10 +341,8 @@ fn in_memory_run(
     let (mut gas, mut transactions) = (0u64, 0u64);
     let started = Instant::now();
     for block in blocks {
-        let senders = recover_senders(block, spec.is_homestead_active_at_block(block.number()))
-            .map_err(|e| CommandError::Block(e.to_string()))?;
-        let output = run_block(spec, &mut state, block, &senders, &parent, None)
-            .map_err(|e| CommandError::Block(e.to_string()))?;
+        let senders = recover_senders(block, spec.is_homestead_active_at_block(block.number()))?;
+        let output = run_block(spec, &mut state, block, &senders, &parent, None)?;
         state
             .database
             .cache
@@ -376,15 +375,14 @@ fn recovery_scaling(
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| CommandError::Block(format!("cannot start a rayon pool: {e}")))
+            .map_err(|e| CommandError::ThreadPool(e.to_string()))
     };
     let (one, two) = (pool(1)?, pool(2)?);
     let pass = |pool: &rayon::ThreadPool| -> Result<f64, CommandError> {
         let started = Instant::now();
         for block in sample {
             let homestead = spec.is_homestead_active_at_block(block.number());
-            pool.install(|| recover_senders(block, homestead))
-                .map_err(|e| CommandError::Block(e.to_string()))?;
+            pool.install(|| recover_senders(block, homestead))?;
         }
         Ok(transactions as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
     };

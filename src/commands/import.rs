@@ -8,13 +8,12 @@
 //! blocks before it are still written and the progress names the last of them.
 
 use super::{CommandError, Context};
+use alloy_consensus::Sealed;
 use alloy_primitives::B256;
-use primitives::block::{
-    check_body, decode_block, decode_header, encode_body, encode_header, encode_transactions,
-    ChainBlock,
-};
-use primitives::contract::{encode_json, SyncProgress};
+use primitives::block::{check_body, decode_block, ChainBlock};
+use primitives::contract::SyncProgress;
 use primitives::store::WriteBatch;
+use primitives::value::ContractRead;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -244,35 +243,23 @@ fn decode_and_check(
 /// The hash of the block already in the store at `number`.
 fn stored_hash(ctx: &Context, number: u64) -> Result<B256, String> {
     let key = ctx.keys.header(number);
-    let bytes = ctx
-        .store
-        .get(&key)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!("its parent {key} is not in the store; import earlier blocks first")
-        })?;
-    decode_header(&key, &bytes)
-        .map(|(_, hash)| hash)
-        .map_err(|e| e.to_string())
+    let header = ctx.store.read(&key).map_err(|e| e.to_string())?;
+    header
+        .map(|header| header.hash())
+        .ok_or_else(|| format!("its parent {key} is not in the store; import earlier blocks first"))
 }
 
 fn queue_block(ctx: &Context, batch: &mut PendingBatch, block: &ChainBlock) {
     let number = block.number();
     let keys = &ctx.keys;
+    let header = Sealed::new_unchecked(block.header.clone(), block.hash);
+    batch.writes.put(keys.header(number), &header);
     batch
         .writes
-        .set(keys.header(number), encode_header(&block.header));
-    batch.writes.set(
-        keys.transactions(number),
-        encode_transactions(&block.body.transactions),
-    );
-    batch
-        .writes
-        .set(keys.body(number), encode_body(&block.body));
+        .put(keys.transactions(number), &block.body.transactions);
+    batch.writes.put(keys.body(number), &block.body);
     for tx in &block.body.transactions {
-        batch
-            .writes
-            .set(keys.tx_block(tx.tx_hash()), number.to_string());
+        batch.writes.put(keys.tx_block(tx.tx_hash()), &number);
     }
     batch.blocks += 1;
     batch.last = Some(number);
@@ -287,8 +274,9 @@ fn flush(ctx: &Context, batch: &mut PendingBatch) -> Result<(), CommandError> {
     let progress = SyncProgress {
         latest_synced_block: last,
     };
-    ctx.store
-        .set(&ctx.keys.sync_progress(), &encode_json(&progress))?;
+    let mut marker = WriteBatch::new();
+    marker.put(ctx.keys.sync_progress(), &progress);
+    ctx.store.write(&marker)?;
     batch.writes = WriteBatch::new();
     batch.blocks = 0;
     Ok(())

@@ -2,12 +2,14 @@
 //! header into `blk:hdr:0`, `idx:exec:progress` at block 0, and last the chain record
 //! `idx:chain` (its presence marks a complete init, so an interrupted init is simply rerun).
 
-use super::{check_config_matches, unix_now, CommandError, Context};
+use super::{check_config_matches, CommandError, Context};
 use alloy_primitives::B256;
-use primitives::block::decode_header;
+use primitives::clock::unix_now;
 
 use evm::genesis::GenesisBlock;
-use primitives::contract::{encode_json, ChainRecord, ExecProgress};
+use primitives::contract::{ChainRecord, ExecProgress};
+use primitives::store::WriteBatch;
+use primitives::value::ContractRead;
 use std::path::Path;
 
 /// What `init` did.
@@ -53,8 +55,8 @@ pub fn run(ctx: &Context, genesis_path: &Path) -> Result<InitOutcome, CommandErr
         return Ok(outcome(false));
     }
     let header_key = ctx.keys.header(0);
-    if let Some(bytes) = ctx.store.get(&header_key)? {
-        let (_, stored_hash) = decode_header(&header_key, &bytes)?;
+    if let Some(stored) = ctx.store.read(&header_key)? {
+        let stored_hash = stored.hash();
         if stored_hash != genesis.hash {
             return Err(CommandError::ChainMismatch(format!(
                 "{header_key} holds block {stored_hash:#x}, not this genesis {:#x}",
@@ -65,13 +67,14 @@ pub fn run(ctx: &Context, genesis_path: &Path) -> Result<InitOutcome, CommandErr
 
     ctx.store.write(&genesis.state_writes(&ctx.keys))?;
     let progress_key = ctx.keys.exec_progress();
-    if ctx.store.get(&progress_key)?.is_none() {
+    let mut batch = WriteBatch::new();
+    if ctx.store.read(&progress_key)?.is_none() {
         let progress = ExecProgress {
             latest_executed_block: 0,
             last_execution_time: unix_now(),
             total_txs_executed: 0,
         };
-        ctx.store.set(&progress_key, &encode_json(&progress))?;
+        batch.put(progress_key, &progress);
     }
     let record = ChainRecord {
         name,
@@ -80,6 +83,8 @@ pub fn run(ctx: &Context, genesis_path: &Path) -> Result<InitOutcome, CommandErr
         config: genesis.config_json.clone(),
         storage_only_accounts: evm::collision::storage_only_accounts(&genesis.genesis),
     };
-    ctx.store.set(&ctx.keys.chain(), &encode_json(&record))?;
+    // Last: its presence marks a complete init.
+    batch.put(ctx.keys.chain(), &record);
+    ctx.store.write(&batch)?;
     Ok(outcome(true))
 }

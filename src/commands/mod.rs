@@ -9,11 +9,15 @@ pub mod run;
 pub mod status;
 
 use crate::config::Config;
+use evm::error::BlockError;
 use evm::genesis::GenesisError;
+use pipeline::stage::{Inconsistency, StageError};
 use primitives::block::{BodyMismatch, CorruptRlp};
-use primitives::contract::{decode_json, ChainRecord, MalformedValue};
+use primitives::contract::{ChainRecord, MalformedValue};
 use primitives::keys::Keys;
+use primitives::load::LoadError;
 use primitives::store::{Store, StoreError};
+use primitives::value::{ContractRead, ReadError};
 use std::sync::Arc;
 
 /// Why a command stopped.
@@ -47,9 +51,40 @@ pub enum CommandError {
         /// What went wrong.
         reason: String,
     },
-    /// A block could not be loaded or executed (the message names it).
-    #[error("{0}")]
-    Block(String),
+    /// A stage of the pipeline stopped (the error names stage, block and key).
+    #[error(transparent)]
+    Stage(StageError),
+    /// A value in the store could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
+    Signal(std::io::Error),
+    /// The metrics server could not start.
+    #[error("metrics.listen_addr {addr:?}: {reason}")]
+    MetricsServer {
+        /// The configured address.
+        addr: String,
+        /// Why it cannot serve there.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A block could not be loaded or its senders recovered.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A block did not execute or verify.
+    #[error(transparent)]
+    Execution(#[from] BlockError),
+    /// The sender-recovery thread pool could not start.
+    #[error("cannot start the sender-recovery pool: {0}")]
+    ThreadPool(String),
     /// This replica lost the leader lease (or could not renew it) and stopped writing.
     #[error("leader lease lost; stopped writing")]
     LeaseLost,
@@ -62,6 +97,28 @@ pub enum CommandError {
     /// A block's body does not match its header.
     #[error(transparent)]
     BodyMismatch(#[from] BodyMismatch),
+}
+
+impl From<StageError> for CommandError {
+    fn from(error: StageError) -> Self {
+        match error {
+            StageError::LeaseLost => CommandError::LeaseLost,
+            StageError::Inconsistent(Inconsistency::NotInitialised { key }) => {
+                CommandError::NotInitialised(format!("{key} is missing"))
+            }
+            other => CommandError::Stage(other),
+        }
+    }
+}
+
+impl CommandError {
+    /// An I/O failure on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        CommandError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// What every command works on: the config, the opened store and its key layout.
@@ -88,11 +145,7 @@ impl Context {
 
     /// The chain record `init` left in the store, if any.
     pub fn chain_record(&self) -> Result<Option<ChainRecord>, CommandError> {
-        let key = self.keys.chain();
-        match self.store.get(&key)? {
-            Some(bytes) => Ok(Some(decode_json(&key, &bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.store.read(&self.keys.chain())?)
     }
 
     /// The chain record, checked against the configured chain; an error when the store was not
@@ -127,11 +180,4 @@ pub fn check_config_matches(
         )));
     }
     Ok(())
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -5,14 +5,13 @@ use super::{CommandError, Context};
 use crate::lease::LeaderLease;
 use alloy_consensus::Header;
 use alloy_genesis::ChainConfig;
-use alloy_primitives::B256;
 use evm::bsc::BscChain;
 use evm::chain::ChainSpec;
 use pipeline::meter::StageTotals;
 use pipeline::metrics::metrics;
-use primitives::block::decode_header;
-use primitives::contract::{decode_json, ChainRecord, ExecProgress};
+use primitives::contract::ChainRecord;
 use primitives::stage_id::StageId;
+use primitives::value::ContractRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,55 +59,44 @@ fn schedule(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, CommandErr
         CommandError::ChainMismatch(format!("the stored chain config does not parse: {e}"))
     })?;
     let genesis = stored_header(ctx, 0)?;
-    Ok(ChainSpec::from_genesis_config(
-        &config,
-        genesis.0.difficulty,
-    ))
+    Ok(ChainSpec::from_genesis_config(&config, genesis.difficulty))
 }
 
-fn stored_header(ctx: &Context, number: u64) -> Result<(Header, B256), CommandError> {
+fn stored_header(ctx: &Context, number: u64) -> Result<Header, CommandError> {
     let key = ctx.keys.header(number);
-    let bytes = ctx
+    let header = ctx
         .store
-        .get(&key)?
+        .read(&key)?
         .ok_or_else(|| CommandError::NotInitialised(format!("{key} is missing")))?;
-    Ok(decode_header(&key, &bytes)?)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    ctx: &Context,
-    key: &str,
-) -> Result<Option<T>, CommandError> {
-    match ctx.store.get(key)? {
-        Some(bytes) => Ok(Some(decode_json(key, &bytes)?)),
-        None => Ok(None),
-    }
+    Ok(header.into_inner())
 }
 
 /// Run the daemon until the syncer's head (with `exit_at_head`) or SIGINT/SIGTERM.
 pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|e| CommandError::Block(format!("cannot install signal handler: {e}")))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(CommandError::Signal)?;
     }
     if ctx.config.metrics.enabled {
-        let addr = ctx.config.metrics.listen_addr.parse().map_err(|e| {
-            CommandError::Block(format!(
-                "metrics.listen_addr {:?}: {e}",
-                ctx.config.metrics.listen_addr
-            ))
-        })?;
-        crate::http::serve(addr, ctx.config.metrics.ready_max_lag).map_err(CommandError::Block)?;
+        let listen_addr = &ctx.config.metrics.listen_addr;
+        let server_error = |reason: String| CommandError::MetricsServer {
+            addr: listen_addr.clone(),
+            reason,
+        };
+        let addr = listen_addr
+            .parse()
+            .map_err(|e: std::net::AddrParseError| server_error(e.to_string()))?;
+        crate::http::serve(addr, ctx.config.metrics.ready_max_lag).map_err(server_error)?;
         tracing::info!(%addr, "serving /metrics, /health, /ready");
     }
+    let spec = chain_spec(ctx, &ctx.checked_chain()?)?;
     let progress_key = ctx.keys.exec_progress();
-    let before: Option<ExecProgress> = read_json(ctx, &progress_key)?;
+    let before = ctx.store.read(&progress_key)?;
     let started = Instant::now();
     let outcome = loop {
         if !ctx.config.leader.enabled {
             metrics().leader.set(1);
-            break crate::daemon::run(ctx, exit_at_head, Arc::clone(&stop), None)?;
+            break crate::daemon::run(ctx, spec, exit_at_head, Arc::clone(&stop), None)?;
         }
         let lease = LeaderLease::new(Arc::clone(&ctx.store), &ctx.keys, ctx.config.leader.lease());
         let Some(deadline) = lease.acquire(&stop)? else {
@@ -127,6 +115,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
             scope.spawn(|| lease.keep(&deadline, &renewing_done));
             let result = crate::daemon::run(
                 ctx,
+                spec.clone(),
                 exit_at_head,
                 Arc::clone(&stop),
                 Some(Arc::clone(&deadline)),
@@ -146,8 +135,8 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
             }
         }
     };
-    let after: Option<ExecProgress> = read_json(ctx, &progress_key)?;
-    let txs = |p: Option<ExecProgress>| p.map_or(0, |p| p.total_txs_executed);
+    let after = ctx.store.read(&progress_key)?;
+    let txs = |p: Option<primitives::contract::ExecProgress>| p.map_or(0, |p| p.total_txs_executed);
     let blocks = outcome.head.saturating_sub(outcome.start.committed);
     let gas = executed_gas(ctx, outcome.start.committed + 1, outcome.head)?;
     let seconds = started.elapsed().as_secs_f64().max(f64::EPSILON);
@@ -171,7 +160,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
 fn executed_gas(ctx: &Context, first: u64, last: u64) -> Result<u64, CommandError> {
     let mut gas = 0;
     for number in first..=last {
-        gas += stored_header(ctx, number)?.0.gas_used;
+        gas += stored_header(ctx, number)?.gas_used;
     }
     Ok(gas)
 }

@@ -1,8 +1,9 @@
 //! `status`: where the syncer and every stage stand, which chain and backend the store holds.
 
 use super::{CommandError, Context};
-use primitives::contract::{decode_json, ExecProgress, StageCheckpoint, SyncProgress};
+use primitives::contract::{ExecProgress, StageCheckpoint, SyncProgress};
 use primitives::stage_id::StageId;
+use primitives::value::ContractRead;
 use serde::Serialize;
 
 /// A snapshot of the store's progress markers.
@@ -28,21 +29,11 @@ pub struct StatusReport {
 
 /// Read the progress markers.
 pub fn run(ctx: &Context) -> Result<StatusReport, CommandError> {
-    let read = |key: String| -> Result<Option<Vec<u8>>, CommandError> { Ok(ctx.store.get(&key)?) };
-    let sync_key = ctx.keys.sync_progress();
-    let sync: Option<SyncProgress> = read(sync_key.clone())?
-        .map(|b| decode_json(&sync_key, &b))
-        .transpose()?;
-    let exec_key = ctx.keys.exec_progress();
-    let execution: Option<ExecProgress> = read(exec_key.clone())?
-        .map(|b| decode_json(&exec_key, &b))
-        .transpose()?;
+    let sync = ctx.store.read(&ctx.keys.sync_progress())?;
+    let execution = ctx.store.read(&ctx.keys.exec_progress())?;
     let mut stages = Vec::new();
     for stage in StageId::ALL {
-        let key = ctx.keys.stage_checkpoint(stage.as_str());
-        let checkpoint = read(key.clone())?
-            .map(|b| decode_json(&key, &b))
-            .transpose()?;
+        let checkpoint = ctx.store.read(&ctx.keys.stage_checkpoint(stage))?;
         stages.push((stage.as_str(), checkpoint));
     }
     let storage = &ctx.config.storage;

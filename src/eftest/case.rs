@@ -4,18 +4,19 @@
 //! store's state compared with `postState` exactly.
 
 use super::fixture::{BlockchainTest, TestAccount};
-use alloy_hardforks::EthereumHardforks;
+use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{keccak256, Address, B256, U256};
-use evm::chain::ChainSpec;
-use pipeline::commit_writes::{queue_receipts, queue_state_writes};
-use pipeline::state::execution::execute_block;
+use pipeline::serial::SerialPipeline;
+use pipeline::stage::{Control, Shared, StageStore};
+use pipeline::startup::StartPoint;
 use pipeline::state::{cache::CacheSizes, StateLayers};
-use primitives::block::{decode_block, encode_body, encode_header, encode_transactions};
-use primitives::contract::{decode_word, encode_word, AccountJson, EMPTY_CODE_HASH};
+use primitives::block::decode_block;
+use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
-use primitives::load::{load_block, recover_senders};
 use primitives::store::{Store, WriteBatch};
+use primitives::value::ContractRead;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,32 +34,51 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Fail
             .ok_or_else(|| format!("unknown network {}", test.network))?,
     );
     let keys = Keys::default();
+    let genesis = decode_block("genesisRLP", &mut test.genesis_rlp.as_ref())
+        .map_err(|e| format!("genesis: {e}"))?;
     write_pre_state(
         store.as_ref(),
         &keys,
         &test.pre,
-        &genesis_header_rlp(&test.genesis_rlp)?,
+        Sealed::new_unchecked(genesis.header.clone(), genesis.hash),
     )
     .map_err(|e| format!("pre-state: {e}"))?;
-    let genesis = decode_block("genesisRLP", &mut test.genesis_rlp.as_ref())
-        .map_err(|e| format!("genesis: {e}"))?;
-    let (mut parent, mut parent_hash) = (genesis.header, genesis.hash);
-    let layers = StateLayers::new(Arc::clone(&store), keys.clone(), CacheSizes::default());
+    let shared = Shared {
+        store: StageStore::new(Arc::clone(&store), keys.clone(), None),
+        spec,
+        layers: Arc::new(StateLayers::new(
+            Arc::clone(&store),
+            keys.clone(),
+            CacheSizes::default(),
+        )),
+        control: Control::new(Arc::new(AtomicBool::new(false))),
+        meters: Default::default(),
+    };
+    let start = StartPoint {
+        executed: 0,
+        committed: 0,
+        receipts: 0,
+        pruned: 0,
+        total_txs: 0,
+    };
+    let mut pipeline =
+        SerialPipeline::new(&shared, start, genesis.header, genesis.hash, HISTORY_TTL);
 
     for (index, test_block) in test.blocks.iter().enumerate() {
-        let outcome = apply_block(&spec, &layers, &parent, parent_hash, &test_block.rlp);
+        let outcome = apply_block(&shared, &mut pipeline, &test_block.rlp);
         match (outcome, &test_block.expect_exception) {
-            (Ok(header_and_hash), None) => (parent, parent_hash) = header_and_hash,
-            (Ok(_), Some(expected)) => {
+            (Ok(()), None) => {}
+            (Ok(()), Some(expected)) => {
                 return Err(format!("block #{index} accepted, expected {expected}"))
             }
             (Err(_), Some(_)) => {}
             (Err(error), None) => return Err(format!("block #{index} rejected: {error}")),
         }
     }
-    if parent_hash != test.lastblockhash {
+    let (_, head_hash) = pipeline.head();
+    if head_hash != test.lastblockhash {
         return Err(format!(
-            "last block {parent_hash:#x}, expected {:#x}",
+            "last block {head_hash:#x}, expected {:#x}",
             test.lastblockhash
         ));
     }
@@ -68,18 +88,11 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Fail
     }
 }
 
-/// The header item inside a block's RLP.
-fn genesis_header_rlp(block_rlp: &[u8]) -> Result<Vec<u8>, String> {
-    let block =
-        decode_block("genesisRLP", &mut &block_rlp[..]).map_err(|e| format!("genesis: {e}"))?;
-    Ok(encode_header(&block.header))
-}
-
 fn write_pre_state(
     store: &dyn Store,
     keys: &Keys,
     pre: &BTreeMap<Address, TestAccount>,
-    genesis_rlp: &[u8],
+    genesis: Sealed<Header>,
 ) -> Result<(), String> {
     let mut batch = WriteBatch::new();
     for (address, account) in pre {
@@ -89,13 +102,10 @@ fn write_pre_state(
             keccak256(&account.code)
         };
         if !account.code.is_empty() {
-            batch.set(keys.code(&code_hash), account.code.to_vec());
+            batch.put(keys.code(&code_hash), &account.code);
         }
         for (slot, value) in account.storage.iter().filter(|(_, v)| !v.is_zero()) {
-            batch.set(
-                keys.latest_storage(address, &B256::from(*slot)),
-                encode_word(value),
-            );
+            batch.put(keys.latest_storage(address, &B256::from(*slot)), value);
         }
         let json = AccountJson {
             balance: account.balance,
@@ -103,63 +113,53 @@ fn write_pre_state(
             code_hash,
             storage_root: B256::ZERO,
         };
-        batch.set(keys.latest_account(address), json.encode());
+        batch.put(keys.latest_account(address), &json);
     }
-    batch.set(keys.header(0), genesis_rlp.to_vec());
+    batch.put(keys.header(0), &genesis);
     store.write(&batch).map_err(|e| e.to_string())
 }
 
-/// Write the block as the syncer would, then load, execute and commit it as the daemon does.
+/// Write the block as the syncer would, then run it through the stages as the daemon does.
 /// On rejection the block's keys are removed again and the state is untouched.
 fn apply_block(
-    spec: &Arc<ChainSpec>,
-    layers: &StateLayers,
-    parent: &alloy_consensus::Header,
-    parent_hash: B256,
+    shared: &Shared,
+    pipeline: &mut SerialPipeline<'_>,
     rlp: &[u8],
-) -> Result<(alloy_consensus::Header, B256), String> {
+) -> Result<(), String> {
     let mut buf = rlp;
     let block = decode_block("block rlp", &mut buf).map_err(|e| e.to_string())?;
     if !buf.is_empty() {
         return Err("trailing bytes after block".into());
     }
-    if block.header.parent_hash != parent_hash {
+    let (head, head_hash) = pipeline.head();
+    if block.header.parent_hash != head_hash || block.number() != head + 1 {
         return Err(format!(
-            "parent hash {:#x} is not the head {parent_hash:#x}",
+            "block {} with parent hash {:#x} does not extend the head {head} ({head_hash:#x})",
+            block.number(),
             block.header.parent_hash
         ));
     }
-    let store = layers.store();
-    let keys = layers.keys();
+    let store = shared.store.store();
+    let keys = shared.store.keys();
     let number = block.number();
     let mut input = WriteBatch::new();
-    input.set(keys.header(number), encode_header(&block.header));
-    input.set(
-        keys.transactions(number),
-        encode_transactions(&block.body.transactions),
+    input.put(
+        keys.header(number),
+        &Sealed::new_unchecked(block.header.clone(), block.hash),
     );
-    input.set(keys.body(number), encode_body(&block.body));
+    input.put(keys.transactions(number), &block.body.transactions);
+    input.put(keys.body(number), &block.body);
     store.write(&input).map_err(|e| e.to_string())?;
 
-    let result = (|| {
-        let loaded = load_block(store.as_ref(), keys, number).map_err(|e| e.to_string())?;
-        let homestead = spec.is_homestead_active_at_block(number);
-        let senders = recover_senders(&loaded, homestead).map_err(|e| e.to_string())?;
-        let record =
-            execute_block(spec, layers, &loaded, &senders, parent).map_err(|e| e.to_string())?;
-        let mut batch = WriteBatch::new();
-        queue_state_writes(keys, &record, HISTORY_TTL, &mut batch);
-        queue_receipts(keys, &record, &mut batch);
-        layers.absorb(&record);
-        store.write(&batch).map_err(|e| e.to_string())?;
-        layers.release(number);
-        Ok((loaded.header, loaded.hash))
-    })();
+    let result = pipeline
+        .run_next(shared)
+        .map(drop)
+        .map_err(|e| e.to_string());
     if result.is_err() {
         let mut undo = WriteBatch::new();
-        undo.delete(keys.header(number))
-            .delete(keys.transactions(number))
-            .delete(keys.body(number));
+        undo.remove(keys.header(number))
+            .remove(keys.transactions(number))
+            .remove(keys.body(number));
         store.write(&undo).map_err(|e| e.to_string())?;
     }
     result
@@ -172,10 +172,14 @@ fn compare_state(
     post: &BTreeMap<Address, TestAccount>,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let account_prefix = format!("{}st:latest:acc:", keys.prefix());
-    let stored_accounts = store.scan_prefix(&account_prefix).map_err(|e| err(&e))?;
+    let stored_accounts = store
+        .scan_prefix(&keys.latest_account_prefix())
+        .map_err(|e| err(&e))?;
     if stored_accounts.len() != post.len() {
-        let expected: Vec<_> = post.keys().map(|a| keys.latest_account(a)).collect();
+        let expected: Vec<String> = post
+            .keys()
+            .map(|a| keys.latest_account(a).into_string())
+            .collect();
         let extra: Vec<_> = stored_accounts
             .iter()
             .filter(|k| !expected.contains(k))
@@ -192,11 +196,10 @@ fn compare_state(
     }
     for (address, expected) in post {
         let key = keys.latest_account(address);
-        let bytes = store
-            .get(&key)
+        let account = store
+            .read(&key)
             .map_err(|e| err(&e))?
             .ok_or_else(|| format!("{key} missing"))?;
-        let account = AccountJson::decode(&key, &bytes).map_err(|e| err(&e))?;
         if account.balance != expected.balance || U256::from(account.nonce) != expected.nonce {
             return Err(format!(
                 "{address}: balance {} nonce {}, expected balance {} nonce {}",
@@ -215,8 +218,10 @@ fn compare_state(
             ));
         }
         if !expected.code.is_empty() {
-            let code = store.get(&keys.code(&expected_hash)).map_err(|e| err(&e))?;
-            if code.as_deref() != Some(expected.code.as_ref()) {
+            let code = store
+                .read(&keys.code(&expected_hash))
+                .map_err(|e| err(&e))?;
+            if code.as_ref() != Some(&expected.code) {
                 return Err(format!(
                     "{address}: code {expected_hash:#x} missing or different in store"
                 ));
@@ -239,11 +244,10 @@ fn compare_state(
         }
         for (slot, value) in expected_slots {
             let key = keys.latest_storage(address, &B256::from(*slot));
-            let bytes = store
-                .get(&key)
+            let stored = store
+                .read(&key)
                 .map_err(|e| err(&e))?
                 .ok_or_else(|| format!("{key} missing"))?;
-            let stored = decode_word(&key, &bytes).map_err(|e| err(&e))?;
             if stored != *value {
                 return Err(format!("{key}: {stored:#x}, expected {value:#x}"));
             }

@@ -140,6 +140,7 @@ pub fn run(path: &Path, filter: Option<&str>, work_dir: &Path) -> Result<Report,
     }
     std::fs::create_dir_all(work_dir).map_err(|e| source_error(work_dir, e))?;
     let next_store = AtomicU64::new(0);
+
     let results: Vec<(String, String, Outcome)> = files
         .par_iter()
         .flat_map_iter(|(file, text)| {

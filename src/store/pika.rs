@@ -11,7 +11,7 @@
 
 use crate::config::{parse_host_port, PikaConfig};
 use pipeline::metrics::metrics;
-use pipeline::unix_now_ms;
+use primitives::clock::unix_now_ms;
 use primitives::store::{Store, StoreError, WriteBatch, WriteOp};
 use redis::{
     Client, Connection, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,

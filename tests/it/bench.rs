@@ -4,7 +4,6 @@
 //! is the quotient of the two rates, and the bench leaves nothing behind in the store or the
 //! temp dir.
 
-
 use crate::common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
 use crate::common::{run_cli, var, Backend};
 use serde_json::Value;

@@ -5,11 +5,10 @@
 //! before Feynman and one after) in a directory of the test's own. Every header field is
 //! worked out by hand: 21,000 gas per transfer, 648 per deposit (see `bsc_execution.rs`).
 
-
-use alloy_consensus::{Header, TxType};
-use alloy_primitives::{address, Address, Bytes, Log, LogData, B256, U256};
 use crate::common::bsc::{block, child_header, receipt, Fields, Key, SYSTEM_TX_GAS};
 use crate::common::{expect_success, import, init, mentions_number, var, Backend};
+use alloy_consensus::{Header, TxType};
+use alloy_primitives::{address, Address, Bytes, Log, LogData, B256, U256};
 
 const CHAIN_ID: u64 = 714;
 const VALIDATOR: Address = address!("0000000000000000000000000000000000001000");

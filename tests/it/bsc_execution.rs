@@ -5,12 +5,11 @@
 //! the header rules on real BSC headers. Every expected value is worked out by hand from the
 //! client's rules (gas by opcode) or read from the fixture files.
 
-
-use alloy_consensus::{Header, TxEnvelope, TxType};
-use alloy_primitives::{address, keccak256, Address, Bytes, Log, LogData, B256, U256};
 use crate::common::bsc::{
     block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key, SYSTEM_TX_GAS,
 };
+use alloy_consensus::{Header, TxEnvelope, TxType};
+use alloy_primitives::{address, keccak256, Address, Bytes, Log, LogData, B256, U256};
 use evm::bsc::BscChain;
 use evm::chain::ChainSpec;
 use evm::error::BlockError;
@@ -288,7 +287,10 @@ fn before_feynman_upgrades_run_before_the_ordinary_transactions() {
     // The fee goes to the system address, not the coinbase.
     let fee = U256::from(gas as u128 * GWEI);
     assert_eq!(crate::common::bsc::account(&mut db, SYSTEM_ADDRESS).0, fee);
-    assert_eq!(crate::common::bsc::account(&mut db, validator.address).0, one_bnb);
+    assert_eq!(
+        crate::common::bsc::account(&mut db, validator.address).0,
+        one_bnb
+    );
     assert_eq!(
         crate::common::bsc::account(&mut db, sender.address).0,
         one_bnb - fee
@@ -448,7 +450,10 @@ fn deposit_receives_every_collected_fee_and_system_transactions_pay_no_intrinsic
     );
     assert_eq!(crate::common::bsc::account(&mut db, VALIDATOR).0, value);
     assert_eq!(crate::common::bsc::slot(&mut db, SLASH, 0), U256::ZERO);
-    assert_eq!(crate::common::bsc::account(&mut db, RECIPIENT).0, U256::from(1));
+    assert_eq!(
+        crate::common::bsc::account(&mut db, RECIPIENT).0,
+        U256::from(1)
+    );
 }
 
 #[test]

@@ -8,10 +8,11 @@
 //! same blocks one number earlier or later, or the block under a schedule with Hertzfix active,
 //! see the plain state. Gas is worked out by opcode.
 
-
+use crate::common::bsc::{
+    block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key,
+};
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope, TxType};
 use alloy_primitives::{address, b256, Address, Bytes, Log, LogData, B256, U256};
-use crate::common::bsc::{block, bsc_dir, child_header, parent_header, receipt, state, Fields, Key};
 use evm::bsc::BscChain;
 use evm::chain::ChainSpec;
 use evm::execute::run_block;

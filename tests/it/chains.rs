@@ -6,7 +6,6 @@
 //! requestsHash) or transaction is wrong stops the run with nothing of it written. Expected
 //! values come from the fixture files, framed, hashed and trie-rooted by the tests themselves.
 
-use alloy_primitives::{keccak256, B256, U256};
 use crate::common::chain::{
     block_keys, consensus_bytes, ending_with_block, ordered_root, raw_blocks, write_file,
     ChainFixture, GenesisFile, HeadState, RawBlock, HEADER_BLOB_GAS_USED_INDEX,
@@ -24,6 +23,7 @@ use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, import, init, mentions_number, names,
     names_block, run_to_head, strip_key_prefix, var, Backend, COMMAND_FAILED,
 };
+use alloy_primitives::{keccak256, B256, U256};
 use serde_json::json;
 use std::path::Path;
 use std::process::Output;

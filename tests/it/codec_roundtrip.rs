@@ -3,11 +3,10 @@
 //! as the test's own RLP framing slices them from the file, and real BSC headers round-trip
 //! and hash to their known block hashes.
 
-
-use alloy_primitives::{hex, keccak256, B256};
 use crate::common::chain::{raw_blocks, tx_type, ChainFixture, RawBlock};
 use crate::common::fixtures_dir;
 use crate::common::rlp::{encode_string, frame_list};
+use alloy_primitives::{hex, keccak256, B256};
 use primitives::block::{
     decode_block, decode_header, encode_block, encode_body, encode_header, encode_transactions,
 };

@@ -3,7 +3,6 @@
 //! the key; environment overrides win over the file; and the shipped `config/config.toml`
 //! documents exactly the built-in defaults.
 
-
 use crate::common::{expect_exit_code, expect_success, run_cli, var, Backend};
 use evm_executor::config::Config;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@
 //! binary leaves on a fresh store (a "reference run"); stores are compared key for key and byte
 //! for byte, the run times (`lastExecutionTime`, the checkpoints' `time`) aside.
 
-use alloy_primitives::Address;
 use crate::common::chain::{
     block_keys, raw_blocks, word, write_file, ChainFixture, RawBlock, HEADER_TIMESTAMP_INDEX,
     HEADER_TRANSACTIONS_ROOT_INDEX,
@@ -20,6 +19,7 @@ use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, names_block, raw_json_fields, var,
     Backend, COMMAND_FAILED,
 };
+use alloy_primitives::Address;
 use evm_executor::gen::workload::Rng;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;

@@ -11,7 +11,6 @@
 //! fails loudly on anything else. No HTTP client crate either: [`http_get`] speaks HTTP/1.0 over
 //! a `TcpStream`.
 
-
 use crate::common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
 use crate::common::daemon::{init_and_import, Daemon};
 use crate::common::redis_server::{free_port, RedisServer};

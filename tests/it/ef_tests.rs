@@ -3,12 +3,11 @@
 //! is reported as the one failure (so the runner can fail). Test counts come from reading the
 //! archive with the `tar` and `zstd` crates.
 
-
-use alloy_primitives::U256;
 use crate::common::eest::{
     archive_file, count_archive_tests, eest_archive, last_line_tally, write_under, Tally,
 };
 use crate::common::{expect_exit_code, expect_success, mentions_number, run_cli, COMMAND_FAILED};
+use alloy_primitives::U256;
 use std::path::Path;
 use std::process::Output;
 use std::str::FromStr;

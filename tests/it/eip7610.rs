@@ -11,19 +11,18 @@
 //! secp256k1 signer by Hardhat's well-known first development key, and the block with its
 //! roots computed by the tests' own RLP framing and alloy-trie.
 
-
-use alloy_consensus::{
-    BlockBody, Header, SignableTransaction, TxEnvelope, TxLegacy, EMPTY_OMMER_ROOT_HASH,
-};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{address, b256, Address, Bytes, TxKind, B256, U256};
-use alloy_rlp::Encodable;
 use crate::common::chain::{latest_account_key, latest_storage_key, ordered_root, EMPTY_CODE_HASH};
 use crate::common::rlp::{encode_string, encode_u64, first_item, frame_list};
 use crate::common::{
     expect_exit_code, expect_success, import, init, raw_json_fields, run_to_head, Backend,
     COMMAND_FAILED,
 };
+use alloy_consensus::{
+    BlockBody, Header, SignableTransaction, TxEnvelope, TxLegacy, EMPTY_OMMER_ROOT_HASH,
+};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{address, b256, Address, Bytes, TxKind, B256, U256};
+use alloy_rlp::Encodable;
 use serde_json::json;
 use std::str::FromStr;
 

@@ -26,7 +26,6 @@ fn commits_between_syncs_survive_a_clean_close() {
     }
 }
 
-
 use crate::common::redis_server::RedisServer;
 use evm_executor::config::PikaConfig;
 use evm_executor::store::pika::PikaStore;

@@ -5,18 +5,20 @@
 //! pairs' reserves equal to their token balances, deployments leave code, only the
 //! transactions built to fail revert), and the files are byte-identical for one seed.
 
+use crate::common::chain::{consensus_bytes, raw_blocks, GenesisFile, RawBlock, EMPTY_CODE_HASH};
+use crate::common::exec::{
+    assert_receipts_match_headers, exec_progress, without_run_times, ExecProgress,
+};
+use crate::common::{
+    assert_same_snapshot, expect_success, import, init, raw_fields_of, run_cli, run_to_head, value,
+    Backend,
+};
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{ReceiptEnvelope, Transaction, TxEnvelope, TxReceipt};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{keccak256, Address, Log, B256, U256};
 use alloy_rlp::Decodable;
 use alloy_trie::TrieAccount;
-use crate::common::chain::{consensus_bytes, raw_blocks, GenesisFile, RawBlock, EMPTY_CODE_HASH};
-use crate::common::exec::{assert_receipts_match_headers, exec_progress, without_run_times, ExecProgress};
-use crate::common::{
-    assert_same_snapshot, expect_success, import, init, raw_fields_of, run_cli, run_to_head, value,
-    Backend,
-};
 use evm_executor::gen::layout::Layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

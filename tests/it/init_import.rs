@@ -4,7 +4,6 @@
 //! store is reported. Every expected value comes from the fixture files, framed and hashed by
 //! the tests themselves.
 
-use alloy_primitives::{keccak256, B256};
 use crate::common::chain::{
     block_keys, offset_in, raw_blocks, tx_hash, with_block_replaced, ChainFixture, GenesisFile,
     RawBlock,
@@ -17,6 +16,7 @@ use crate::common::{
     mentions_number, names_block, raw_json_fields, run_cli, strip_key_prefix, value, var, Backend,
     COMMAND_FAILED,
 };
+use alloy_primitives::{keccak256, B256};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;

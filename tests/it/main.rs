@@ -9,7 +9,6 @@ mod bench;
 mod bsc_chain;
 mod bsc_execution;
 mod bsc_hertzfix;
-mod bsc_precompiles;
 mod chains;
 mod codec_roundtrip;
 mod config;

@@ -9,11 +9,12 @@
 //! and one block longer (597'..601'). A fork outside `state.window_size` stops the run with an
 //! error naming the window and changes nothing.
 
-
 use crate::common::branch::{checkpoint, Branch};
 use crate::common::chain::{raw_blocks, tx_hash, write_file, ChainFixture};
 use crate::common::daemon::{init_and_import, redis_server, uninterrupted_run, Daemon};
-use crate::common::exec::{exec_progress, history_entry, tx_count, without_run_times, ExecProgress};
+use crate::common::exec::{
+    exec_progress, history_entry, tx_count, without_run_times, ExecProgress,
+};
 use crate::common::{
     assert_same_snapshot, expect_exit_code, expect_success, raw_json_fields, run_to_head, var,
     Backend, COMMAND_FAILED,

@@ -7,7 +7,6 @@
 //! aside. Lease tokens are checked against the replicas' own pids and host names, read from
 //! `/proc` and set by the test.
 
-
 use crate::common::branch::checkpoint;
 use crate::common::chain::ChainFixture;
 use crate::common::daemon::{

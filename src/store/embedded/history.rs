@@ -8,48 +8,10 @@
 //! of history are rare (consumers looking back); writes and prunes become one entry per block.
 //! Nothing outside the embedded store sees this: every key keeps its contract spelling.
 
-/// A history key split after its `st:{n}:` part; the two parts spell the key again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryKey<'a> {
-    /// The key up to and including `st:{n}:` (with the key prefix in front).
-    pub block: &'a str,
-    /// The rest: `acc:{Addr}` or `stor:{Addr}:{slot}`.
-    pub name: &'a str,
-}
-
-impl<'a> HistoryKey<'a> {
-    /// The split of `key` when it is a history key: the first `st:` followed by a decimal
-    /// block number (no leading zero), `:`, then `acc:` or `stor:`.
-    pub fn split(key: &'a str) -> Option<Self> {
-        let bytes = key.as_bytes();
-        let mut from = 0;
-        while let Some(found) = key[from..].find("st:") {
-            let number_at = from + found + 3;
-            let digits = bytes[number_at..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            let canonical = digits == 1 || (digits > 1 && bytes[number_at] != b'0');
-            let name_at = number_at + digits + 1;
-            if canonical
-                && bytes.get(number_at + digits) == Some(&b':')
-                && (key[name_at..].starts_with("acc:") || key[name_at..].starts_with("stor:"))
-            {
-                return Some(Self {
-                    block: &key[..name_at],
-                    name: &key[name_at..],
-                });
-            }
-            from = number_at;
-        }
-        None
-    }
-}
-
 /// One entry of a block's history value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryEntry<'a> {
-    /// The key's name part ([`HistoryKey::name`]).
+    /// The key's name part (`HistoryKey::name` of `primitives::keys`).
     pub name: &'a [u8],
     /// Unix milliseconds after which the entry reads as absent.
     pub expiry_ms: Option<u64>,
@@ -141,35 +103,6 @@ fn take_array<'a, const N: usize>(stored: &mut &'a [u8]) -> Result<&'a [u8; N], 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_keys_split_after_the_block_part() {
-        let key = "bsc:st:1024:stor:0xAb:0x01";
-        assert_eq!(
-            HistoryKey::split(key),
-            Some(HistoryKey {
-                block: "bsc:st:1024:",
-                name: "stor:0xAb:0x01",
-            })
-        );
-        let account = HistoryKey::split("st:0:acc:0xAb").expect("a history key");
-        assert_eq!((account.block, account.name), ("st:0:", "acc:0xAb"));
-        // A prefix that looks like a key part is skipped for the real one.
-        let nested = HistoryKey::split("st:x:st:7:acc:0x1").expect("a history key");
-        assert_eq!((nested.block, nested.name), ("st:x:st:7:", "acc:0x1"));
-        for other in [
-            "st:latest:acc:0xAb",
-            "st:latest:stor:0xAb:0x01",
-            "st:code:0x01",
-            "st:07:acc:0xAb",
-            "st:7:code:0x01",
-            "st::acc:0xAb",
-            "rec:7",
-            "blk:hdr:7",
-        ] {
-            assert_eq!(HistoryKey::split(other), None, "{other}");
-        }
-    }
 
     #[test]
     fn entries_round_trip_and_damage_is_reported() {

@@ -17,7 +17,8 @@
 
 pub mod history;
 
-use history::{HistoryEntry, HistoryKey};
+use history::HistoryEntry;
+use primitives::keys::HistoryKey;
 use primitives::store::{Store, StoreError, WriteBatch, WriteOp};
 use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,

@@ -7,6 +7,7 @@ use alloy_evm::block::{BlockExecutionError, BlockValidationError, InternalBlockE
 use alloy_primitives::B256;
 use primitives::contract::MalformedValue;
 use primitives::store::StoreError;
+use primitives::value::ReadError;
 use revm::database_interface::bal::EvmDatabaseError;
 use revm::database_interface::DBErrorMarker;
 
@@ -38,6 +39,15 @@ pub enum StateError {
 }
 
 impl DBErrorMarker for StateError {}
+
+impl From<ReadError> for StateError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Store(error) => StateError::Store(error),
+            ReadError::Malformed(error) => StateError::Malformed(error),
+        }
+    }
+}
 
 impl StateError {
     /// True when waiting can fix it: a lost store connection, or a header the syncer has not

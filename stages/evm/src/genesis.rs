@@ -2,14 +2,13 @@
 //! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it.
 
 use alloy_consensus::{
-    constants::EMPTY_WITHDRAWALS, Header, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
+    constants::EMPTY_WITHDRAWALS, Header, Sealed, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
 };
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_genesis::Genesis;
 use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
 use alloy_trie::{root, TrieAccount};
-use primitives::block::encode_header;
-use primitives::contract::{encode_word, AccountJson, EMPTY_CODE_HASH};
+use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
 use primitives::store::WriteBatch;
 use std::path::Path;
@@ -104,13 +103,13 @@ impl GenesisBlock {
             let code_hash = match account.code.as_ref().filter(|code| !code.is_empty()) {
                 Some(code) => {
                     let hash = keccak256(code);
-                    batch.set(keys.code(&hash), code.to_vec());
+                    batch.put(keys.code(&hash), code);
                     hash
                 }
                 None => EMPTY_CODE_HASH,
             };
             for (slot, value) in non_zero_storage(account.storage.as_ref()) {
-                batch.set(keys.latest_storage(address, &slot), encode_word(&value));
+                batch.put(keys.latest_storage(address, &slot), &value);
             }
             let json = AccountJson {
                 balance: account.balance,
@@ -118,9 +117,12 @@ impl GenesisBlock {
                 code_hash,
                 storage_root: B256::ZERO,
             };
-            batch.set(keys.latest_account(address), json.encode());
+            batch.put(keys.latest_account(address), &json);
         }
-        batch.set(keys.header(0), encode_header(&self.header));
+        batch.put(
+            keys.header(0),
+            &Sealed::new_unchecked(self.header.clone(), self.hash),
+        );
         batch
     }
 }

@@ -129,7 +129,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "execution_height",
             "Last block whose state is completely in st:latest",
         )?,
-        sync_height: int_gauge("sync_height", "idx:sync:progress as last read")?,
+        sync_height: int_gauge("sync_height", "the syncer's progress as last read")?,
         execution_lag: int_gauge("execution_lag", "Synced minus executed blocks")?,
         txs_executed_total: int_counter("txs_executed_total", "Transactions executed")?,
         gas_used_total: int_counter("gas_used_total", "Gas used by executed blocks")?,

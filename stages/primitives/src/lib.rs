@@ -3,7 +3,9 @@
 //!
 //! - [`store`]: the small [`store::Store`] trait the stages talk to, and [`memory`], an
 //!   in-memory store with the same semantics for tests.
-//! - [`keys`] and [`contract`]: the key layout and the JSON values.
+//! - [`keys`]: every key of the contract with the type of its value; [`value`]: how each value
+//!   type is stored, typed reads ([`value::ContractRead`]) and writes; [`contract`]: the JSON
+//!   values.
 //! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists; [`load`] reads a
 //!   block as the syncer stored it and recovers its senders.
 //! - [`record`]: the execution record, one block's whole outcome as one value.
@@ -14,7 +16,9 @@ pub mod clock;
 pub mod contract;
 pub mod keys;
 pub mod load;
+pub mod memory;
 pub mod record;
 pub mod stage_id;
 pub mod storage_only;
 pub mod store;
+pub mod value;

@@ -67,7 +67,7 @@ pub fn load_block(store: &dyn Store, keys: &Keys, number: u64) -> Result<ChainBl
     let mut blocks = load_blocks(store, keys, number, number)?;
     blocks.pop().unwrap_or(Err(LoadError::Missing {
         block: number,
-        key: keys.header(number),
+        key: keys.header(number).into_string(),
     }))
 }
 
@@ -82,7 +82,13 @@ pub fn load_blocks(
     let numbers: Vec<u64> = (first..=last).collect();
     let wanted: Vec<String> = numbers
         .iter()
-        .flat_map(|n| [keys.header(*n), keys.body(*n), keys.transactions(*n)])
+        .flat_map(|n| {
+            [
+                keys.header(*n).into_string(),
+                keys.body(*n).into_string(),
+                keys.transactions(*n).into_string(),
+            ]
+        })
         .collect();
     let values = store.multi_get(&wanted)?;
     Ok(numbers
@@ -92,7 +98,7 @@ pub fn load_blocks(
             let [header, body, txs] = found else {
                 return Err(LoadError::Missing {
                     block: *number,
-                    key: keys.header(*number),
+                    key: keys.header(*number).into_string(),
                 });
             };
             decode_stored_block(
@@ -120,20 +126,20 @@ fn decode_stored_block(
     };
     let header_bytes = header_bytes.ok_or_else(|| LoadError::Missing {
         block: number,
-        key: header_key.clone(),
+        key: header_key.to_string(),
     })?;
-    let (header, hash) = decode_header(&header_key, header_bytes).map_err(corrupt)?;
+    let (header, hash) = decode_header(header_key.as_str(), header_bytes).map_err(corrupt)?;
     if header.number != number {
         return Err(LoadError::WrongNumber {
             block: number,
-            key: header_key,
+            key: header_key.into_string(),
             found: header.number,
         });
     }
     let body = match (body_bytes, txs_bytes) {
-        (Some(bytes), _) => decode_body(&keys.body(number), bytes).map_err(corrupt)?,
+        (Some(bytes), _) => decode_body(keys.body(number).as_str(), bytes).map_err(corrupt)?,
         (None, Some(bytes)) => BlockBody {
-            transactions: decode_transactions(&keys.transactions(number), bytes)
+            transactions: decode_transactions(keys.transactions(number).as_str(), bytes)
                 .map_err(corrupt)?,
             ommers: Vec::new(),
             withdrawals: header.withdrawals_root.map(|_| Default::default()),
@@ -141,7 +147,7 @@ fn decode_stored_block(
         (None, None) => {
             return Err(LoadError::Missing {
                 block: number,
-                key: keys.transactions(number),
+                key: keys.transactions(number).into_string(),
             })
         }
     };

@@ -77,6 +77,11 @@ impl WriteBatch {
         self
     }
 
+    /// Queue every write of `other` after these, in order.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+    }
+
     /// The queued writes, in order.
     pub fn ops(&self) -> &[WriteOp] {
         &self.ops

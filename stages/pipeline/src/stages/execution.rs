@@ -1,17 +1,19 @@
 //! Execution stage: executes each block over the state layers (which see the changes of blocks
 //! not yet committed), verifies it, and writes its execution record `rec:{n}` with the
-//! execution checkpoint, before handing the record to the commit and receipt stages.
+//! execution checkpoint, before handing the record to the commit and receipt stages (the crash
+//! rule). Its unwind deletes the record and moves the checkpoint back.
 //!
-//! Two threads: one executes, the other writes the records. The writer takes every record
-//! waiting, up to `batch_size` (while behind the syncer, waiting up to [`CATCH_UP_LINGER`] for
-//! more), and stores them in one batch (one round trip, one durable commit) with the checkpoint
-//! of the last, so execution never waits for the store; only then do the records go on to
-//! commit and receipts (the crash rule).
+//! In the daemon it runs on two threads: one executes, the other writes the records. The writer
+//! takes every record waiting, up to `batch_size` (while behind the syncer, waiting up to
+//! [`CATCH_UP_LINGER`] for more), and stores them in one batch (one round trip, one durable
+//! commit) with the checkpoint of the last, so execution never waits for the store.
 
+use super::senders::SendersBlock;
 use crate::meter::fill_batch;
 use crate::metrics::metrics;
+use crate::stage::{send_all, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
-use crate::{PipelineContext, SendersBlock, StageError, CATCH_UP_LINGER};
+use crate::state::StateLayers;
 use alloy_consensus::Header;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use evm::error::BlockError;
@@ -19,128 +21,214 @@ use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const STAGE: StageId = StageId::Execution;
 
-/// The stages the records go to.
-pub struct RecordOutputs {
-    /// The commit stage.
-    pub commit: Sender<Arc<ExecutionRecord>>,
-    /// The receipts stage.
-    pub receipts: Sender<Arc<ExecutionRecord>>,
+/// The execution stage's settings.
+#[derive(Debug, Clone)]
+pub struct ExecutionSettings {
+    /// The most records written in one batch.
+    pub batch_size: u64,
+    /// How long to wait before executing a block again after a state read failed in a way
+    /// waiting can fix (the store unreachable, a header not yet written).
+    pub retry_interval: Duration,
+}
+
+/// The execution stage: revm's state kept from block to block, and the last executed header.
+pub struct ExecutionStage<'a> {
+    settings: ExecutionSettings,
+    state: ExecutionState<'a>,
+    parent: Header,
 }
 
 /// A record waiting to be written, with the time its block's execution began.
 type Unwritten = (ExecutionRecord, Instant);
 
-/// Execute every block from `input`, `parent` being the last executed header.
-pub fn run(
-    ctx: &PipelineContext,
-    parent: Header,
-    input: Receiver<SendersBlock>,
-    outputs: RecordOutputs,
-) -> Result<(), StageError> {
-    let capacity = ctx.batch_size.max(1) as usize;
-    let (to_writer, writer_input) = bounded(capacity);
-    std::thread::scope(|scope| {
-        let writer = std::thread::Builder::new()
-            .name("records".into())
-            .spawn_scoped(scope, || write_records(ctx, writer_input, outputs))
-            .map_err(|e| {
-                StageError::Inconsistent(format!("cannot start the record writer: {e}"))
-            })?;
-        let executed = execute_blocks(ctx, parent, input, to_writer);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(StageError::Inconsistent(
-                "the record writer panicked".into(),
-            ))
-        });
-        // A write failure comes first: it is why execution stopped.
-        written.and(executed)
-    })
-}
-
-/// Execute blocks until the input ends, a block fails, or the writer is gone.
-fn execute_blocks(
-    ctx: &PipelineContext,
-    mut parent: Header,
-    input: Receiver<SendersBlock>,
-    to_writer: Sender<Unwritten>,
-) -> Result<(), StageError> {
-    let meter = ctx.meters.stage(STAGE);
-    let mut state = ExecutionState::new(&ctx.layers, ctx.layers.cache_sizes());
-    while let Some((block, senders)) = meter.recv(STAGE, &input) {
-        if ctx.stopping() {
-            break;
+impl<'a> ExecutionStage<'a> {
+    /// Execute over `layers` from the child of `parent` (the last executed header) on.
+    pub fn new(settings: ExecutionSettings, layers: &'a StateLayers, parent: Header) -> Self {
+        Self {
+            settings,
+            state: ExecutionState::new(layers, layers.cache_sizes()),
+            parent,
         }
+    }
+
+    /// Start again after an unwind: the kept state and the layers forget everything, and the
+    /// next block is the child of `parent`.
+    pub fn restart_at(&mut self, layers: &'a StateLayers, parent: Header) {
+        self.state = ExecutionState::new(layers, layers.cache_sizes());
+        layers.restart(&[]);
+        self.parent = parent;
+    }
+
+    /// Execute every block from `io.input` and write its record (on a second thread), passing
+    /// each written record to every output.
+    pub fn run(
+        &mut self,
+        shared: &Shared,
+        io: StageIo<SendersBlock, Arc<ExecutionRecord>>,
+    ) -> Result<(), StageError> {
+        let capacity = self.settings.batch_size.max(1) as usize;
+        let (to_writer, writer_input) = bounded(capacity);
+        std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("records".into())
+                .spawn_scoped(scope, || {
+                    write_records(shared, capacity, writer_input, &io.outputs)
+                })
+                .map_err(|e| StageError::Thread {
+                    stage: STAGE,
+                    reason: format!("cannot start the record writer: {e}"),
+                })?;
+            let executed = self.execute_all(shared, &io.input, to_writer);
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(StageError::Thread {
+                    stage: STAGE,
+                    reason: "the record writer panicked".into(),
+                })
+            });
+            // A write failure comes first: it is why execution stopped.
+            written.and(executed)
+        })
+        .inspect_err(|_| shared.control.request_stop())
+    }
+
+    /// Execute blocks until the input ends, a block fails, or the writer is gone.
+    fn execute_all(
+        &mut self,
+        shared: &Shared,
+        input: &Receiver<SendersBlock>,
+        to_writer: Sender<Unwritten>,
+    ) -> Result<(), StageError> {
+        let meter = shared.meter(STAGE);
+        while let Some((block, senders)) = meter.recv(STAGE, input) {
+            if shared.control.stopping() {
+                break;
+            }
+            let started = Instant::now();
+            // The good blocks before a failing one are still written (the writer drains its
+            // input before it stops).
+            let record = self.execute_block(shared, (block, senders))?;
+            if !meter.send(STAGE, &to_writer, (record, started)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Execute one block (again while a state read fails in a way waiting can fix); its changes
+    /// join the state layers' overlay until commit applies them.
+    fn execute_block(
+        &mut self,
+        shared: &Shared,
+        (block, senders): SendersBlock,
+    ) -> Result<ExecutionRecord, StageError> {
         let started = Instant::now();
         let record = loop {
-            match state.execute(&ctx.spec, &block, &senders, &parent) {
+            match self
+                .state
+                .execute(&shared.spec, &block, &senders, &self.parent)
+            {
                 Ok(record) => break record,
                 Err(BlockError::State { block, error })
-                    if error.is_retryable() && !ctx.stopping() =>
+                    if error.is_retryable() && !shared.control.stopping() =>
                 {
                     tracing::warn!(block, %error, "state read failed; retrying the block");
-                    std::thread::sleep(ctx.poll_interval);
+                    std::thread::sleep(self.settings.retry_interval);
                 }
                 Err(error) => {
-                    // The good blocks before this one are still written (the writer drains
-                    // its input before it stops).
                     metrics().invalid_blocks_total.inc();
-                    return Err(StageError::Block {
-                        stage: STAGE,
-                        message: error.to_string(),
-                    });
+                    return Err(StageError::block(STAGE, error));
                 }
             }
         };
-        // Later blocks read this block's changes from the overlay until commit releases them.
-        ctx.layers.absorb(&record);
         metrics()
             .block_execution_seconds
             .observe(started.elapsed().as_secs_f64());
-        parent = block.header;
-        if !meter.send(STAGE, &to_writer, (record, started)) {
-            break;
-        }
+        self.parent = block.header;
+        Ok(record)
     }
-    Ok(())
+}
+
+impl Stage for ExecutionStage<'_> {
+    type Input = SendersBlock;
+    type Output = Arc<ExecutionRecord>;
+    const ID: StageId = STAGE;
+
+    /// Execute `input`'s blocks, then write their records and the checkpoint in one batch.
+    fn execute(
+        &mut self,
+        shared: &Shared,
+        input: Vec<SendersBlock>,
+    ) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
+        let mut executed = Vec::with_capacity(input.len());
+        for block in input {
+            let started = Instant::now();
+            executed.push((self.execute_block(shared, block)?, started));
+        }
+        write_batch(shared, executed)
+    }
+
+    /// Move the checkpoint to the block's parent and delete the block's record, after every
+    /// checkpoint moved (until then a crash must find the record to unwind the block again).
+    fn unwind(
+        &mut self,
+        shared: &Shared,
+        record: &ExecutionRecord,
+        batch: &mut UnwindBatch,
+    ) -> Result<(), StageError> {
+        batch.checkpoint(shared, STAGE, record.number - 1, record.parent_hash);
+        batch
+            .after_checkpoints()
+            .remove(shared.store.keys().record(record.number));
+        Ok(())
+    }
 }
 
 /// Write the records from `input` in batches, then pass them on.
 fn write_records(
-    ctx: &PipelineContext,
+    shared: &Shared,
+    max: usize,
     input: Receiver<Unwritten>,
-    outputs: RecordOutputs,
+    outputs: &[Sender<Arc<ExecutionRecord>>],
 ) -> Result<(), StageError> {
-    let max = ctx.batch_size.max(1) as usize;
-    let meter = ctx.meters.stage(STAGE);
     while let Ok(first) = input.recv() {
         let (unwritten, _) = fill_batch(&input, first, max, CATCH_UP_LINGER, |(record, _)| {
-            ctx.behind_head(record.number)
+            shared.control.behind_head(record.number)
         });
-        let Some((last, _)) = unwritten.last() else {
-            continue;
-        };
-        let (last_number, last_hash) = (last.number, last.hash);
-        let mut batch = WriteBatch::new();
-        for (record, _) in &unwritten {
-            batch.set(ctx.keys.record(record.number), record.encode());
-        }
-        // Last: on a store without transactions the checkpoint never runs ahead of the records.
-        ctx.queue_checkpoint(&mut batch, STAGE, last_number, last_hash);
-        ctx.write(STAGE, batch)?;
-        for (record, started) in unwritten {
-            let totals = (record.tx_count() as u64, record.gas_used);
-            ctx.record_stage_progress(STAGE, record.number, totals, started);
-            let record = Arc::new(record);
-            if !meter.send(STAGE, &outputs.commit, Arc::clone(&record))
-                || !meter.send(STAGE, &outputs.receipts, record)
-            {
-                return Ok(());
-            }
-        }
+        let records = write_batch(shared, unwritten)?;
+        send_all(shared, STAGE, outputs, records);
     }
     Ok(())
+}
+
+/// Store `unwritten` (consecutive blocks) and the checkpoint of the last in one batch.
+fn write_batch(
+    shared: &Shared,
+    unwritten: Vec<Unwritten>,
+) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
+    let Some((last, _)) = unwritten.last() else {
+        return Ok(Vec::new());
+    };
+    let (last_number, last_hash) = (last.number, last.hash);
+    let keys = shared.store.keys();
+    let mut batch = WriteBatch::new();
+    for (record, _) in &unwritten {
+        batch.put(keys.record(record.number), record);
+    }
+    // Last: on a store without transactions the checkpoint never runs ahead of the records.
+    shared
+        .store
+        .queue_checkpoint(&mut batch, STAGE, last_number, last_hash);
+    shared.store.write(STAGE, batch)?;
+    Ok(unwritten
+        .into_iter()
+        .map(|(record, started)| {
+            let totals = (record.tx_count() as u64, record.gas_used);
+            shared.record_progress(STAGE, record.number, totals, started);
+            Arc::new(record)
+        })
+        .collect())
 }

@@ -1,22 +1,20 @@
 //! Headers stage: follows `idx:sync:progress`, loads blocks in batches (one pipelined MGET per
 //! batch), checks each body against its header and each parent hash against the block before.
-//! No durable output: after a restart it resumes from the execution checkpoint.
+//! No durable output, so nothing to unwind: after a restart it resumes from the execution
+//! checkpoint.
 //!
 //! A block whose data is missing or inconsistent stops the pipeline at that block: the error is
 //! logged and the block retried every poll interval, so a syncer that repairs the data lets the
 //! daemon continue by itself (with `exit_at_head` the run ends with the error instead).
 
-use crate::{PipelineContext, StageError};
+use crate::stage::{BlockFailure, ErrorAction, Shared, Stage, StageError};
 use alloy_primitives::B256;
 use crossbeam_channel::Sender;
-use primitives::block::decode_header;
 use primitives::block::ChainBlock;
-use primitives::contract::{decode_json, SyncProgress};
 use primitives::load::{load_blocks, LoadError};
 use primitives::stage_id::StageId;
-use std::sync::atomic::Ordering;
-
-const STAGE: StageId = StageId::Headers;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
 
 /// How the headers stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,131 +29,193 @@ pub enum HeadersEnd {
     },
 }
 
-/// Load blocks from `first` on, each extending `parent_hash`, into `out`.
-pub fn run(
-    ctx: &PipelineContext,
-    first: u64,
-    mut parent_hash: B256,
-    out: Sender<ChainBlock>,
-) -> Result<HeadersEnd, StageError> {
-    let mut next = first;
-    let mut reported: Option<u64> = None;
-    let meter = ctx.meters.stage(STAGE);
-    while !ctx.stopping() && !ctx.loading_stopped.load(Ordering::Relaxed) {
-        let synced = synced_height(ctx)?;
-        if next > synced {
-            // A reorg to a branch no longer than ours shows only as a replaced header.
-            if next > 1 && replaced(ctx, next - 1, parent_hash)? {
-                tracing::warn!(
-                    block = next - 1,
-                    "the syncer replaced an executed block: reorg"
-                );
-                return Ok(HeadersEnd::Reorg { block: next - 1 });
-            }
-            if ctx.exit_at_head {
-                return Ok(HeadersEnd::Done);
-            }
-            std::thread::sleep(ctx.poll_interval);
-            meter.add_input_wait(STAGE, ctx.poll_interval);
-            continue;
+/// The headers stage's settings.
+#[derive(Debug, Clone)]
+pub struct HeadersSettings {
+    /// Blocks loaded per store round trip.
+    pub batch_size: u64,
+    /// How often the syncer's progress is polled when caught up, and a bad block retried.
+    pub poll_interval: Duration,
+    /// Stop once every synced block is loaded (and fail on a bad block instead of waiting).
+    pub exit_at_head: bool,
+}
+
+/// The headers stage: where it is in the chain.
+#[derive(Debug)]
+pub struct HeadersStage {
+    settings: HeadersSettings,
+    /// The next block to load.
+    next: u64,
+    /// The hash the next block must name as its parent.
+    parent_hash: B256,
+}
+
+impl HeadersStage {
+    /// Load from block `first` on, which must extend `parent_hash`.
+    pub fn new(settings: HeadersSettings, first: u64, parent_hash: B256) -> Self {
+        Self {
+            settings,
+            next: first,
+            parent_hash,
         }
-        let last = synced.min(next + ctx.batch_size - 1);
-        let batch_started = std::time::Instant::now();
-        let loaded = load_blocks(ctx.store.as_ref(), &ctx.keys, next, last);
-        let loaded = match loaded {
-            Ok(blocks) => blocks,
-            Err(error) => {
-                return Err(StageError::Store {
-                    stage: STAGE,
-                    error,
-                })
+    }
+
+    /// Load blocks as the syncer publishes them into `out` until stopped, the head (with
+    /// `exit_at_head`), a reorg, or an error.
+    pub fn run(
+        &mut self,
+        shared: &Shared,
+        out: Sender<ChainBlock>,
+    ) -> Result<HeadersEnd, StageError> {
+        let meter = shared.meter(StageId::Headers);
+        let mut reported: Option<u64> = None;
+        while !shared.control.stopping() && !shared.control.loading_stopped() {
+            let synced = synced_height(shared)?;
+            if self.next > synced {
+                // A reorg to a branch no longer than ours shows only as a replaced header.
+                if let Some(end) = self.replaced_head(shared)? {
+                    return Ok(end);
+                }
+                if self.settings.exit_at_head {
+                    return Ok(HeadersEnd::Done);
+                }
+                std::thread::sleep(self.settings.poll_interval);
+                meter.add_input_wait(StageId::Headers, self.settings.poll_interval);
+                continue;
             }
-        };
-        for result in loaded {
-            let problem = match result {
-                Ok(block) if block.header.parent_hash == parent_hash => {
-                    let totals = (block.body.transactions.len() as u64, block.header.gas_used);
-                    ctx.record_stage_progress(STAGE, block.number(), totals, batch_started);
-                    parent_hash = block.hash;
-                    next += 1;
+            let last = synced.min(self.next + self.settings.batch_size.max(1) - 1);
+            match self.execute(shared, vec![self.next..=last]) {
+                Ok(blocks) => {
                     reported = None;
-                    if !meter.send(STAGE, &out, block) {
-                        return Ok(HeadersEnd::Done);
+                    for block in blocks {
+                        if !meter.send(StageId::Headers, &out, block) {
+                            return Ok(HeadersEnd::Done);
+                        }
                     }
-                    continue;
                 }
-                Ok(_) if replaced(ctx, next - 1, parent_hash)? => {
-                    tracing::warn!(
-                        block = next - 1,
-                        "the syncer replaced an executed block: reorg"
-                    );
-                    return Ok(HeadersEnd::Reorg { block: next - 1 });
+                Err(error) => {
+                    if let StageError::Block {
+                        failure: BlockFailure::NotAChild { .. },
+                        ..
+                    } = &error
+                    {
+                        if let Some(end) = self.replaced_head(shared)? {
+                            return Ok(end);
+                        }
+                    }
+                    if self.settings.exit_at_head || error.action() != ErrorAction::WaitForSyncer {
+                        return Err(error);
+                    }
+                    if reported != Some(self.next) {
+                        tracing::error!(
+                            block = self.next,
+                            "{error}; waiting for the syncer to fix it"
+                        );
+                        reported = Some(self.next);
+                    }
+                    std::thread::sleep(self.settings.poll_interval);
                 }
-                Ok(block) => format!(
-                    "block {}: parentHash {:#x} does not extend block {}'s hash {parent_hash:#x}",
-                    block.number(),
-                    block.header.parent_hash,
-                    block.number() - 1
-                ),
-                Err(LoadError::Store(error)) => {
-                    return Err(StageError::Store {
-                        stage: STAGE,
-                        error,
-                    })
-                }
-                Err(error) => error.to_string(),
-            };
-            if ctx.exit_at_head {
-                return Err(StageError::Block {
-                    stage: STAGE,
-                    message: problem,
-                });
             }
-            if reported != Some(next) {
-                tracing::error!(block = next, "{problem}; waiting for the syncer to fix it");
-                reported = Some(next);
-            }
-            std::thread::sleep(ctx.poll_interval);
-            break;
         }
+        Ok(HeadersEnd::Done)
     }
-    Ok(HeadersEnd::Done)
+
+    /// [`HeadersEnd::Reorg`] when the syncer replaced the block this stage loaded last.
+    fn replaced_head(&self, shared: &Shared) -> Result<Option<HeadersEnd>, StageError> {
+        let number = self.next - 1;
+        if self.next <= 1 {
+            return Ok(None);
+        }
+        let stored = shared
+            .store
+            .store()
+            .get(shared.store.keys().header(number).as_str())
+            .map_err(|error| StageError::store(StageId::Headers, error))?;
+        let replaced = stored.is_some_and(|bytes| {
+            shared
+                .store
+                .keys()
+                .header(number)
+                .decode(&bytes)
+                .is_ok_and(|header| header.hash() != self.parent_hash)
+        });
+        if replaced {
+            tracing::warn!(
+                block = number,
+                "the syncer replaced an executed block: reorg"
+            );
+        }
+        Ok(replaced.then_some(HeadersEnd::Reorg { block: number }))
+    }
 }
 
-/// True when the store's header `number` is no longer the block `hash` this pipeline loaded.
-fn replaced(ctx: &PipelineContext, number: u64, hash: B256) -> Result<bool, StageError> {
-    let key = ctx.keys.header(number);
-    let bytes = ctx.store.get(&key).map_err(|error| StageError::Store {
-        stage: STAGE,
-        error,
-    })?;
-    Ok(match bytes {
-        Some(bytes) => decode_header(&key, &bytes).is_ok_and(|(_, stored)| stored != hash),
-        None => false,
-    })
+impl Stage for HeadersStage {
+    /// Ranges of block numbers to load.
+    type Input = RangeInclusive<u64>;
+    type Output = ChainBlock;
+    const ID: StageId = StageId::Headers;
+
+    /// Load `input`'s blocks with one batched read per range, checking every body against its
+    /// header and every block against its parent. A bad block ends the call: with the good
+    /// blocks before it when there are any (the next call starts at the bad one), else with
+    /// its error.
+    fn execute(
+        &mut self,
+        shared: &Shared,
+        input: Vec<Self::Input>,
+    ) -> Result<Vec<ChainBlock>, StageError> {
+        let mut blocks = Vec::new();
+        for range in input {
+            let started = Instant::now();
+            let loaded = load_blocks(
+                shared.store.store().as_ref(),
+                shared.store.keys(),
+                *range.start(),
+                *range.end(),
+            )
+            .map_err(|error| StageError::store(StageId::Headers, error))?;
+            for result in loaded {
+                let failure = match result {
+                    Ok(block) if block.header.parent_hash == self.parent_hash => {
+                        let totals = (block.body.transactions.len() as u64, block.header.gas_used);
+                        shared.record_progress(StageId::Headers, block.number(), totals, started);
+                        self.parent_hash = block.hash;
+                        self.next += 1;
+                        blocks.push(block);
+                        continue;
+                    }
+                    Ok(block) => BlockFailure::NotAChild {
+                        block: block.number(),
+                        parent_hash: block.header.parent_hash,
+                        expected: self.parent_hash,
+                    },
+                    Err(LoadError::Store(error)) => {
+                        return Err(StageError::store(StageId::Headers, error))
+                    }
+                    Err(error) => error.into(),
+                };
+                if blocks.is_empty() {
+                    return Err(StageError::block(StageId::Headers, failure));
+                }
+                return Ok(blocks);
+            }
+        }
+        Ok(blocks)
+    }
 }
 
-fn synced_height(ctx: &PipelineContext) -> Result<u64, StageError> {
-    let key = ctx.keys.sync_progress();
-    let bytes = ctx.store.get(&key).map_err(|error| StageError::Store {
-        stage: STAGE,
-        error,
-    })?;
-    match bytes {
-        Some(bytes) => decode_json::<SyncProgress>(&key, &bytes)
-            .map(|p| {
-                ctx.synced.store(p.latest_synced_block, Ordering::Relaxed);
-                let m = crate::metrics::metrics();
-                m.sync_height.set(p.latest_synced_block as i64);
-                // Updated here too, so a stalled pipeline shows a growing lag.
-                m.execution_lag
-                    .set((p.latest_synced_block as i64 - m.execution_height.get()).max(0));
-                p.latest_synced_block
-            })
-            .map_err(|e| StageError::Block {
-                stage: STAGE,
-                message: e.to_string(),
-            }),
-        None => Ok(0),
-    }
+/// The syncer's height, noted for the other stages and the metrics (0 before it wrote any).
+fn synced_height(shared: &Shared) -> Result<u64, StageError> {
+    let key = shared.store.keys().sync_progress();
+    let height = shared
+        .store
+        .read(StageId::Headers, &key)?
+        .map_or(0, |p| p.latest_synced_block);
+    shared.control.note_synced(height);
+    let m = crate::metrics::metrics();
+    m.sync_height.set(height as i64);
+    // Updated here too, so a stalled pipeline shows a growing lag.
+    m.execution_lag
+        .set((height as i64 - m.execution_height.get()).max(0));
+    Ok(height)
 }

@@ -1,11 +1,10 @@
 //! Prune stage: once a block is more than `window_size` blocks below both the commit and the
 //! receipts checkpoints, deletes its history keys (`st:{n}:*`, listed in its record) and its
-//! execution record, in bounded batches, then moves the prune checkpoint.
+//! execution record, in bounded batches, then moves the prune checkpoint. Nothing to unwind:
+//! a reorg never reaches below the window (the reorg code refuses it).
 
-use crate::{PipelineContext, StageError};
+use crate::stage::{Shared, Stage, StageError, StageIo};
 use alloy_primitives::B256;
-use crossbeam_channel::Receiver;
-use primitives::record::RecordSummary;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
 
@@ -13,87 +12,107 @@ const STAGE: StageId = StageId::Prune;
 /// Blocks pruned per store batch: bounds one batch to a few thousand deletes.
 const BLOCKS_PER_BATCH: u64 = 32;
 
-/// Prune once at start, again whenever the commit or receipts stage reports blocks on
-/// `applied` (all reports already queued count as one), and a last time when both have
-/// finished (so the head is pruned too). `pruned` is the prune checkpoint.
-pub fn run(
-    ctx: &PipelineContext,
-    mut pruned: u64,
-    applied: Receiver<u64>,
-) -> Result<(), StageError> {
-    let meter = ctx.meters.stage(STAGE);
-    pruned = prune_to_window(ctx, pruned)?;
-    while !meter.recv_batch(STAGE, &applied, usize::MAX).is_empty() {
-        pruned = prune_to_window(ctx, pruned)?;
-    }
-    prune_to_window(ctx, pruned)?;
-    Ok(())
+/// The prune stage's settings.
+#[derive(Debug, Clone)]
+pub struct PruneSettings {
+    /// Blocks of history and records kept below the head.
+    pub window_size: u64,
 }
 
-/// Delete every block more than the window below both the commit and receipts checkpoints;
-/// returns the new prune checkpoint.
-fn prune_to_window(ctx: &PipelineContext, mut pruned: u64) -> Result<u64, StageError> {
-    let applied = ctx
-        .checkpoint(StageId::Commit)?
-        .zip(ctx.checkpoint(StageId::Receipts)?)
-        .map_or(0, |(c, r)| c.block.min(r.block));
-    let target = applied.saturating_sub(ctx.window_size);
-    // A shutdown still prunes (the batches are bounded); only a failing stage stops it.
-    while pruned < target && !ctx.abort.load(std::sync::atomic::Ordering::Relaxed) {
-        let started = std::time::Instant::now();
-        let last = target.min(pruned + BLOCKS_PER_BATCH);
-        let mut batch = WriteBatch::new();
-        let totals = queue_block_deletes(ctx, pruned + 1..=last, &mut batch)?;
-        ctx.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
-        ctx.write(STAGE, batch)?;
-        crate::metrics::metrics()
-            .pruned_blocks_total
-            .inc_by(last - pruned);
-        for (number, block_totals) in totals {
-            ctx.record_stage_progress(STAGE, number, block_totals, started);
-        }
-        pruned = last;
+/// The prune stage: its checkpoint.
+#[derive(Debug)]
+pub struct PruneStage {
+    settings: PruneSettings,
+    pruned: u64,
+}
+
+impl PruneStage {
+    /// Prune above the checkpoint `pruned`.
+    pub fn new(settings: PruneSettings, pruned: u64) -> Self {
+        Self { settings, pruned }
     }
-    Ok(pruned)
+
+    /// Prune once at start, again whenever the commit or receipts stage reports blocks (all
+    /// reports already queued count as one), and a last time when both have finished (so the
+    /// head is pruned too).
+    /// An error asks the other stages to stop.
+    pub fn run(&mut self, shared: &Shared, io: StageIo<u64, ()>) -> Result<(), StageError> {
+        let meter = shared.meter(STAGE);
+        let mut prune = || self.execute(shared, Vec::new()).map(drop);
+        let result = prune().and_then(|()| {
+            while !meter.recv_batch(STAGE, &io.input, usize::MAX).is_empty() {
+                prune()?;
+            }
+            prune()
+        });
+        result.inspect_err(|_| shared.control.request_stop())
+    }
+}
+
+impl Stage for PruneStage {
+    /// Blocks applied by the commit or receipts stage (only their arrival matters: the
+    /// checkpoints say how far both got).
+    type Input = u64;
+    type Output = ();
+    const ID: StageId = STAGE;
+
+    /// Delete every block more than the window below both the commit and receipts
+    /// checkpoints.
+    fn execute(&mut self, shared: &Shared, _input: Vec<u64>) -> Result<Vec<()>, StageError> {
+        let store = &shared.store;
+        let applied = store
+            .checkpoint_block(StageId::Commit)?
+            .zip(store.checkpoint_block(StageId::Receipts)?)
+            .map_or(0, |(commit, receipts)| commit.min(receipts));
+        let target = applied.saturating_sub(self.settings.window_size);
+        // A shutdown still prunes (the batches are bounded); only a failing stage stops it.
+        while self.pruned < target && !shared.control.aborted() {
+            let started = std::time::Instant::now();
+            let last = target.min(self.pruned + BLOCKS_PER_BATCH);
+            let mut batch = WriteBatch::new();
+            let totals = queue_block_deletes(shared, self.pruned + 1..=last, &mut batch)?;
+            store.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
+            store.write(STAGE, batch)?;
+            crate::metrics::metrics()
+                .pruned_blocks_total
+                .inc_by(last - self.pruned);
+            for (number, block_totals) in totals {
+                shared.record_progress(STAGE, number, block_totals, started);
+            }
+            self.pruned = last;
+        }
+        Ok(Vec::new())
+    }
 }
 
 /// A pruned block: its number with its transaction count and gas.
 type PrunedBlock = (u64, (u64, u64));
 
-/// Queue the deletes of the history and records of `blocks` (read in one round trip;
-/// nothing for a block already gone); returns each deleted block with its transaction count
-/// and gas.
+/// Queue the deletes of the history and records of `blocks` (read in one round trip; nothing
+/// for a block already gone); returns each deleted block with its transaction count and gas.
 fn queue_block_deletes(
-    ctx: &PipelineContext,
+    shared: &Shared,
     blocks: std::ops::RangeInclusive<u64>,
     batch: &mut WriteBatch,
 ) -> Result<Vec<PrunedBlock>, StageError> {
+    let keys = shared.store.keys();
+    let summaries: Vec<_> = blocks.clone().map(|n| keys.record_summary(n)).collect();
+    let found =
+        primitives::value::ContractRead::read_many(shared.store.store().as_ref(), &summaries)
+            .map_err(|error| StageError::read(STAGE, error))?;
     let mut deleted = Vec::new();
-    let keys: Vec<String> = blocks.clone().map(|n| ctx.keys.record(n)).collect();
-    let values = ctx
-        .store
-        .multi_get(&keys)
-        .map_err(|error| StageError::Store {
-            stage: STAGE,
-            error,
-        })?;
-    for ((number, key), bytes) in blocks.zip(keys).zip(values) {
-        let Some(bytes) = bytes else {
+    for (number, summary) in blocks.zip(found) {
+        let Some(summary) = summary else {
             continue;
         };
-        let record = RecordSummary::decode(&bytes)
-            .map_err(|e| StageError::Inconsistent(format!("{key}: {e}")))?;
-        for address in &record.accounts {
-            batch.delete(ctx.keys.history_account(number, address));
+        for address in &summary.accounts {
+            batch.remove(keys.history_account(number, address));
         }
-        for (address, slot) in &record.storage {
-            batch.delete(
-                ctx.keys
-                    .history_storage(number, address, &B256::from(*slot)),
-            );
+        for (address, slot) in &summary.storage {
+            batch.remove(keys.history_storage(number, address, &B256::from(*slot)));
         }
-        batch.delete(key);
-        deleted.push((number, (record.tx_count as u64, record.gas_used)));
+        batch.remove(keys.record(number));
+        deleted.push((number, (summary.tx_count as u64, summary.gas_used)));
     }
     Ok(deleted)
 }

@@ -1,10 +1,9 @@
-//! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint. The
-//! records already waiting, up to `batch_size`, go in one batch; while the pipeline is behind
-//! the syncer the stage waits up to [`CATCH_UP_LINGER`] for a fuller one.
+//! Receipts stage: writes `blk:rcpt:{n}` from each execution record, then its checkpoint; its
+//! unwind deletes them. The records already waiting, up to `batch_size`, go in one batch; while
+//! the pipeline is behind the syncer the stage waits up to
+//! [`crate::stage::CATCH_UP_LINGER`] for a fuller one.
 
-use crate::commit_writes::queue_receipts;
-use crate::{PipelineContext, StageError, CATCH_UP_LINGER};
-use crossbeam_channel::{Receiver, Sender};
+use crate::stage::{Shared, Stage, StageError, UnwindBatch};
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
@@ -13,51 +12,55 @@ use std::time::Instant;
 
 const STAGE: StageId = StageId::Receipts;
 
-/// Write the receipts of `pending` (records executed before a restart), then of every record
-/// from `input`; written block numbers go to `written` (the prune stage).
-pub fn run(
-    ctx: &PipelineContext,
-    pending: Vec<Arc<ExecutionRecord>>,
-    input: Receiver<Arc<ExecutionRecord>>,
-    written: Sender<u64>,
-) -> Result<(), StageError> {
-    let max = ctx.batch_size.max(1) as usize;
-    let meter = ctx.meters.stage(STAGE);
-    for records in pending.chunks(max) {
-        write_receipts(ctx, records, &written)?;
-    }
-    loop {
-        let records = meter.recv_batch_lingering(STAGE, &input, max, CATCH_UP_LINGER, |r| {
-            ctx.behind_head(r.number)
-        });
-        if records.is_empty() {
-            return Ok(());
-        }
-        write_receipts(ctx, &records, &written)?;
-    }
-}
+/// The receipts stage (no settings: it writes what it is given).
+#[derive(Debug, Default)]
+pub struct ReceiptsStage;
 
-/// Write the receipts of `records` (consecutive blocks) and the checkpoint of the last.
-fn write_receipts(
-    ctx: &PipelineContext,
-    records: &[Arc<ExecutionRecord>],
-    written: &Sender<u64>,
-) -> Result<(), StageError> {
-    let Some(last) = records.last() else {
-        return Ok(());
-    };
-    let started = Instant::now();
-    let mut batch = WriteBatch::new();
-    for record in records {
-        queue_receipts(&ctx.keys, record, &mut batch);
+impl Stage for ReceiptsStage {
+    type Input = Arc<ExecutionRecord>;
+    /// The last block whose receipts were written (for the prune stage).
+    type Output = u64;
+    const ID: StageId = STAGE;
+
+    /// Write the receipts of `input` (consecutive blocks) and the checkpoint of the last.
+    fn execute(
+        &mut self,
+        shared: &Shared,
+        input: Vec<Arc<ExecutionRecord>>,
+    ) -> Result<Vec<u64>, StageError> {
+        let Some(last) = input.last() else {
+            return Ok(Vec::new());
+        };
+        let started = Instant::now();
+        let mut batch = WriteBatch::new();
+        for record in &input {
+            batch.put(
+                shared.store.keys().receipts(record.number),
+                &record.receipts,
+            );
+        }
+        shared
+            .store
+            .queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
+        shared.store.write(STAGE, batch)?;
+        for record in &input {
+            let totals = (record.tx_count() as u64, record.gas_used);
+            shared.record_progress(STAGE, record.number, totals, started);
+        }
+        Ok(vec![last.number])
     }
-    ctx.queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
-    ctx.write(STAGE, batch)?;
-    for record in records {
-        let totals = (record.tx_count() as u64, record.gas_used);
-        ctx.record_stage_progress(STAGE, record.number, totals, started);
+
+    /// Delete the block's receipts and move the checkpoint to its parent.
+    fn unwind(
+        &mut self,
+        shared: &Shared,
+        record: &ExecutionRecord,
+        batch: &mut UnwindBatch,
+    ) -> Result<(), StageError> {
+        batch
+            .undo()
+            .remove(shared.store.keys().receipts(record.number));
+        batch.checkpoint(shared, STAGE, record.number - 1, record.parent_hash);
+        Ok(())
     }
-    // The prune stage may have stopped; receipts go on regardless.
-    let _ = written.send(last.number);
-    Ok(())
 }

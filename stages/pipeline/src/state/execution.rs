@@ -15,18 +15,6 @@ use revm::database::{BundleState, CacheState, State};
 use revm::database_interface::WrapDatabaseRef;
 use std::sync::Arc;
 
-/// Execute `block` over a fresh view of `layers` (see [`ExecutionState`] for the daemon's
-/// way, which keeps revm's cache from block to block).
-pub fn execute_block(
-    spec: &Arc<ChainSpec>,
-    layers: &StateLayers,
-    block: &ChainBlock,
-    senders: &[Address],
-    parent: &Header,
-) -> Result<ExecutionRecord, BlockError> {
-    ExecutionState::new(layers, CacheSizes::default()).execute(spec, block, senders, parent)
-}
-
 /// revm's state over the layers, kept from one block to the next by the execution stage so
 /// that what a block read or wrote is at hand for the next without a trip through the layers
 /// (as a node keeps its state between blocks). It is only ever the head state: it starts
@@ -57,9 +45,9 @@ impl<'a> ExecutionState<'a> {
             .build()
     }
 
-    /// Execute and verify `block` (child of `parent`) and return its record, which the caller
-    /// absorbs into the layers before executing the next block. On any error nothing of the
-    /// block stays behind.
+    /// Execute and verify `block` (child of `parent`) and return its record; its changes join
+    /// the layers' overlay (later blocks read them there until the commit stage applies them
+    /// and calls [`StateLayers::release`]). On any error nothing of the block stays behind.
     pub fn execute(
         &mut self,
         spec: &Arc<ChainSpec>,
@@ -73,8 +61,9 @@ impl<'a> ExecutionState<'a> {
             self.state = Self::fresh(self.layers);
         }
         let result = self.execute_in_place(spec, block, senders, parent);
-        if result.is_err() {
-            self.discard();
+        match &result {
+            Ok(record) => self.layers.absorb(record),
+            Err(_) => self.discard(),
         }
         result
     }

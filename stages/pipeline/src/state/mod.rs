@@ -1,7 +1,9 @@
 //! The state layers (DESIGN §4): reads go (1) the overlay of blocks executed but not yet
-//! committed → (2) LRU caches → (3) the store. Execution writes nothing here directly: a block's
-//! changes arrive as its [`ExecutionRecord`] through [`StateLayers::absorb`] and leave the overlay
-//! with [`StateLayers::release`] once the commit stage has applied them.
+//! committed → (2) LRU caches → (3) the store. A block's changes join the overlay when
+//! [`execution::ExecutionState`] has executed it and leave it with [`StateLayers::release`] once
+//! the commit stage has applied them; [`StateLayers::restart`] starts a pipeline run. What
+//! enters the caches and when they are emptied is private to this module and its
+//! `execution` child.
 //!
 //! [`StateReader`] adapts the layers to revm's `DatabaseRef`.
 
@@ -14,11 +16,12 @@ use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use cache::{CacheSizes, StateCache};
 use lru::LruCache;
-use primitives::block::decode_header;
-use primitives::contract::{decode_word, AccountJson, MalformedValue, EMPTY_CODE_HASH};
+
+use primitives::contract::{MalformedValue, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
 use primitives::record::{AccountState, ExecutionRecord};
 use primitives::store::Store;
+use primitives::value::ContractRead;
 use revm::bytecode::Bytecode;
 use revm::database::CacheState;
 use revm::state::AccountInfo;
@@ -121,7 +124,7 @@ impl StateLayers {
     }
 
     /// A new execution state starts over these layers.
-    pub fn new_epoch(&self) {
+    fn new_epoch(&self) {
         self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -148,18 +151,14 @@ impl StateLayers {
         }) {
             return Ok(found);
         }
-        let key = self.keys.latest_account(address);
-        let account = match self.store.get(&key)? {
-            Some(bytes) => {
-                let json = AccountJson::decode(&key, &bytes)?;
-                Some(AccountState {
-                    balance: json.balance,
-                    nonce: json.nonce,
-                    code_hash: json.code_hash,
-                })
-            }
-            None => None,
-        };
+        let account = self
+            .store
+            .read(&self.keys.latest_account(address))?
+            .map(|json| AccountState {
+                balance: json.balance,
+                nonce: json.nonce,
+                code_hash: json.code_hash,
+            });
         lock(&self.cache).put_account(*address, account);
         Ok(account)
     }
@@ -178,35 +177,38 @@ impl StateLayers {
         if let Some(value) = in_overlay {
             return Ok(value);
         }
-        let key = self.keys.latest_storage(address, &B256::from(*slot));
-        let value = match self.store.get(&key)? {
-            Some(bytes) => decode_word(&key, &bytes)?,
-            None => U256::ZERO,
-        };
+        let value = self
+            .store
+            .read(&self.keys.latest_storage(address, &B256::from(*slot)))?
+            .unwrap_or_default();
         lock(&self.cache).put_storage(*address, *slot, value);
         Ok(value)
     }
 
     /// Every non-zero slot of `address` at the head of the layers (for a self-destruct, whose
     /// record must carry the pre-values of all the storage it wipes).
-    pub fn existing_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>, StateError> {
-        let prefix = self.keys.latest_storage_prefix(address);
-        let keys = self.store.scan_prefix(&prefix)?;
-        let values = self.store.multi_get(&keys)?;
-        let mut slots: BTreeMap<U256, U256> = BTreeMap::new();
-        for (key, value) in keys.iter().zip(values) {
-            let Some(bytes) = value else { continue };
-            let hex = key.strip_prefix(&prefix).unwrap_or_default();
-            let slot = B256::from_slice(
-                &alloy_primitives::hex::decode(hex)
-                    .ok()
-                    .filter(|b| b.len() == 32)
-                    .ok_or_else(|| {
-                        MalformedValue::new(key, "key does not end in a 32-byte slot")
-                    })?,
-            );
-            slots.insert(slot.into(), decode_word(key, &bytes)?);
-        }
+    fn existing_slots(&self, address: &Address) -> Result<Vec<(U256, U256)>, StateError> {
+        let found = self
+            .store
+            .scan_prefix(&self.keys.latest_storage_prefix(address))?;
+        let slot_keys = found
+            .iter()
+            .map(|key| {
+                self.keys
+                    .parse_latest_storage_slot(address, key)
+                    .ok_or_else(|| MalformedValue::new(key, "key does not end in a 32-byte slot"))
+            })
+            .collect::<Result<Vec<B256>, _>>()?;
+        let typed: Vec<_> = slot_keys
+            .iter()
+            .map(|slot| self.keys.latest_storage(address, slot))
+            .collect();
+        let values = self.store.read_many(&typed)?;
+        let mut slots: BTreeMap<U256, U256> = slot_keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(slot, value)| Some((slot.into(), value?)))
+            .collect();
         for block in self.overlay().iter() {
             if block.wiped.contains(address) {
                 slots.clear();
@@ -226,13 +228,12 @@ impl StateLayers {
     /// The root of the whole state at the head of the layers with `pending` (a block's changes
     /// so far) on top. It reads every account and slot in the store, so it is only for small
     /// states: receipts before Byzantium commit to this root after each transaction.
-    pub fn state_root_with(&self, pending: &CacheState) -> Result<B256, StateError> {
-        let prefix = format!("{}st:latest:acc:", self.keys.prefix());
+    fn state_root_with(&self, pending: &CacheState) -> Result<B256, StateError> {
         let mut accounts: BTreeMap<Address, (AccountState, BTreeMap<U256, U256>)> = BTreeMap::new();
-        for key in self.store.scan_prefix(&prefix)? {
-            let address: Address = key
-                .strip_prefix(&prefix)
-                .and_then(|hex| hex.parse().ok())
+        for key in self.store.scan_prefix(&self.keys.latest_account_prefix())? {
+            let address = self
+                .keys
+                .parse_latest_account(&key)
                 .ok_or_else(|| MalformedValue::new(&key, "key does not end in an address"))?;
             if let Some(account) = self.account(&address)? {
                 let storage = self.existing_slots(&address)?.into_iter().collect();
@@ -288,9 +289,12 @@ impl StateLayers {
         let key = self.keys.code(hash);
         let bytes = self
             .store
-            .get(&key)?
-            .ok_or(StateError::MissingCode { hash: *hash, key })?;
-        let code = Bytecode::new_raw(bytes.into());
+            .read(&key)?
+            .ok_or_else(|| StateError::MissingCode {
+                hash: *hash,
+                key: key.into_string(),
+            })?;
+        let code = Bytecode::new_raw(bytes);
         lock(&self.cache).put_code(*hash, code.clone());
         Ok(code)
     }
@@ -301,17 +305,20 @@ impl StateLayers {
             return Ok(*hash);
         }
         let key = self.keys.header(number);
-        let bytes = self.store.get(&key)?.ok_or(StateError::MissingHeader {
-            number,
-            key: key.clone(),
-        })?;
-        let (_, hash) = decode_header(&key, &bytes).map_err(|e| MalformedValue::new(&key, e))?;
+        let hash = self
+            .store
+            .read(&key)?
+            .ok_or_else(|| StateError::MissingHeader {
+                number,
+                key: key.into_string(),
+            })?
+            .hash();
         lock(&self.block_hashes).put(number, hash);
         Ok(hash)
     }
 
     /// Remember a block hash (known from the block being executed), sparing a store read.
-    pub fn note_block_hash(&self, number: u64, hash: B256) {
+    fn note_block_hash(&self, number: u64, hash: B256) {
         lock(&self.block_hashes).put(number, hash);
     }
 
@@ -319,7 +326,7 @@ impl StateLayers {
     /// are left as they are: the execution state that produced the block holds its changes, and
     /// hands them over ([`Self::keep_cached`]) or empties the caches ([`Self::forget_cached`])
     /// before anything reads them here. Wiped storage is invalidated at once.
-    pub fn absorb(&self, record: &ExecutionRecord) {
+    fn absorb(&self, record: &ExecutionRecord) {
         let mut changes = BlockChanges::from_record(record);
         changes.epoch = self.epoch.load(Ordering::Relaxed);
         {
@@ -348,7 +355,7 @@ impl StateLayers {
 
     /// Cache the accounts and slots an execution state ends with, all of them absorbed blocks'
     /// values: the newest there are, so they replace whatever the caches hold.
-    pub fn keep_cached(&self, state: &CacheState) {
+    fn keep_cached(&self, state: &CacheState) {
         let mut cache = lock(&self.cache);
         for (address, cached) in &state.accounts {
             let Some(plain) = &cached.account else {
@@ -364,22 +371,27 @@ impl StateLayers {
 
     /// Empty the caches of accounts, slots and code: an execution state whose changes they
     /// never saw has been discarded.
-    pub fn forget_cached(&self) {
+    fn forget_cached(&self) {
         lock(&self.cache).clear();
     }
 
-    /// Forget every in-flight change and cached value (after an unwind or a failed block).
-    pub fn reset(&self) {
+    /// Start over (a pipeline run begins): forget every in-flight change and cached value,
+    /// then take `pending` (blocks executed but not yet committed, oldest first) into the
+    /// overlay.
+    pub fn restart(&self, pending: &[Arc<ExecutionRecord>]) {
         self.overlay
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         lock(&self.cache).clear();
         lock(&self.block_hashes).clear();
+        for record in pending {
+            self.absorb(record);
+        }
     }
 
     /// revm's view of these layers.
-    pub fn reader(&self) -> StateReader<'_> {
+    fn reader(&self) -> StateReader<'_> {
         StateReader { layers: self }
     }
 }

@@ -1,5 +1,5 @@
-//! BSC precompiles against the BSC client's own test vectors (`../shared/fixtures/bsc/precompiles`
-//! or the directory in `EVM_EXECUTOR_BSC_PRECOMPILE_VECTORS`): output, gas and the kind of
+//! BSC precompiles against the BSC client's own test vectors (`bsc/precompiles` of the
+//! shared fixtures, or the directory in `EVM_EXECUTOR_BSC_PRECOMPILE_VECTORS`): output, gas and the kind of
 //! failure (revert or halt) must match. A missing vector file fails the test.
 
 use alloy_primitives::{hex, Address, U256};
@@ -14,14 +14,21 @@ use std::path::PathBuf;
 
 /// The environment variable naming another directory of vectors.
 const VECTORS_ENV: &str = "EVM_EXECUTOR_BSC_PRECOMPILE_VECTORS";
+/// The environment variable naming the shared fixtures (its `bsc/precompiles` is used).
+const FIXTURES_ENV: &str = "EVM_EXECUTOR_FIXTURES";
 /// Enough gas for any single vector.
 const GAS_LIMIT: u64 = 1_000_000;
 
 fn vectors(file: &str) -> Value {
-    let dir = std::env::var_os(VECTORS_ENV).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bsc/precompiles"),
-        PathBuf::from,
-    );
+    let dir = std::env::var_os(VECTORS_ENV)
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os(FIXTURES_ENV).map(|dir| PathBuf::from(dir).join("bsc/precompiles"))
+        })
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/fixtures/bsc/precompiles")
+        });
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("vector file {} cannot be read: {e}", path.display()));
@@ -316,15 +323,15 @@ fn cometbft_changed_flag_is_fixed_at_hertz() {
 }
 
 /// The client's IAVL / ICS23 proof vectors, kept with the precompile
-/// (`stages/src/precompiles/testdata/iavl-merkle-proof-vectors.json`).
+/// (`stages/bsc-precompiles/src/testdata/iavl-merkle-proof-vectors.json`).
 fn iavl_vectors() -> Value {
     testdata("iavl-merkle-proof-vectors.json")
 }
 
-/// A vector file of `stages/src/precompiles/testdata`.
+/// A vector file of `src/testdata`.
 fn testdata(file: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("stages/src/precompiles/testdata")
+        .join("src/testdata")
         .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("vector file {} cannot be read: {e}", path.display()));

@@ -1,0 +1,103 @@
+//! The stages run one after another on the calling thread, one block at a time: the daemon's
+//! stage code without its threads and channels, for `ef-test` (and tests) that must see each
+//! block's outcome before the next block is written.
+//!
+//! A block runs through headers (load and checks), senders, execution (with its record),
+//! commit and receipts, exactly as the daemon would; a block that fails leaves nothing of its
+//! own in the store and the pipeline where it was.
+
+use crate::stage::{Shared, Stage, StageError, Unwind};
+use crate::stages::commit::{CommitSettings, CommitStage};
+use crate::stages::execution::{ExecutionSettings, ExecutionStage};
+use crate::stages::headers::{HeadersSettings, HeadersStage};
+use crate::stages::receipts::ReceiptsStage;
+use crate::stages::senders::SendersStage;
+use crate::startup::StartPoint;
+use alloy_consensus::Header;
+use alloy_primitives::B256;
+use primitives::block::ChainBlock;
+use std::time::Duration;
+
+/// The stages of a serial run, at the head they have reached.
+pub struct SerialPipeline<'a> {
+    headers: HeadersSettings,
+    senders: SendersStage<'a>,
+    execution: ExecutionStage<'a>,
+    commit: CommitStage,
+    receipts: ReceiptsStage,
+    /// The last block through every stage, and its hash.
+    head: (u64, B256),
+}
+
+impl<'a> SerialPipeline<'a> {
+    /// Stages over `shared` from `start` (nothing pending), `parent` being the header of the
+    /// executed head; senders are recovered in the rayon pool the caller runs in.
+    pub fn new(
+        shared: &'a Shared,
+        start: StartPoint,
+        parent: Header,
+        parent_hash: B256,
+        history_ttl: Duration,
+    ) -> Self {
+        let head = (parent.number, parent_hash);
+        Self {
+            headers: HeadersSettings {
+                batch_size: 1,
+                poll_interval: Duration::ZERO,
+                exit_at_head: true,
+            },
+            senders: SendersStage::in_current_pool(),
+            execution: ExecutionStage::new(
+                ExecutionSettings {
+                    batch_size: 1,
+                    retry_interval: Duration::ZERO,
+                },
+                &shared.layers,
+                parent,
+            ),
+            commit: CommitStage::new(CommitSettings { history_ttl }, start.total_txs),
+            receipts: ReceiptsStage,
+            head,
+        }
+    }
+
+    /// The last block through every stage, and its hash.
+    pub fn head(&self) -> (u64, B256) {
+        self.head
+    }
+
+    /// Run the synced block after the head through every stage; returns it.
+    pub fn run_next(&mut self, shared: &Shared) -> Result<ChainBlock, StageError> {
+        let (number, hash) = self.head;
+        let mut headers = HeadersStage::new(self.headers.clone(), number + 1, hash);
+        let blocks = headers.execute(shared, vec![number + 1..=number + 1])?;
+        let recovered = self.senders.execute(shared, blocks)?;
+        let block = recovered.first().map(|(block, _)| block.clone());
+        let records = self.execution.execute(shared, recovered)?;
+        self.commit.execute(shared, records.clone())?;
+        self.receipts.execute(shared, records)?;
+        let block = block.ok_or_else(|| StageError::Thread {
+            stage: HeadersStage::ID,
+            reason: format!("block {} loaded nothing", number + 1),
+        })?;
+        self.head = (block.number(), block.hash);
+        Ok(block)
+    }
+
+    /// Undo every block above `fork` (newest first), each stage its own output, and continue
+    /// from `fork` whose header is `parent`.
+    pub fn unwind_to(
+        &mut self,
+        shared: &'a Shared,
+        fork: u64,
+        parent: Header,
+        parent_hash: B256,
+    ) -> Result<(), StageError> {
+        let stages: &mut [&mut dyn Unwind] =
+            &mut [&mut self.receipts, &mut self.commit, &mut self.execution];
+        crate::reorg::unwind_to(shared, fork, self.head.0, stages)?;
+        self.execution.restart_at(&shared.layers, parent);
+        self.head = (fork, parent_hash);
+        Ok(())
+    }
+}

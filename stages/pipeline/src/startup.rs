@@ -1,0 +1,156 @@
+//! Where each stage resumes after a start or a crash: the checkpoints, read and checked
+//! against each other (DESIGN §2, crash rule), with what is out of order repaired and logged,
+//! and a store written by the original service (no checkpoints) taken over at
+//! `idx:exec:progress`. Reads `idx:exec:progress`, `idx:stage:*` and `rec:{n}`; writes only
+//! repaired checkpoints.
+
+use crate::stage::{Inconsistency, Shared, StageError};
+use primitives::record::ExecutionRecord;
+use primitives::stage_id::StageId;
+use primitives::store::WriteBatch;
+use std::sync::Arc;
+
+/// Where each stage resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartPoint {
+    /// Last block whose record is written.
+    pub executed: u64,
+    /// Last block applied to `st:latest`.
+    pub committed: u64,
+    /// Last block whose receipts are written.
+    pub receipts: u64,
+    /// Last block pruned.
+    pub pruned: u64,
+    /// Transactions executed up to `committed`.
+    pub total_txs: u64,
+}
+
+impl StartPoint {
+    /// The records the commit stage has still to apply (written before a restart).
+    pub fn commit_pending(&self, shared: &Shared) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
+        records(shared, self.committed + 1, self.executed)
+    }
+
+    /// The records whose receipts the receipts stage has still to write.
+    pub fn receipts_pending(
+        &self,
+        shared: &Shared,
+    ) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
+        records(shared, self.receipts + 1, self.executed)
+    }
+}
+
+/// Records `first..=last` from the store.
+fn records(
+    shared: &Shared,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
+    (first..=last)
+        .map(|n| shared.store.record(StageId::Execution, n).map(Arc::new))
+        .collect()
+}
+
+/// Read the checkpoints, take over a store without them, and repair what is out of order.
+pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
+    let store = &shared.store;
+    const STAGE: StageId = StageId::Execution;
+    let progress_key = store.keys().exec_progress();
+    let progress =
+        store
+            .read(STAGE, &progress_key)?
+            .ok_or_else(|| Inconsistency::NotInitialised {
+                key: progress_key.into_string(),
+            })?;
+    let (executed, committed, receipts, pruned) = (
+        store.checkpoint_block(StageId::Execution)?,
+        store.checkpoint_block(StageId::Commit)?,
+        store.checkpoint_block(StageId::Receipts)?,
+        store.checkpoint_block(StageId::Prune)?.unwrap_or(0),
+    );
+    let legacy = progress.latest_executed_block;
+    let Some(executed) = executed else {
+        // A store written by the original service (or fresh from `init`): its state is
+        // complete up to latestExecutedBlock and nothing is in flight.
+        tracing::info!(
+            block = legacy,
+            "no stage checkpoints: taking over at {}",
+            store.keys().exec_progress()
+        );
+        // The consumers' checkpoints start at the takeover point too: without them a restart
+        // could not tell blocks the receipts stage had not reached yet from blocks before the
+        // takeover once commit has moved idx:exec:progress.
+        let header_key = store.keys().header(legacy);
+        let hash = store
+            .read(STAGE, &header_key)?
+            .ok_or_else(|| Inconsistency::MissingHeader {
+                key: header_key.into_string(),
+            })?
+            .hash();
+        let mut batch = WriteBatch::new();
+        for stage in [StageId::Commit, StageId::Receipts] {
+            if store.checkpoint(stage)?.is_none() {
+                store.queue_checkpoint(&mut batch, stage, legacy, hash);
+            }
+        }
+        store.write(STAGE, batch)?;
+        return Ok(StartPoint {
+            executed: legacy,
+            committed: legacy,
+            receipts: legacy,
+            pruned,
+            total_txs: progress.total_txs_executed,
+        });
+    };
+    // A store whose takeover predates writing these checkpoints may lack them.
+    let committed = committed.unwrap_or(legacy);
+    let receipts = receipts.unwrap_or(legacy);
+    let mut start = StartPoint {
+        executed,
+        committed,
+        receipts,
+        pruned,
+        total_txs: progress.total_txs_executed,
+    };
+    if committed > executed || receipts > executed {
+        let ahead = committed.max(receipts);
+        tracing::warn!(
+            executed,
+            committed,
+            receipts,
+            "execution checkpoint behind its consumers; moving it to {ahead}"
+        );
+        let record = store.record(STAGE, ahead)?;
+        let mut batch = WriteBatch::new();
+        store.queue_checkpoint(&mut batch, STAGE, ahead, record.hash);
+        store.write(STAGE, batch)?;
+        start.executed = ahead;
+    }
+    if legacy != committed {
+        // Commit writes progress and its checkpoint in one ordered batch; a cut between them
+        // leaves progress ahead, which re-applying those records repairs.
+        tracing::warn!(
+            progress = legacy,
+            committed,
+            "{} differs from the commit checkpoint; re-applying from {}",
+            store.keys().exec_progress(),
+            committed + 1
+        );
+        // The running transaction total must not count the re-applied records twice.
+        let mut total = progress.total_txs_executed;
+        for number in committed + 1..=legacy {
+            let record = store.record(StageId::Commit, number)?;
+            total = total.saturating_sub(record.tx_count() as u64);
+        }
+        start.total_txs = total;
+    }
+    if pruned > committed.min(receipts) {
+        return Err(Inconsistency::PrunedAhead {
+            pruned,
+            committed,
+            receipts,
+        }
+        .into());
+    }
+    Ok(start)
+}
