@@ -1,0 +1,341 @@
+//! [`StateTrie`]: incremental updates of the stored account and storage tries from a
+//! [`StateChanges`], giving the new state root, the storage roots of the accounts touched and
+//! the node changes with their pre-values ([`TrieUpdate`]); the same computation without the
+//! node changes gives a dry root ([`StateTrie::root_after`]). Keeps the top levels of the account
+//! trie in memory between updates.
+
+use std::collections::{BTreeMap, HashMap};
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_rlp::Decodable;
+use alloy_trie::{Nibbles, TrieAccount, EMPTY_ROOT_HASH};
+use rayon::prelude::*;
+
+use crate::cache::TopNodes;
+use crate::level::ReadNode;
+use crate::partial::PartialTrie;
+use crate::reveal::{reveal, ChangedKey, RevealTarget};
+use crate::walk::walk;
+use crate::{
+    AccountChange, AccountUpdate, NodeKey, NodeSource, StateChanges, TrieError, UpdateError,
+};
+
+/// Default number of account-trie levels kept in memory: paths of up to 4 nibbles, at most
+/// 69,905 nodes (≈ 37 MB of branch nodes when the trie is full there, as on a mainnet-sized
+/// state), which spares an update five of the seven or eight levels it reads on such a state.
+pub const DEFAULT_CACHED_LEVELS: usize = 5;
+
+/// Tries with at least this many changed keys encode the children of their top branches on the
+/// rayon pool; smaller ones are quicker on one thread than the pool's hand-off.
+const PARALLEL_MIN_KEYS: usize = 256;
+
+/// How many levels of branches split their children across the pool (16 then 256 tasks).
+const PARALLEL_LEVELS: usize = 2;
+
+/// One stored node's change: its key, the value before (`None`: absent) and after (`None`:
+/// removed). Applying the post-values turns the stored trie into the new one; applying the
+/// pre-values undoes that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeChange {
+    /// The node's key.
+    pub key: NodeKey,
+    /// The stored value before the update.
+    pub pre: Option<Bytes>,
+    /// The stored value after the update.
+    pub post: Option<Bytes>,
+}
+
+/// The result of an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrieUpdate {
+    /// The state root after the update.
+    pub state_root: B256,
+    /// The storage root after the update of every account the change set touches (the empty
+    /// root for a deleted account).
+    pub storage_roots: BTreeMap<Address, B256>,
+    /// The stored nodes that change, sorted by key, each once.
+    pub node_changes: Vec<NodeChange>,
+}
+
+/// Updates the stored state tries. Holds the cache of the top levels of the account trie: every
+/// node it holds is the store's current value, as long as the caller writes each update's node
+/// changes (or tells the cache otherwise: [`Self::revert_cache`], [`Self::clear_cache`]).
+#[derive(Debug)]
+pub struct StateTrie {
+    cache: TopNodes,
+}
+
+impl Default for StateTrie {
+    fn default() -> Self {
+        Self::new(DEFAULT_CACHED_LEVELS)
+    }
+}
+
+/// One account of a change set, keys hashed.
+struct Prepared<'a> {
+    address: Address,
+    hashed: Nibbles,
+    change: &'a AccountChange,
+    /// Its slots, hashed and sorted, with their new values.
+    slots: Vec<(Nibbles, U256)>,
+}
+
+/// A storage trie after its update.
+struct StorageOutcome {
+    old_root: B256,
+    new_root: B256,
+    changes: Vec<NodeChange>,
+}
+
+impl StateTrie {
+    /// An updater keeping the account-trie nodes of paths shorter than `cached_levels` nibbles
+    /// in memory (0: none). At most 16^0 + … + 16^(cached_levels−1) nodes of up to 532 bytes.
+    pub fn new(cached_levels: usize) -> Self {
+        Self {
+            cache: TopNodes::new(cached_levels),
+        }
+    }
+
+    /// How many top levels of the account trie it keeps.
+    pub const fn cached_levels(&self) -> usize {
+        self.cache.levels()
+    }
+
+    /// How many nodes the cache holds now.
+    pub fn cached_nodes(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Computes the update of the stored tries by `changes`: the new state root, every touched
+    /// account's storage root and the node changes (with pre-values) the caller writes. Reads
+    /// level by level, one `source` call per level for all tries; storage tries are updated on
+    /// the rayon pool. The cache takes the node changes as if written: if the caller does not
+    /// write them, it must call [`Self::revert_cache`] (or [`Self::clear_cache`]).
+    pub fn update<S: NodeSource>(
+        &mut self,
+        source: &S,
+        changes: &StateChanges,
+    ) -> Result<TrieUpdate, UpdateError<S::Error>> {
+        let update = self.compute(source, changes, true)?;
+        self.cache.apply(&update.node_changes, true);
+        Ok(update)
+    }
+
+    /// The state root the stored state would have with `changes` applied, without listing node
+    /// changes or touching the cache's contents (besides remembering nodes read). The same
+    /// computation as [`Self::update`].
+    pub fn root_after<S: NodeSource>(
+        &mut self,
+        source: &S,
+        changes: &StateChanges,
+    ) -> Result<B256, UpdateError<S::Error>> {
+        Ok(self.compute(source, changes, false)?.state_root)
+    }
+
+    /// Reads the top levels of the account trie into the cache (one call per level), so the
+    /// first update does not pay for them.
+    pub fn warm_cache<S: NodeSource>(&mut self, source: &S) -> Result<(), UpdateError<S::Error>> {
+        let levels = self.cache.levels();
+        if levels > 0 {
+            walk(
+                source,
+                &mut self.cache,
+                NodeKey::Account(Nibbles::new()),
+                levels,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Tells the cache that `changes` were undone in the store (each key back at its
+    /// pre-value), e.g. after an unwind or when an update's changes are not written.
+    pub fn revert_cache(&mut self, changes: &[NodeChange]) {
+        self.cache.apply(changes, false);
+    }
+
+    /// Empties the cache (e.g. when the store's tries were changed by other means).
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    fn compute<S: NodeSource>(
+        &mut self,
+        source: &S,
+        changes: &StateChanges,
+        list_changes: bool,
+    ) -> Result<TrieUpdate, UpdateError<S::Error>> {
+        let mut accounts: Vec<Prepared<'_>> = changes
+            .accounts
+            .par_iter()
+            .filter(|(_, change)| {
+                change.account != AccountUpdate::Unchanged || !change.storage.is_empty()
+            })
+            .map(|(address, change)| {
+                let mut slots: Vec<(Nibbles, U256)> = change
+                    .storage
+                    .iter()
+                    .map(|(slot, value)| (Nibbles::unpack(keccak256(slot)), *value))
+                    .collect();
+                slots.sort_unstable_by_key(|a| a.0);
+                Prepared {
+                    address: *address,
+                    hashed: Nibbles::unpack(keccak256(address)),
+                    change,
+                    slots,
+                }
+            })
+            .collect();
+        accounts.sort_unstable_by_key(|a| a.hashed);
+
+        let mut targets = vec![RevealTarget {
+            root: NodeKey::Account(Nibbles::new()),
+            keys: accounts
+                .iter()
+                .map(|a| ChangedKey {
+                    path: a.hashed,
+                    removes: a.change.account == AccountUpdate::Deleted,
+                })
+                .collect(),
+        }];
+        targets.extend(accounts.iter().filter(|a| !a.slots.is_empty()).map(|a| {
+            RevealTarget {
+                root: NodeKey::Storage(a.address, Nibbles::new()),
+                keys: a
+                    .slots
+                    .iter()
+                    .map(|(path, value)| ChangedKey {
+                        path: *path,
+                        removes: value.is_zero(),
+                    })
+                    .collect(),
+            }
+        }));
+        let mut revealed = reveal(source, &mut self.cache, &targets)?.into_iter();
+        let account_nodes = revealed.next().unwrap_or_default();
+
+        let storage_inputs: Vec<(&Prepared<'_>, Option<HashMap<Nibbles, ReadNode>>)> = accounts
+            .iter()
+            .map(|a| {
+                (
+                    a,
+                    if a.slots.is_empty() {
+                        None
+                    } else {
+                        revealed.next()
+                    },
+                )
+            })
+            .collect();
+        let storage: Vec<Option<StorageOutcome>> = storage_inputs
+            .into_par_iter()
+            .map(|(account, nodes)| {
+                nodes
+                    .map(|nodes| update_storage(account, nodes, list_changes))
+                    .transpose()
+            })
+            .collect::<Result<_, TrieError>>()?;
+
+        let mut trie = PartialTrie::new(NodeKey::Account(Nibbles::new()), account_nodes)?;
+        let mut storage_roots = BTreeMap::new();
+        let mut storage_changes = Vec::new();
+        for (account, outcome) in accounts.iter().zip(storage) {
+            let address = account.address;
+            let old = match trie.get(&account.hashed)? {
+                Some(mut leaf) => Some(
+                    TrieAccount::decode(&mut leaf)
+                        .map_err(|source| TrieError::MalformedAccount { address, source })?,
+                ),
+                None => None,
+            };
+            let leaf_root = old.map_or(EMPTY_ROOT_HASH, |old| old.storage_root);
+            let storage_root = match outcome {
+                Some(outcome) => {
+                    if outcome.old_root != leaf_root {
+                        return Err(TrieError::StorageRootMismatch {
+                            address,
+                            in_leaf: leaf_root,
+                            in_trie: outcome.old_root,
+                        }
+                        .into());
+                    }
+                    storage_changes.push((address, outcome.changes));
+                    outcome.new_root
+                }
+                None => leaf_root,
+            };
+            match account.change.account {
+                AccountUpdate::Deleted => {
+                    if storage_root != EMPTY_ROOT_HASH {
+                        return Err(TrieError::StorageNotCleared {
+                            address,
+                            storage_root,
+                        }
+                        .into());
+                    }
+                    trie.delete(&account.hashed)?;
+                }
+                AccountUpdate::Set(fields) => {
+                    let leaf = TrieAccount::new(
+                        fields.nonce,
+                        fields.balance,
+                        storage_root,
+                        fields.code_hash,
+                    );
+                    trie.insert(&account.hashed, alloy_rlp::encode(leaf))?;
+                }
+                AccountUpdate::Unchanged => {
+                    let old = old.ok_or(TrieError::StorageWithoutAccount { address })?;
+                    trie.insert(
+                        &account.hashed,
+                        alloy_rlp::encode(TrieAccount {
+                            storage_root,
+                            ..old
+                        }),
+                    )?;
+                }
+            }
+            storage_roots.insert(address, storage_root);
+        }
+        let (state_root, mut node_changes) =
+            trie.finish(list_changes, parallel_levels(accounts.len()));
+        storage_changes.sort_unstable_by_key(|a| a.0);
+        node_changes.extend(storage_changes.into_iter().flat_map(|(_, changes)| changes));
+        Ok(TrieUpdate {
+            state_root,
+            storage_roots,
+            node_changes,
+        })
+    }
+}
+
+/// Updates one account's storage trie with its slots.
+fn update_storage(
+    account: &Prepared<'_>,
+    nodes: HashMap<Nibbles, ReadNode>,
+    list_changes: bool,
+) -> Result<StorageOutcome, TrieError> {
+    let mut trie = PartialTrie::new(NodeKey::Storage(account.address, Nibbles::new()), nodes)?;
+    let old_root = trie.old_root();
+    for (key, value) in &account.slots {
+        if value.is_zero() {
+            trie.delete(key)?;
+        } else {
+            trie.insert(key, alloy_rlp::encode(value))?;
+        }
+    }
+    let (new_root, changes) = trie.finish(list_changes, parallel_levels(account.slots.len()));
+    Ok(StorageOutcome {
+        old_root,
+        new_root,
+        changes,
+    })
+}
+
+/// How many levels of a trie with `changed_keys` changed keys encode in parallel.
+const fn parallel_levels(changed_keys: usize) -> usize {
+    if changed_keys >= PARALLEL_MIN_KEYS {
+        PARALLEL_LEVELS
+    } else {
+        0
+    }
+}
