@@ -312,3 +312,157 @@ where
         nodes,
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use alloy_trie::HashBuilder;
+
+    use super::*;
+
+    /// Keys crowded into three long shared prefixes (so deep nodes are small enough to be
+    /// inlined), plus some spread ones; `seed` picks the set.
+    pub(crate) fn crowded_key(seed: u64, i: u64) -> B256 {
+        let noise = keccak256([seed.to_be_bytes(), i.to_be_bytes()].concat());
+        if i.is_multiple_of(5) {
+            return noise;
+        }
+        let mut key = keccak256((i % 3).to_be_bytes());
+        key[29] = noise[0] & 0x13;
+        key[30] = noise[1] & 0x31;
+        key[31] = noise[2] & 0x0f;
+        key
+    }
+
+    fn hash_builder_root(leaves: &BTreeMap<B256, Vec<u8>>) -> B256 {
+        let mut builder = HashBuilder::default();
+        for (key, value) in leaves {
+            builder.add_leaf(Nibbles::unpack(key), value);
+        }
+        builder.root()
+    }
+
+    #[test]
+    fn roots_match_alloy_hash_builder_with_inlined_nodes() {
+        for size in [1u64, 2, 3, 7, 40, 300, 2000] {
+            let leaves: BTreeMap<B256, Vec<u8>> = (0..size)
+                .map(|i| (crowded_key(size, i), vec![(i % 200) as u8 + 1]))
+                .collect();
+            let mut builder = TrieBuilder::default();
+            for (key, value) in &leaves {
+                builder.add_leaf(*key, value.clone()).unwrap();
+            }
+            let (root, nodes) = builder.finish();
+            assert_eq!(root, hash_builder_root(&leaves), "{size} leaves");
+            assert!(
+                nodes.iter().any(|(path, _)| path.is_empty()),
+                "the root is stored"
+            );
+            for (path, rlp) in &nodes {
+                assert!(
+                    path.is_empty() || rlp.len() >= 32,
+                    "node {path:?} of {} bytes stored",
+                    rlp.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_nodes_are_inlined_not_stored() {
+        // Two keys differing in the last nibble: a branch at 63 nibbles with two one-byte leaves,
+        // all inlined into the extension at the root.
+        let mut first = B256::repeat_byte(0xab);
+        first[31] = 0xa0;
+        let mut second = first;
+        second[31] = 0xa1;
+        let mut builder = TrieBuilder::default();
+        builder.add_leaf(first, vec![1]).unwrap();
+        builder.add_leaf(second, vec![2]).unwrap();
+        let (root, nodes) = builder.finish();
+        let leaves = BTreeMap::from([(first, vec![1]), (second, vec![2])]);
+        assert_eq!(root, hash_builder_root(&leaves));
+        assert_eq!(
+            nodes.len(),
+            1,
+            "only the root extension is stored: {nodes:?}"
+        );
+    }
+
+    #[test]
+    fn empty_trie_has_the_empty_root_and_no_node() {
+        assert_eq!(
+            TrieBuilder::default().finish(),
+            (EMPTY_ROOT_HASH, Vec::new())
+        );
+        assert_eq!(
+            StorageTrieBuilder::new(Address::ZERO).finish(),
+            (EMPTY_ROOT_HASH, Vec::new())
+        );
+    }
+
+    #[test]
+    fn keys_out_of_order_are_refused() {
+        let mut builder = AccountTrieBuilder::new();
+        let account = TrieAccount::default();
+        builder.add_account(B256::repeat_byte(2), &account).unwrap();
+        let error = builder
+            .add_account(B256::repeat_byte(1), &account)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            BuildError::KeyOrder {
+                previous: B256::repeat_byte(2),
+                key: B256::repeat_byte(1)
+            }
+        );
+        assert!(
+            builder.add_account(B256::repeat_byte(2), &account).is_err(),
+            "a key given twice"
+        );
+    }
+
+    #[test]
+    fn nodes_are_handed_out_as_they_complete() {
+        let mut keys: Vec<B256> = (0..5000u64).map(|i| keccak256(i.to_be_bytes())).collect();
+        keys.sort_unstable();
+        let mut builder = StorageTrieBuilder::new(Address::repeat_byte(1));
+        let mut drained = Vec::new();
+        let mut most_waiting = 0;
+        for key in keys {
+            builder.add_slot(key, U256::from(7)).unwrap();
+            most_waiting = most_waiting.max(builder.trie.completed.len());
+            drained.extend(builder.drain_nodes());
+        }
+        let (root, rest) = builder.finish();
+        drained.extend(rest);
+        assert!(
+            most_waiting <= 2 * crate::MAX_PATH_NIBBLES,
+            "{most_waiting} nodes waited"
+        );
+        assert_eq!(
+            drained.len(),
+            drained
+                .iter()
+                .map(|(key, _)| key)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        );
+        assert_eq!(
+            root,
+            alloy_trie::root::storage_root_unsorted(
+                (0..5000u64).map(|i| (keccak256(i.to_be_bytes()), U256::from(7)))
+            )
+        );
+    }
+
+    #[test]
+    fn build_state_refuses_an_address_given_twice() {
+        let account = (
+            Address::repeat_byte(1),
+            AccountFields::default(),
+            Vec::new(),
+        );
+        let error = build_state([account.clone(), account]).unwrap_err();
+        assert!(matches!(error, BuildError::KeyOrder { .. }), "{error}");
+    }
+}

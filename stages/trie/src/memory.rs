@@ -24,7 +24,7 @@ impl MemoryNodes {
     }
 
     /// The nodes stored.
-    pub const fn nodes(&self) -> &BTreeMap<NodeKey, Bytes> {
+    pub const fn stored(&self) -> &BTreeMap<NodeKey, Bytes> {
         &self.nodes
     }
 

@@ -24,7 +24,8 @@ pub(crate) struct ChangedKey {
     pub(crate) removes: bool,
 }
 
-/// One trie to read: its root's key and its changed keys (sorted, distinct).
+/// One trie to read: its root's key and its changed keys (sorted, distinct; none: read the root
+/// only).
 #[derive(Debug)]
 pub(crate) struct RevealTarget {
     /// The key of the trie's root (its path is empty).
@@ -54,8 +55,8 @@ pub(crate) fn reveal<S: NodeSource>(
     targets: &[RevealTarget],
 ) -> Result<Revealed, UpdateError<S::Error>> {
     let mut revealed: Revealed = targets.iter().map(|_| HashMap::new()).collect();
+    // Every target's root is read, even without keys: it gives the trie's current root.
     let mut frontier: Vec<Pending> = (0..targets.len())
-        .filter(|&target| !targets[target].keys.is_empty())
         .map(|target| Pending {
             target,
             path: Nibbles::new(),

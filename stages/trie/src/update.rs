@@ -339,3 +339,132 @@ const fn parallel_levels(changed_keys: usize) -> usize {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alloy_trie::root::storage_root;
+
+    use super::*;
+    use crate::builder::tests::crowded_key;
+    use crate::{MemoryNodes, StorageTrieBuilder};
+
+    /// A number picked by `seed` and `i`.
+    fn pick(seed: u64, i: u64) -> u64 {
+        let hash = keccak256([seed.to_be_bytes(), i.to_be_bytes()].concat());
+        u64::from_be_bytes(hash[..8].try_into().unwrap())
+    }
+
+    /// Updates the storage trie of `address` in `store` by slots given as hashed keys (so keys
+    /// can be crowded enough for inlined nodes, which keccak keys never are).
+    fn update_hashed(
+        store: &MemoryNodes,
+        address: Address,
+        slots: &BTreeMap<B256, U256>,
+        list_changes: bool,
+    ) -> StorageOutcome {
+        let change = AccountChange::default();
+        let prepared = Prepared {
+            address,
+            hashed: Nibbles::unpack(keccak256(address)),
+            change: &change,
+            slots: slots
+                .iter()
+                .map(|(key, value)| (Nibbles::unpack(key), *value))
+                .collect(),
+        };
+        let target = RevealTarget {
+            root: NodeKey::Storage(address, Nibbles::new()),
+            keys: prepared
+                .slots
+                .iter()
+                .map(|(path, value)| ChangedKey {
+                    path: *path,
+                    removes: value.is_zero(),
+                })
+                .collect(),
+        };
+        let mut revealed = reveal(store, &mut TopNodes::new(0), &[target]).unwrap();
+        update_storage(&prepared, revealed.pop().unwrap(), list_changes).unwrap()
+    }
+
+    fn rebuilt(address: Address, slots: &BTreeMap<B256, U256>) -> BTreeMap<NodeKey, Bytes> {
+        let mut builder = StorageTrieBuilder::new(address);
+        for (key, value) in slots {
+            builder.add_slot(*key, *value).unwrap();
+        }
+        builder.finish().1.into_iter().collect()
+    }
+
+    #[test]
+    fn crowded_trie_with_inlined_nodes_updates_like_a_rebuild() {
+        let address = Address::repeat_byte(0x42);
+        let mut slots: BTreeMap<B256, U256> = BTreeMap::new();
+        let mut store = MemoryNodes::new();
+        let mut root = EMPTY_ROOT_HASH;
+        let mut inlined_seen = false;
+        for round in 0..400u64 {
+            let mut changes = BTreeMap::new();
+            let crowded = slots.len() > 40;
+            for j in 0..1 + pick(round, 0) % 12 {
+                let r = pick(round, j + 1);
+                let key = match slots.keys().nth((r % 997) as usize % slots.len().max(1)) {
+                    Some(existing) if r.is_multiple_of(2) => *existing,
+                    _ => crowded_key(round, j),
+                };
+                let remove = if crowded { r % 10 < 7 } else { r % 10 < 2 };
+                changes.insert(
+                    key,
+                    if remove {
+                        U256::ZERO
+                    } else {
+                        U256::from(r % 300 + 1)
+                    },
+                );
+            }
+            if round % 50 == 49 {
+                // Empty the trie now and then: every slot removed.
+                changes = slots.keys().map(|key| (*key, U256::ZERO)).collect();
+            }
+            let dry = update_hashed(&store, address, &changes, false);
+            let outcome = update_hashed(&store, address, &changes, true);
+            assert_eq!(outcome.old_root, root, "round {round}");
+            for (key, value) in &changes {
+                if value.is_zero() {
+                    slots.remove(key);
+                } else {
+                    slots.insert(*key, *value);
+                }
+            }
+            root = storage_root(slots.iter().map(|(key, value)| (*key, *value)));
+            assert_eq!(outcome.new_root, root, "round {round}");
+            assert_eq!(dry.new_root, root, "round {round}: dry root");
+            assert!(dry.changes.is_empty());
+            let before = store.stored().clone();
+            store.apply(&outcome.changes);
+            let expected = rebuilt(address, &slots);
+            assert_eq!(
+                store.stored(),
+                &expected,
+                "round {round}: nodes differ from a rebuild"
+            );
+            inlined_seen |= expected.values().any(|rlp| has_inlined_child(rlp));
+            store.revert(&outcome.changes);
+            assert_eq!(store.stored(), &before, "round {round}: undo");
+            store.apply(&outcome.changes);
+        }
+        assert!(inlined_seen, "the crowded keys produced no inlined node");
+    }
+
+    /// Whether a stored branch or extension holds a child inlined (not a 33-byte hash).
+    fn has_inlined_child(rlp: &[u8]) -> bool {
+        match crate::node::decode_node(NodeKey::Account(Nibbles::new()), rlp) {
+            Ok(alloy_trie::nodes::TrieNode::Branch(branch)) => {
+                branch.stack.iter().any(|c| c.as_hash().is_none())
+            }
+            Ok(alloy_trie::nodes::TrieNode::Extension(ext)) => ext.child.as_hash().is_none(),
+            _ => false,
+        }
+    }
+}
