@@ -70,8 +70,8 @@ pub enum TrieError {
         /// The root of the storage trie as stored.
         in_trie: B256,
     },
-    /// Slots change for an account that neither exists nor is set by the change set.
-    #[error("account {address}: its storage changes but the account does not exist")]
+    /// Slots get values for an account that neither exists nor is set by the change set.
+    #[error("account {address}: slots set but the account does not exist")]
     StorageWithoutAccount {
         /// The account.
         address: Address,

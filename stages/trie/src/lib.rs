@@ -30,6 +30,8 @@
 //! - [`storage_trie_nodes`] lists one storage trie's nodes.
 //! - [`MemoryNodes`] is a source in memory for tests.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod cache;
 mod error;

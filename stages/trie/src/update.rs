@@ -283,16 +283,19 @@ impl StateTrie {
                     );
                     trie.insert(&account.hashed, alloy_rlp::encode(leaf))?;
                 }
-                AccountUpdate::Unchanged => {
-                    let old = old.ok_or(TrieError::StorageWithoutAccount { address })?;
-                    trie.insert(
-                        &account.hashed,
-                        alloy_rlp::encode(TrieAccount {
+                AccountUpdate::Unchanged => match old {
+                    Some(old) => {
+                        let leaf = TrieAccount {
                             storage_root,
                             ..old
-                        }),
-                    )?;
-                }
+                        };
+                        trie.insert(&account.hashed, alloy_rlp::encode(leaf))?;
+                    }
+                    // Only zeros for an absent account (e.g. created and destroyed within the
+                    // change set's span): nothing to store.
+                    None if storage_root == EMPTY_ROOT_HASH => {}
+                    None => return Err(TrieError::StorageWithoutAccount { address }.into()),
+                },
             }
             storage_roots.insert(address, storage_root);
         }

@@ -60,7 +60,7 @@ fn a_deleted_account_must_zero_every_slot() {
 }
 
 #[test]
-fn storage_of_an_absent_account_is_refused() {
+fn slots_of_an_absent_account_are_refused_unless_zero() {
     let (_, store, _) = state_with_storage();
     let address = Address::repeat_byte(0xee);
     let mut changes = StateChanges::new();
@@ -69,6 +69,13 @@ fn storage_of_an_absent_account_is_refused() {
         trie_error(StateTrie::new(0).update(&store, &changes)),
         TrieError::StorageWithoutAccount { address }
     );
+
+    // Only zeros for an absent account change nothing.
+    let mut zeros = StateChanges::new();
+    zeros.set_slot(address, B256::ZERO, U256::ZERO);
+    let update = StateTrie::new(0).update(&store, &zeros).unwrap();
+    assert!(update.node_changes.is_empty());
+    assert_eq!(update.storage_roots[&address], EMPTY_ROOT_HASH);
 }
 
 /// The key of the account's leaf in `store`.
