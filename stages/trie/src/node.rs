@@ -141,15 +141,19 @@ impl Node {
         }
     }
 
-    /// A new branch with two children.
-    fn fork(first: u8, first_node: Self, second: u8, second_node: Self) -> Self {
+    /// A new leaf of key `rest` (from here) and `value` beside an existing node whose key `key`
+    /// shares `common` nibbles with it: a branch where they part, holding `old` (what followed
+    /// `key[common]`) and the leaf, below an extension of the shared nibbles.
+    fn split(key: &Nibbles, old: Self, rest: &Nibbles, common: usize, value: Vec<u8>) -> Self {
         let mut children: [Self; 16] = Default::default();
-        children[usize::from(first)] = first_node;
-        children[usize::from(second)] = second_node;
-        Self::Branch(Box::new(Branch {
+        children[usize::from(key.get_unchecked(common))] = old;
+        children[usize::from(rest.get_unchecked(common))] =
+            Self::leaf(rest.slice(common + 1..), value);
+        let branch = Self::Branch(Box::new(Branch {
             children,
             encoded: None,
-        }))
+        }));
+        Self::below(rest.slice(..common), branch)
     }
 
     /// The read node with its encoding `encoded`; its children come from `child` (given the
@@ -236,14 +240,7 @@ impl Node {
                     leaf.key.slice(common + 1..),
                     std::mem::take(&mut leaf.value),
                 );
-                let new = Self::leaf(rest.slice(common + 1..), value);
-                let fork = Self::fork(
-                    leaf.key.get_unchecked(common),
-                    old,
-                    rest.get_unchecked(common),
-                    new,
-                );
-                Self::below(rest.slice(..common), fork)
+                Self::split(&leaf.key, old, &rest, common, value)
             }
             Self::Extension(ext) => {
                 let common = ext.key.common_prefix_length(&rest);
@@ -256,14 +253,7 @@ impl Node {
                 }
                 let child = std::mem::replace(&mut ext.child, Self::Empty);
                 let old = Self::below(ext.key.slice(common + 1..), child);
-                let new = Self::leaf(rest.slice(common + 1..), value);
-                let fork = Self::fork(
-                    ext.key.get_unchecked(common),
-                    old,
-                    rest.get_unchecked(common),
-                    new,
-                );
-                Self::below(rest.slice(..common), fork)
+                Self::split(&ext.key, old, &rest, common, value)
             }
             Self::Branch(branch) => {
                 let slot = &mut branch.children[usize::from(key.get_unchecked(depth))];

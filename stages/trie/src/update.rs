@@ -80,6 +80,20 @@ struct Prepared<'a> {
     slots: Vec<(Nibbles, U256)>,
 }
 
+impl Prepared<'_> {
+    /// What to read of the account's storage trie.
+    fn storage_target(&self) -> RevealTarget {
+        let keys = self.slots.iter().map(|(path, value)| ChangedKey {
+            path: *path,
+            removes: value.is_zero(),
+        });
+        RevealTarget {
+            root: NodeKey::Storage(self.address, Nibbles::new()),
+            keys: keys.collect(),
+        }
+    }
+}
+
 /// A storage trie after its update.
 struct StorageOutcome {
     old_root: B256,
@@ -197,19 +211,12 @@ impl StateTrie {
                 })
                 .collect(),
         }];
-        targets.extend(accounts.iter().filter(|a| !a.slots.is_empty()).map(|a| {
-            RevealTarget {
-                root: NodeKey::Storage(a.address, Nibbles::new()),
-                keys: a
-                    .slots
-                    .iter()
-                    .map(|(path, value)| ChangedKey {
-                        path: *path,
-                        removes: value.is_zero(),
-                    })
-                    .collect(),
-            }
-        }));
+        targets.extend(
+            accounts
+                .iter()
+                .filter(|a| !a.slots.is_empty())
+                .map(Prepared::storage_target),
+        );
         let mut revealed = reveal(source, &mut self.cache, &targets)?.into_iter();
         let account_nodes = revealed.next().unwrap_or_default();
 
@@ -377,17 +384,7 @@ mod tests {
                 .map(|(key, value)| (Nibbles::unpack(key), *value))
                 .collect(),
         };
-        let target = RevealTarget {
-            root: NodeKey::Storage(address, Nibbles::new()),
-            keys: prepared
-                .slots
-                .iter()
-                .map(|(path, value)| ChangedKey {
-                    path: *path,
-                    removes: value.is_zero(),
-                })
-                .collect(),
-        };
+        let target = prepared.storage_target();
         let mut revealed = reveal(store, &mut TopNodes::new(0), &[target]).unwrap();
         update_storage(&prepared, revealed.pop().unwrap(), list_changes).unwrap()
     }

@@ -51,6 +51,17 @@ fn word(text: &str) -> B256 {
     B256::left_padding_from(&hex::decode(text).unwrap_or_else(|e| panic!("{text}: {e}")))
 }
 
+/// An account's `storage` object (slot → value text), values read by `value`.
+fn storage(account: &Value, value: impl Fn(&str) -> U256) -> Slots {
+    let Some(storage) = account.get("storage").and_then(Value::as_object) else {
+        return Slots::new();
+    };
+    storage
+        .iter()
+        .map(|(slot, text)| (word(slot), value(text.as_str().expect("a storage value"))))
+        .collect()
+}
+
 /// Applies the state in pieces (`pieces` change sets) to an empty store, checks it ends equal to
 /// the from-scratch build, and returns its root.
 fn incremental_root(model: &Model, pieces: usize) -> B256 {
@@ -93,16 +104,7 @@ fn mainnet_genesis_gives_the_mainnet_genesis_state_root() {
             balance: number(text(account, "balance").expect("balance")),
             code_hash,
         };
-        let slots: Slots = account
-            .get("storage")
-            .and_then(Value::as_object)
-            .map(|storage| {
-                storage
-                    .iter()
-                    .map(|(slot, value)| (word(slot), number(value.as_str().unwrap())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let slots = storage(account, number);
         model
             .accounts
             .insert(address.parse().expect("address"), (fields, slots));
@@ -149,21 +151,8 @@ fn geth_test_chain_final_state_gives_the_last_headers_state_root() {
             balance: number(text(account, "balance").expect("balance")),
             code_hash: word(text(account, "codeHash").expect("codeHash")),
         };
-        let slots: Slots = account
-            .get("storage")
-            .and_then(Value::as_object)
-            .map(|storage| {
-                storage
-                    .iter()
-                    .map(|(slot, value)| {
-                        (
-                            word(slot),
-                            number(&format!("0x{}", value.as_str().unwrap())),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // geth dumps values as hex without `0x`.
+        let slots = storage(account, |value| number(&format!("0x{value}")));
         model.accounts.insert(address, (fields, slots));
         storage_roots.insert(address, word(text(account, "root").expect("root")));
     }

@@ -3,27 +3,32 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
 use alloy_trie::{TrieAccount, KECCAK_EMPTY};
 use state_trie::{
     build_state, AccountFields, AccountUpdate, BuiltState, MemoryNodes, NodeKey, StateChanges,
 };
 
-/// splitmix64: a small deterministic generator, so every test run sees the same states.
-pub struct Rng(u64);
+/// Deterministic randomness: keccak256 of the seed and a counter, so every run sees the same
+/// states.
+pub struct Rng {
+    seed: u64,
+    drawn: u64,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self { seed, drawn: 0 }
+    }
+
+    pub fn b256(&mut self) -> B256 {
+        self.drawn += 1;
+        keccak256([self.seed.to_be_bytes(), self.drawn.to_be_bytes()].concat())
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        u64::from_be_bytes(self.b256()[..8].try_into().expect("8 bytes"))
     }
 
     /// A number below `n` (n > 0).
@@ -34,14 +39,6 @@ impl Rng {
     /// True with `percent` % probability.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
-    }
-
-    pub fn b256(&mut self) -> B256 {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_be_bytes());
-        }
-        B256::from(bytes)
     }
 
     pub fn address(&mut self) -> Address {

@@ -98,24 +98,31 @@ fn check_update(
     assert_eq!(undone.stored(), &before, "{what}: undo by pre-values");
 }
 
+/// `rounds` random change sets of up to `max_touches` accounts each, from a random state of
+/// `accounts` accounts, each checked by [`check_update`].
+fn random_rounds(
+    seed: u64,
+    accounts: usize,
+    cached_levels: usize,
+    rounds: usize,
+    max_touches: u64,
+) {
+    let mut rng = Rng::new(seed);
+    let mut model = Model::random(&mut rng, accounts);
+    let mut store = model.store();
+    let mut trie = StateTrie::new(cached_levels);
+    for round in 0..rounds {
+        let touches = 1 + rng.below(max_touches) as usize;
+        let changes = random_changes(&mut rng, &model, touches);
+        let what = format!("seed {seed} round {round}");
+        check_update(&mut trie, &mut store, &mut model, &changes, &what);
+    }
+}
+
 #[test]
 fn random_update_sequences_match_alloy_and_a_rebuild() {
     for seed in 1..=3 {
-        let mut rng = Rng::new(seed);
-        let mut model = Model::random(&mut rng, 300);
-        let mut store = model.store();
-        let mut trie = StateTrie::new(3);
-        for round in 0..40 {
-            let touches = 1 + rng.below(60) as usize;
-            let changes = random_changes(&mut rng, &model, touches);
-            check_update(
-                &mut trie,
-                &mut store,
-                &mut model,
-                &changes,
-                &format!("seed {seed} round {round}"),
-            );
-        }
+        random_rounds(seed, 300, 3, 40, 60);
     }
 }
 
@@ -123,21 +130,7 @@ fn random_update_sequences_match_alloy_and_a_rebuild() {
 fn tiny_states_fold_and_unfold_at_the_root() {
     // With a handful of accounts, deletions fold the root branch into an extension or a leaf
     // and insertions split it again.
-    let mut rng = Rng::new(11);
-    let mut model = Model::random(&mut rng, 4);
-    let mut store = model.store();
-    let mut trie = StateTrie::new(2);
-    for round in 0..300 {
-        let touches = 1 + rng.below(3) as usize;
-        let changes = random_changes(&mut rng, &model, touches);
-        check_update(
-            &mut trie,
-            &mut store,
-            &mut model,
-            &changes,
-            &format!("round {round}"),
-        );
-    }
+    random_rounds(11, 4, 2, 300, 3);
 }
 
 #[test]
