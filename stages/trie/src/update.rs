@@ -80,20 +80,6 @@ struct Prepared<'a> {
     slots: Vec<(Nibbles, U256)>,
 }
 
-impl Prepared<'_> {
-    /// What to read of the account's storage trie.
-    fn storage_target(&self) -> RevealTarget {
-        let keys = self.slots.iter().map(|(path, value)| ChangedKey {
-            path: *path,
-            removes: value.is_zero(),
-        });
-        RevealTarget {
-            root: NodeKey::Storage(self.address, Nibbles::new()),
-            keys: keys.collect(),
-        }
-    }
-}
-
 /// A storage trie after its update.
 struct StorageOutcome {
     old_root: B256,
@@ -178,67 +164,30 @@ impl StateTrie {
         changes: &StateChanges,
         list_changes: bool,
     ) -> Result<TrieUpdate, UpdateError<S::Error>> {
-        let mut accounts: Vec<Prepared<'_>> = changes
-            .accounts
-            .par_iter()
-            .filter(|(_, change)| {
-                change.account != AccountUpdate::Unchanged || !change.storage.is_empty()
-            })
-            .map(|(address, change)| {
-                let mut slots: Vec<(Nibbles, U256)> = change
-                    .storage
-                    .iter()
-                    .map(|(slot, value)| (Nibbles::unpack(keccak256(slot)), *value))
-                    .collect();
-                slots.sort_unstable_by_key(|a| a.0);
-                Prepared {
-                    address: *address,
-                    hashed: Nibbles::unpack(keccak256(address)),
-                    change,
-                    slots,
-                }
-            })
-            .collect();
-        accounts.sort_unstable_by_key(|a| a.hashed);
-
+        let accounts = prepare(changes);
+        let account_keys = accounts.iter().map(|a| ChangedKey {
+            path: a.hashed,
+            removes: a.change.account == AccountUpdate::Deleted,
+        });
         let mut targets = vec![RevealTarget {
             root: NodeKey::Account(Nibbles::new()),
-            keys: accounts
-                .iter()
-                .map(|a| ChangedKey {
-                    path: a.hashed,
-                    removes: a.change.account == AccountUpdate::Deleted,
-                })
-                .collect(),
+            keys: account_keys.collect(),
         }];
-        targets.extend(
-            accounts
-                .iter()
-                .filter(|a| !a.slots.is_empty())
-                .map(Prepared::storage_target),
-        );
+        let with_storage = accounts.iter().filter(|a| !a.slots.is_empty());
+        targets.extend(with_storage.map(Prepared::storage_target));
         let mut revealed = reveal(source, &mut self.cache, &targets)?.into_iter();
         let account_nodes = revealed.next().unwrap_or_default();
 
+        // The storage tries first (on the pool): the account leaves hold their roots.
         let storage_inputs: Vec<(&Prepared<'_>, Option<HashMap<Nibbles, ReadNode>>)> = accounts
             .iter()
-            .map(|a| {
-                (
-                    a,
-                    if a.slots.is_empty() {
-                        None
-                    } else {
-                        revealed.next()
-                    },
-                )
-            })
+            .map(|a| (a, (!a.slots.is_empty()).then(|| revealed.next()).flatten()))
             .collect();
         let storage: Vec<Option<StorageOutcome>> = storage_inputs
             .into_par_iter()
             .map(|(account, nodes)| {
-                nodes
-                    .map(|nodes| update_storage(account, nodes, list_changes))
-                    .transpose()
+                let update = |nodes| update_storage(account, nodes, list_changes);
+                nodes.map(update).transpose()
             })
             .collect::<Result<_, TrieError>>()?;
 
@@ -246,65 +195,12 @@ impl StateTrie {
         let mut storage_roots = BTreeMap::new();
         let mut storage_changes = Vec::new();
         for (account, outcome) in accounts.iter().zip(storage) {
-            let address = account.address;
-            let old = match trie.get(&account.hashed)? {
-                Some(mut leaf) => Some(
-                    TrieAccount::decode(&mut leaf)
-                        .map_err(|source| TrieError::MalformedAccount { address, source })?,
-                ),
-                None => None,
-            };
-            let leaf_root = old.map_or(EMPTY_ROOT_HASH, |old| old.storage_root);
-            let storage_root = match outcome {
-                Some(outcome) => {
-                    if outcome.old_root != leaf_root {
-                        return Err(TrieError::StorageRootMismatch {
-                            address,
-                            in_leaf: leaf_root,
-                            in_trie: outcome.old_root,
-                        }
-                        .into());
-                    }
-                    storage_changes.push((address, outcome.changes));
-                    outcome.new_root
-                }
-                None => leaf_root,
-            };
-            match account.change.account {
-                AccountUpdate::Deleted => {
-                    if storage_root != EMPTY_ROOT_HASH {
-                        return Err(TrieError::StorageNotCleared {
-                            address,
-                            storage_root,
-                        }
-                        .into());
-                    }
-                    trie.delete(&account.hashed)?;
-                }
-                AccountUpdate::Set(fields) => {
-                    let leaf = TrieAccount::new(
-                        fields.nonce,
-                        fields.balance,
-                        storage_root,
-                        fields.code_hash,
-                    );
-                    trie.insert(&account.hashed, alloy_rlp::encode(leaf))?;
-                }
-                AccountUpdate::Unchanged => match old {
-                    Some(old) => {
-                        let leaf = TrieAccount {
-                            storage_root,
-                            ..old
-                        };
-                        trie.insert(&account.hashed, alloy_rlp::encode(leaf))?;
-                    }
-                    // Only zeros for an absent account (e.g. created and destroyed within the
-                    // change set's span): nothing to store.
-                    None if storage_root == EMPTY_ROOT_HASH => {}
-                    None => return Err(TrieError::StorageWithoutAccount { address }.into()),
-                },
-            }
-            storage_roots.insert(address, storage_root);
+            let roots = outcome.map(|outcome| {
+                storage_changes.push((account.address, outcome.changes));
+                (outcome.old_root, outcome.new_root)
+            });
+            let storage_root = account.update_leaf(&mut trie, roots)?;
+            storage_roots.insert(account.address, storage_root);
         }
         let (state_root, mut node_changes) =
             trie.finish(list_changes, parallel_levels(accounts.len()));
@@ -315,6 +211,109 @@ impl StateTrie {
             storage_roots,
             node_changes,
         })
+    }
+}
+
+/// The accounts `changes` touches, keys hashed, sorted by hashed address.
+fn prepare(changes: &StateChanges) -> Vec<Prepared<'_>> {
+    let mut accounts: Vec<Prepared<'_>> = changes
+        .accounts
+        .par_iter()
+        .filter(|(_, change)| {
+            change.account != AccountUpdate::Unchanged || !change.storage.is_empty()
+        })
+        .map(|(address, change)| {
+            let mut slots: Vec<(Nibbles, U256)> = change
+                .storage
+                .iter()
+                .map(|(slot, value)| (Nibbles::unpack(keccak256(slot)), *value))
+                .collect();
+            slots.sort_unstable_by_key(|a| a.0);
+            Prepared {
+                address: *address,
+                hashed: Nibbles::unpack(keccak256(address)),
+                change,
+                slots,
+            }
+        })
+        .collect();
+    accounts.sort_unstable_by_key(|a| a.hashed);
+    accounts
+}
+
+impl Prepared<'_> {
+    /// What to read of the account's storage trie.
+    fn storage_target(&self) -> RevealTarget {
+        let keys = self.slots.iter().map(|(path, value)| ChangedKey {
+            path: *path,
+            removes: value.is_zero(),
+        });
+        RevealTarget {
+            root: NodeKey::Storage(self.address, Nibbles::new()),
+            keys: keys.collect(),
+        }
+    }
+
+    /// Writes the account's new leaf into the account trie, given its storage trie's roots
+    /// before and after the update (`None`: its storage did not change); returns its storage
+    /// root. Checks the stored storage trie against the leaf, and the deletion contract.
+    fn update_leaf(
+        &self,
+        trie: &mut PartialTrie,
+        storage: Option<(B256, B256)>,
+    ) -> Result<B256, TrieError> {
+        let address = self.address;
+        let old = match trie.get(&self.hashed)? {
+            Some(mut leaf) => Some(
+                TrieAccount::decode(&mut leaf)
+                    .map_err(|source| TrieError::MalformedAccount { address, source })?,
+            ),
+            None => None,
+        };
+        let in_leaf = old.map_or(EMPTY_ROOT_HASH, |old| old.storage_root);
+        let storage_root = match storage {
+            Some((in_trie, _)) if in_trie != in_leaf => {
+                return Err(TrieError::StorageRootMismatch {
+                    address,
+                    in_leaf,
+                    in_trie,
+                });
+            }
+            Some((_, new_root)) => new_root,
+            None => in_leaf,
+        };
+        let leaf = match (self.change.account, old) {
+            (AccountUpdate::Deleted, _) if storage_root != EMPTY_ROOT_HASH => {
+                return Err(TrieError::StorageNotCleared {
+                    address,
+                    storage_root,
+                });
+            }
+            (AccountUpdate::Deleted, _) => None,
+            (AccountUpdate::Set(fields), _) => Some(TrieAccount::new(
+                fields.nonce,
+                fields.balance,
+                storage_root,
+                fields.code_hash,
+            )),
+            (AccountUpdate::Unchanged, Some(old)) => Some(TrieAccount {
+                storage_root,
+                ..old
+            }),
+            // Only zeros for an absent account (e.g. created and destroyed within the change
+            // set's span): nothing to store.
+            (AccountUpdate::Unchanged, None) if storage_root == EMPTY_ROOT_HASH => {
+                return Ok(storage_root);
+            }
+            (AccountUpdate::Unchanged, None) => {
+                return Err(TrieError::StorageWithoutAccount { address });
+            }
+        };
+        match leaf {
+            Some(leaf) => trie.insert(&self.hashed, alloy_rlp::encode(leaf))?,
+            None => trie.delete(&self.hashed)?,
+        }
+        Ok(storage_root)
     }
 }
 
