@@ -182,7 +182,7 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
     write_deadline: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<DaemonOutcome, CommandError> {
-    let record = ctx.checked_chain()?;
+    let record = crate::commands::adopt::chain_for_run(ctx)?;
     let spec = Arc::new(chain_spec(ctx, &record)?);
     let cache = &ctx.config.cache;
     let sizes = CacheSizes {

@@ -5,12 +5,14 @@
 //! - [`keys`] and [`contract`]: the data contract (key layout, JSON values).
 //! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists.
 //! - [`chain`]: chain specs (fork schedule, blob parameters).
+//! - [`chain_data`]: the built-in chains' data (genesis files, BSC forks and upgrades).
 //! - [`genesis`]: genesis state, state root and genesis header.
 //! - [`stage_id`]: the names of the pipeline stages.
 
 pub mod block;
 pub mod bsc;
 pub mod chain;
+pub mod chain_data;
 pub mod collision;
 pub mod commit;
 pub mod contract;
