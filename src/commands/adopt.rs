@@ -101,7 +101,9 @@ pub fn adopt(ctx: &Context, name: &str, genesis: &GenesisBlock) -> Result<Adopti
                     other.name,
                     setting_for(other.name, other.chain_id)
                 ),
-                None => "the store belongs to another chain".to_string(),
+                None => "the store belongs to another chain: take it over with that chain's \
+                         genesis (chain.name = \"custom\", `init --genesis FILE --adopt`)"
+                    .to_string(),
             };
             return Err(CommandError::Takeover(format!(
                 "{} is block {hash:#x}, but the genesis of chain {name:?} is {:#x}; {hint}",
@@ -154,14 +156,12 @@ pub fn adopt(ctx: &Context, name: &str, genesis: &GenesisBlock) -> Result<Adopti
         chain = name,
         chain_id = record.chain_id,
         genesis = %genesis.hash,
-        block = executed,
-        hash = %hash,
-        checked = checked.join("; "),
-        "took over a store without {} (as the original service leaves it): wrote {}; \
-         execution continues from block {} without re-executing the blocks before it",
-        ctx.keys.chain(),
-        ctx.keys.chain(),
-        executed + 1
+        "took over a store without {key} (as the original service leaves it) at block \
+         {executed} ({hash:#x}): checked {}; wrote {key}; execution continues from block {} \
+         without re-executing the blocks before it",
+        checked.join(", "),
+        executed + 1,
+        key = ctx.keys.chain(),
     );
     Ok(Adoption {
         block: executed,
