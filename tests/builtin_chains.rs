@@ -304,3 +304,28 @@ fn chain_mismatch_names_the_setting_that_fits() {
     );
     assert!(stderr.contains("chain.name = \"chapel\""), "{stderr}");
 }
+
+/// A custom Parlia chain (here BSC mainnet's genesis under `chain.name = "custom"`) takes its
+/// chain data from `chain.data_dir`: without it `run` says to set it, with the fixtures' BSC
+/// data it runs.
+#[test]
+fn custom_parlia_chain_reads_chain_data_dir() {
+    let backend = Backend::embedded();
+    let genesis = fixture_genesis("bsc");
+    expect_success(&backend.cli(
+        &[],
+        &["init", "--genesis", genesis.to_str().expect("utf-8")],
+    ));
+    let stderr = expect_exit_code(
+        &backend.cli(&[], &["run", "--exit-at-head"]),
+        COMMAND_FAILED,
+    );
+    assert!(stderr.contains("set chain.data_dir"), "{stderr}");
+    let data_dir = fixtures_dir().join("bsc");
+    let with_data = [var(
+        "EVM_EXECUTOR_CHAIN_DATA_DIR",
+        data_dir.to_str().expect("utf-8"),
+    )];
+    let out = expect_success(&backend.cli(&with_data, &["run", "--exit-at-head"]));
+    assert!(out.contains("head 0"), "{out}");
+}
