@@ -4,13 +4,12 @@
 //! `mainnet` with nothing set but the chain name, and `init` prints the network's published
 //! genesis hash. With the fixtures: the chain data under `config/chains/` is the fixtures'
 //! byte for byte, `init` of a built-in chain leaves the store `init --genesis <fixture file>`
-//! leaves, genesis files without a `config` work under their network's name, and a chain
-//! mismatch names the setting that fits.
+//! leaves, genesis files without a `config` work under their network's name, a chain mismatch
+//! names the setting that fits, and a custom Parlia chain reads its data from `chain.data_dir`.
 //!
 //! The genesis hashes are the networks' own (as `fixtures/bsc/README.md` and
 //! `fixtures/ethereum/README.md` give them), not computed by the project's code.
 
-#[macro_use]
 mod common;
 
 use common::daemon::Daemon;
