@@ -26,13 +26,19 @@ pub struct Daemon {
     child: Child,
     status: Option<ExitStatus>,
     logs: TempDir,
-    _cwd: TempDir,
+    _cwd: Option<TempDir>,
 }
 
 impl Daemon {
     /// Start the binary with `args` against `backend` with `extra` overrides.
     pub fn start(backend: &Backend, extra: &[(String, String)], args: &[&str]) -> Self {
-        let (mut command, cwd) = cli_command(&backend.env_with(extra), args);
+        let (command, cwd) = cli_command(&backend.env_with(extra), args);
+        Self::spawn(command, Some(cwd))
+    }
+
+    /// Start `command` (an `evm-executor` the test set up itself); `cwd`, when given, is kept
+    /// until the process ends.
+    pub fn spawn(mut command: Command, cwd: Option<TempDir>) -> Self {
         let logs = tempfile::tempdir().expect("temp dir for the daemon's output");
         let file = |name: &str| File::create(logs.path().join(name)).expect("daemon output file");
         let child = command
