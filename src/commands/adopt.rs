@@ -11,8 +11,7 @@
 //! differs. `run` takes over a built-in chain's store by itself; a custom chain's needs its
 //! genesis: `init --genesis FILE --adopt`.
 
-use super::init::chain_record;
-use super::{check_config_matches, setting_for, CommandError, Context};
+use super::{chain_record, check_config_matches, setting_for, CommandError, Context};
 use alloy_consensus::proofs::calculate_receipt_root;
 use alloy_consensus::Header;
 use alloy_consensus::Sealed;

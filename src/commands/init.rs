@@ -7,13 +7,13 @@
 //! genesis). With `--adopt` nothing is written but the chain record: the store is one the
 //! original service filled, taken over as [`super::adopt`] describes.
 
-use super::{adopt, check_config_matches, setting_for, CommandError, Context};
+use super::{adopt, chain_record, check_config_matches, setting_for, CommandError, Context};
 use alloy_primitives::B256;
 use evm::chain_data::{self, BuiltInChain};
-use evm::collision::storage_only_accounts;
+
 use evm::genesis::{GenesisBlock, GenesisError};
 use primitives::clock::unix_now;
-use primitives::contract::{ChainRecord, ExecProgress};
+use primitives::contract::ExecProgress;
 use primitives::store::WriteBatch;
 use primitives::value::ContractRead;
 use std::path::Path;
@@ -133,17 +133,6 @@ pub fn init(
     batch.put(ctx.keys.chain(), &chain_record(&name, &genesis));
     ctx.store.write(&batch)?;
     Ok(outcome(true, None))
-}
-
-/// The chain record `idx:chain` for the chain `name` with `genesis`.
-pub fn chain_record(name: &str, genesis: &GenesisBlock) -> ChainRecord {
-    ChainRecord {
-        name: name.to_string(),
-        chain_id: genesis.chain_id(),
-        genesis_hash: genesis.hash,
-        config: genesis.config_json.clone(),
-        storage_only_accounts: storage_only_accounts(&genesis.genesis),
-    }
 }
 
 /// The genesis `source` gives, checked against the configured chain: a built-in chain's own

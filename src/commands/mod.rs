@@ -11,8 +11,9 @@ pub mod status;
 
 use crate::config::Config;
 use evm::chain_data;
+use evm::collision::storage_only_accounts;
 use evm::error::BlockError;
-use evm::genesis::GenesisError;
+use evm::genesis::{GenesisBlock, GenesisError};
 use pipeline::stage::{Inconsistency, StageError};
 use primitives::block::{BodyMismatch, CorruptRlp};
 use primitives::contract::{ChainRecord, MalformedValue};
@@ -217,4 +218,15 @@ pub fn setting_for(name: &str, chain_id: u64) -> String {
         "chain.name = {:?} with chain.network_id = 0",
         fitting.unwrap_or("custom")
     )
+}
+
+/// The chain record `idx:chain` for the chain `name` with `genesis`.
+pub fn chain_record(name: &str, genesis: &GenesisBlock) -> ChainRecord {
+    ChainRecord {
+        name: name.to_string(),
+        chain_id: genesis.chain_id(),
+        genesis_hash: genesis.hash,
+        config: genesis.config_json.clone(),
+        storage_only_accounts: storage_only_accounts(&genesis.genesis),
+    }
 }

@@ -2,7 +2,7 @@
 //! blob parameters, and where the deposit contract is.
 //!
 //! Built in: Ethereum mainnet, Sepolia, Holesky, Hoodi (BSC's are in [`crate::bsc`]; the
-//! built-in chains by name are in [`crate::chain_data`]). Any other chain comes from a
+//! built-in chains by name are in `chain_data`). Any other chain comes from a
 //! geth-style genesis `config` block. The spec implements alloy's `EthereumHardforks`, so the fork checks,
 //! the revm `SpecId` mapping and the block executor of alloy-evm all read the same schedule.
 

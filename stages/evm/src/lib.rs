@@ -6,7 +6,7 @@
 //! - [`genesis`]: genesis state, state root and genesis header.
 //! - [`validate`]: header rules relative to the parent.
 //! - [`execute`]: one block through revm over any revm database, verified against its header;
-//!   [`error`]: why a block fails.
+//!   [`verify`]: what the outcome must match in the header; [`error`]: why a block fails.
 //! - [`bsc`]: BNB Smart Chain's rules (Parlia system transactions, upgrades, precompiles).
 //! - [`collision`]: EIP-7610's storage part, which revm does not check.
 
@@ -18,3 +18,4 @@ pub mod error;
 pub mod execute;
 pub mod genesis;
 pub mod validate;
+pub mod verify;

@@ -5,8 +5,8 @@
 //!
 //! A stage is a loop over its input channel on a thread of its own (the daemon wires them);
 //! [`Stage::execute`] is its work on one batch of blocks, the same code the serial runner
-//! ([`crate::serial`]) drives one block at a time for `ef-test`; [`Stage::unwind`] queues the
-//! writes that undo its output for one block, which the reorg code ([`crate::reorg`]) puts
+//! (the `serial` module) drives one block at a time for `ef-test`; [`Stage::unwind`] queues the
+//! writes that undo its output for one block, which the reorg code (the `reorg` module) puts
 //! together per block (the crash rule: one ordered batch per unwound block, checkpoints last).
 
 use crate::meter::{PipelineMeters, StageMeter};

@@ -30,14 +30,14 @@ pub trait Decode: Sized {
     fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue>;
 }
 
-/// A store key together with the type of the value it holds (built by [`crate::keys::Keys`]).
+/// A store key together with the type of the value it holds (built by `Keys` of the `keys` module).
 pub struct Key<V> {
     text: String,
     value: PhantomData<fn() -> V>,
 }
 
 impl<V> Key<V> {
-    /// A key spelled `text` (only [`crate::keys::Keys`] spells keys).
+    /// A key spelled `text` (only `Keys` spells keys).
     pub(crate) fn new(text: String) -> Self {
         Self {
             text,

@@ -10,7 +10,7 @@
 //! - [`executor`]: one block, start to end.
 //!
 //! Chain data (fork schedule, upgrade bytecode) comes from [`ChainFiles`]: the copy of BSC
-//! mainnet's and Chapel's built into the program ([`crate::chain_data`]), or a directory named
+//! mainnet's and Chapel's built into the program (the `chain_data` module), or a directory named
 //! in the configuration for any other Parlia chain. Parlia's seal, validator set and vote
 //! checks are consensus, not execution, and are not done here.
 
