@@ -290,7 +290,7 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// `[state]`: the history window.
+/// `[state]`: the history window and the state root check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
@@ -298,6 +298,8 @@ pub struct StateConfig {
     pub window_size: u64,
     /// TTL of history keys, seconds.
     pub history_ttl: u64,
+    /// When the merkle stage checks the state root against the header.
+    pub verify_root: VerifyRootConfig,
 }
 
 impl Default for StateConfig {
@@ -305,6 +307,32 @@ impl Default for StateConfig {
         Self {
             window_size: 1024,
             history_ttl: 3600,
+            verify_root: VerifyRootConfig::Batch,
+        }
+    }
+}
+
+/// `state.verify_root`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyRootConfig {
+    /// Every block on its own.
+    Every,
+    /// Once per batch while catching up (the last block of each batch; the first bad block
+    /// found by bisection), every block at the head.
+    Batch,
+    /// Never: no state tries are kept and the state is not verified.
+    Off,
+}
+
+impl VerifyRootConfig {
+    /// The merkle stage's setting.
+    pub fn stage_setting(self) -> pipeline::stages::merkle::VerifyRoot {
+        use pipeline::stages::merkle::VerifyRoot;
+        match self {
+            VerifyRootConfig::Every => VerifyRoot::Every,
+            VerifyRootConfig::Batch => VerifyRoot::Batch,
+            VerifyRootConfig::Off => VerifyRoot::Off,
         }
     }
 }

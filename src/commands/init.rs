@@ -8,14 +8,17 @@
 //! original service filled, taken over as [`super::adopt`] describes.
 
 use super::{adopt, chain_record, check_config_matches, setting_for, CommandError, Context};
-use alloy_primitives::B256;
+use crate::config::VerifyRootConfig;
+use alloy_primitives::{Address, B256};
 use evm::chain_data::{self, BuiltInChain};
 
 use evm::genesis::{GenesisBlock, GenesisError};
+use pipeline::tries::{build_tries, BuiltTries};
 use primitives::clock::unix_now;
 use primitives::contract::ExecProgress;
 use primitives::store::WriteBatch;
 use primitives::value::ContractRead;
+use state_trie::AccountFields;
 use std::path::Path;
 
 /// Where `init` takes the genesis from.
@@ -119,8 +122,23 @@ pub fn init(
         }
     }
 
-    ctx.store.write(&genesis.state_writes(&ctx.keys))?;
+    // The tries (with the merkle stage's checkpoint at the genesis), unless state roots are
+    // not to be verified.
+    let tries = match ctx.config.state.verify_root {
+        VerifyRootConfig::Off => None,
+        _ => Some(genesis_tries(&genesis)?),
+    };
+    let storage_root = |address: &Address| {
+        tries
+            .as_ref()
+            .map_or(B256::ZERO, |tries| tries.storage_root(address))
+    };
+    ctx.store
+        .write(&genesis.state_writes(&ctx.keys, storage_root))?;
     let mut batch = WriteBatch::new();
+    if let Some(tries) = &tries {
+        tries.queue(&ctx.keys, 0, genesis.hash, &mut batch);
+    }
     if progress.is_none() {
         let progress = ExecProgress {
             latest_executed_block: 0,
@@ -201,4 +219,24 @@ fn network_of(path: &Path) -> Option<&'static BuiltInChain> {
     chain_data::BUILT_IN_CHAINS
         .iter()
         .find(|chain| load_for(path, chain).is_ok_and(|g| g.hash == chain.genesis_hash))
+}
+
+/// The state tries of `genesis`, checked against its header's state root.
+fn genesis_tries(genesis: &GenesisBlock) -> Result<BuiltTries, CommandError> {
+    let accounts = genesis.accounts().map(|account| {
+        let fields = AccountFields {
+            nonce: account.nonce,
+            balance: account.balance,
+            code_hash: account.code_hash,
+        };
+        (account.address, fields, account.slots)
+    });
+    let tries = build_tries(accounts).map_err(|e| CommandError::GenesisTries(e.to_string()))?;
+    if tries.state_root != genesis.header.state_root {
+        return Err(CommandError::GenesisTries(format!(
+            "the tries give state root {:#x}, the genesis header {:#x}",
+            tries.state_root, genesis.header.state_root
+        )));
+    }
+    Ok(tries)
 }

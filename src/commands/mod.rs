@@ -53,6 +53,9 @@ pub enum CommandError {
          --genesis FILE`, or set chain.name to a built-in chain ({0})"
     )]
     GenesisNeeded(String),
+    /// The genesis state's tries could not be built or do not give its state root.
+    #[error("genesis state tries: {0}")]
+    GenesisTries(String),
     /// A store without `idx:chain` cannot be taken over as it is.
     #[error("cannot take over the store: {0}")]
     Takeover(String),

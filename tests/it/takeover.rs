@@ -20,7 +20,8 @@ use crate::common::daemon::{redis_server, run_to_head_with, uninterrupted_run};
 use crate::common::exec::without_run_times;
 use crate::common::redis_server::RedisServer;
 use crate::common::{
-    assert_same_snapshot, expect_exit_code, expect_success, var, Backend, COMMAND_FAILED,
+    assert_same_snapshot, expect_exit_code, expect_success, unverified, var, Backend,
+    COMMAND_FAILED,
 };
 use alloy_consensus::Header;
 use alloy_primitives::B256;
@@ -123,7 +124,13 @@ fn run_then_strip(
 fn geth_original_store() -> OriginalStore {
     let chain = ChainFixture::geth_ethtest();
     let backend = Backend::redis();
-    crate::common::daemon::init_and_import(&backend, &chain.genesis_path(), &chain.chain_path());
+    // The original service keeps no tries: neither does the store it is compared with.
+    crate::common::daemon::init_and_import_with(
+        &backend,
+        &[unverified()],
+        &chain.genesis_path(),
+        &chain.chain_path(),
+    );
     run_then_strip(backend, &[], GETH_TAKEOVER_AT, chain.block_count as u64)
 }
 
@@ -146,11 +153,12 @@ fn path_arg(path: &Path) -> &str {
 fn custom_chain_is_taken_over_with_init_adopt() {
     let chain = ChainFixture::geth_ethtest();
     let head = chain.block_count as u64;
+    // The original service keeps no tries: neither does the store it is compared with.
     let reference = uninterrupted_run(
         Backend::redis(),
         &chain.genesis_path(),
         &chain.chain_path(),
-        &[],
+        &[unverified()],
     );
     let original = geth_original_store();
     let backend = original.backend;
@@ -205,7 +213,9 @@ const BSC_TAKEOVER_AT: u64 = 3;
 
 /// `chain.name = "bsc"`.
 fn bsc() -> Vec<(String, String)> {
-    vec![var("EVM_EXECUTOR_CHAIN_NAME", "bsc")]
+    // The empty blocks are built by the test without a real stateRoot, and the original
+    // service keeps no tries: the stores keep none.
+    vec![var("EVM_EXECUTOR_CHAIN_NAME", "bsc"), unverified()]
 }
 
 /// `init` of the built-in `bsc` on `backend` and an import of [`BSC_BLOCKS`] empty blocks on

@@ -124,30 +124,45 @@ impl GenesisBlock {
         self.genesis.config.chain_id
     }
 
+    /// Every allocated account: its fields and non-zero slots.
+    pub fn accounts(&self) -> impl Iterator<Item = GenesisAccount> + '_ {
+        self.genesis.alloc.iter().map(|(address, account)| {
+            let code_hash = account
+                .code
+                .as_ref()
+                .filter(|code| !code.is_empty())
+                .map_or(EMPTY_CODE_HASH, keccak256);
+            GenesisAccount {
+                address: *address,
+                nonce: account.nonce.unwrap_or_default(),
+                balance: account.balance,
+                code_hash,
+                slots: non_zero_storage(account.storage.as_ref()).collect(),
+            }
+        })
+    }
+
     /// The writes that put the genesis state, code and header into the store: every account as
-    /// `st:latest:acc`, every non-zero slot as `st:latest:stor`, code under `st:code`, and the
-    /// header at `blk:hdr:0`.
-    pub fn state_writes(&self, keys: &Keys) -> WriteBatch {
+    /// `st:latest:acc` (with the storage root `storage_root` gives it), every non-zero slot as
+    /// `st:latest:stor`, code under `st:code`, and the header at `blk:hdr:0`.
+    pub fn state_writes(&self, keys: &Keys, storage_root: impl Fn(&Address) -> B256) -> WriteBatch {
         let mut batch = WriteBatch::new();
-        for (address, account) in &self.genesis.alloc {
-            let code_hash = match account.code.as_ref().filter(|code| !code.is_empty()) {
-                Some(code) => {
-                    let hash = keccak256(code);
-                    batch.put(keys.code(&hash), code);
-                    hash
-                }
-                None => EMPTY_CODE_HASH,
-            };
-            for (slot, value) in non_zero_storage(account.storage.as_ref()) {
-                batch.put(keys.latest_storage(address, &slot), &value);
+        for account in self.genesis.alloc.values() {
+            if let Some(code) = account.code.as_ref().filter(|code| !code.is_empty()) {
+                batch.put(keys.code(&keccak256(code)), code);
+            }
+        }
+        for account in self.accounts() {
+            for (slot, value) in &account.slots {
+                batch.put(keys.latest_storage(&account.address, slot), value);
             }
             let json = AccountJson {
                 balance: account.balance,
-                nonce: account.nonce.unwrap_or_default(),
-                code_hash,
-                storage_root: B256::ZERO,
+                nonce: account.nonce,
+                code_hash: account.code_hash,
+                storage_root: storage_root(&account.address),
             };
-            batch.put(keys.latest_account(address), &json);
+            batch.put(keys.latest_account(&account.address), &json);
         }
         batch.put(
             keys.header(0),
@@ -155,6 +170,21 @@ impl GenesisBlock {
         );
         batch
     }
+}
+
+/// A genesis account as the state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenesisAccount {
+    /// Its address.
+    pub address: Address,
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its balance in wei.
+    pub balance: U256,
+    /// keccak256 of its code ([`EMPTY_CODE_HASH`] without code).
+    pub code_hash: B256,
+    /// Its non-zero storage slots.
+    pub slots: Vec<(B256, U256)>,
 }
 
 /// The part of a geth `config` that [`genesis_header`] reads, from `spec`: the chain id, the

@@ -5,6 +5,7 @@
 //! repaired checkpoints.
 
 use crate::stage::{Inconsistency, Shared, StageError};
+use crate::stages::merkle::{finish_pending, stored_storage_roots, VerifiedBatch};
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
@@ -15,6 +16,9 @@ use std::sync::Arc;
 pub struct StartPoint {
     /// Last block whose record is written.
     pub executed: u64,
+    /// Last block whose state the tries hold; `None` when the store keeps no tries (written
+    /// before the merkle stage existed, or by the original service): its state is unverified.
+    pub merkle: Option<u64>,
     /// Last block applied to `st:latest`.
     pub committed: u64,
     /// Last block whose receipts are written.
@@ -26,17 +30,38 @@ pub struct StartPoint {
 }
 
 impl StartPoint {
-    /// The records the commit stage has still to apply (written before a restart).
-    pub fn commit_pending(&self, shared: &Shared) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
-        records(shared, self.committed + 1, self.executed)
-    }
-
-    /// The records whose receipts the receipts stage has still to write.
-    pub fn receipts_pending(
+    /// The records the merkle stage has still to verify (written before a restart): none when
+    /// `verifying` is false (no tries are kept).
+    pub fn merkle_pending(
         &self,
         shared: &Shared,
+        verifying: bool,
     ) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
-        records(shared, self.receipts + 1, self.executed)
+        match self.merkle.filter(|_| verifying) {
+            Some(merkle) => records(shared, merkle + 1, self.executed),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The verified blocks after `applied` (a consumer's checkpoint: commit's or receipts')
+    /// it has still to apply, as one batch: with tries, those up to the merkle checkpoint
+    /// with their storage roots in the tries; without, every executed block, unverified.
+    pub fn verified_pending(
+        &self,
+        shared: &Shared,
+        applied: u64,
+        verifying: bool,
+    ) -> Result<Vec<Arc<VerifiedBatch>>, StageError> {
+        let verified = self.merkle.filter(|_| verifying);
+        let blocks = records(shared, applied + 1, verified.unwrap_or(self.executed))?;
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage_roots = match verified {
+            Some(_) => Some(stored_storage_roots(shared, &blocks)?),
+            None => None,
+        };
+        Ok(vec![Arc::new(VerifiedBatch::new(blocks, storage_roots))])
     }
 }
 
@@ -62,8 +87,9 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
             .ok_or_else(|| Inconsistency::NotInitialised {
                 key: progress_key.into_string(),
             })?;
-    let (executed, committed, receipts, pruned) = (
+    let (executed, merkle, committed, receipts, pruned) = (
         store.checkpoint_block(StageId::Execution)?,
+        store.checkpoint_block(StageId::Merkle)?,
         store.checkpoint_block(StageId::Commit)?,
         store.checkpoint_block(StageId::Receipts)?,
         store.checkpoint_block(StageId::Prune)?.unwrap_or(0),
@@ -96,6 +122,7 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
         store.write(STAGE, batch)?;
         return Ok(StartPoint {
             executed: legacy,
+            merkle: merkle.filter(|m| *m == legacy),
             committed: legacy,
             receipts: legacy,
             pruned,
@@ -105,8 +132,13 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
     // A store whose takeover predates writing these checkpoints may lack them.
     let committed = committed.unwrap_or(legacy);
     let receipts = receipts.unwrap_or(legacy);
+    let merkle = match merkle {
+        Some(merkle) => Some(finish_pending(shared, merkle)?),
+        None => None,
+    };
     let mut start = StartPoint {
         executed,
+        merkle,
         committed,
         receipts,
         pruned,

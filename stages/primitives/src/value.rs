@@ -13,6 +13,7 @@ use crate::contract::{
 };
 use crate::record::{ExecutionRecord, RecordSummary};
 use crate::store::{Store, StoreError, WriteBatch};
+use crate::trie_record::TrieRecord;
 use alloy_consensus::{BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope};
 use alloy_primitives::{Bytes, U256};
 use std::marker::PhantomData;
@@ -345,5 +346,17 @@ impl Decode for ExecutionRecord {
 impl Decode for RecordSummary {
     fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue> {
         RecordSummary::decode(bytes).map_err(|e| MalformedValue::new(key, e))
+    }
+}
+
+impl Encode for TrieRecord {
+    fn encode(&self) -> Vec<u8> {
+        TrieRecord::encode(self)
+    }
+}
+
+impl Decode for TrieRecord {
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue> {
+        TrieRecord::decode(bytes).map_err(|e| MalformedValue::new(key, e))
     }
 }

@@ -206,7 +206,17 @@ pub fn run_to_head_with(backend: &Backend, extra: &[(String, String)]) -> Output
 
 /// `init` with `genesis` and `import` of `chain_file`, both of which must succeed.
 pub fn init_and_import(backend: &Backend, genesis: &Path, chain_file: &Path) {
-    init(backend, &[], genesis);
+    init_and_import_with(backend, &[], genesis, chain_file);
+}
+
+/// [`init_and_import`] with `init_env` overrides for `init`.
+pub fn init_and_import_with(
+    backend: &Backend,
+    init_env: &[(String, String)],
+    genesis: &Path,
+    chain_file: &Path,
+) {
+    init(backend, init_env, genesis);
     expect_success(&import(backend, chain_file));
 }
 
@@ -228,7 +238,7 @@ pub fn uninterrupted_run(
     chain_file: &Path,
     extra: &[(String, String)],
 ) -> Reference {
-    init_and_import(&backend, genesis, chain_file);
+    init_and_import_with(&backend, extra, genesis, chain_file);
     let started = Instant::now();
     expect_success(&run_to_head_with(&backend, extra));
     let run_time = started.elapsed();

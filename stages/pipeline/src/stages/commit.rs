@@ -9,6 +9,7 @@
 //! behind the syncer the stage waits up to [`crate::stage::CATCH_UP_LINGER`] for a fuller
 //! batch, which writes each `st:latest:*` key once for all its blocks instead of once per block.
 
+use super::merkle::VerifiedBatch;
 use crate::metrics::metrics;
 use crate::stage::{Shared, Stage, StageError, UnwindBatch};
 use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
@@ -31,45 +32,59 @@ pub struct CommitSettings {
     pub history_ttl: Duration,
 }
 
-/// The commit stage: the running transaction count `idx:exec:progress` reports.
+/// The commit stage: its checkpoint and the running transaction count `idx:exec:progress`
+/// reports.
 #[derive(Debug)]
 pub struct CommitStage {
     settings: CommitSettings,
+    committed: u64,
     total_txs: u64,
 }
 
 impl CommitStage {
-    /// Commit on top of a store whose `idx:exec:progress` counts `total_txs` transactions.
-    pub fn new(settings: CommitSettings, total_txs: u64) -> Self {
+    /// Commit after block `committed`, on a store whose `idx:exec:progress` counts `total_txs`
+    /// transactions.
+    pub fn new(settings: CommitSettings, committed: u64, total_txs: u64) -> Self {
         Self {
             settings,
+            committed,
             total_txs,
         }
     }
 }
 
 impl Stage for CommitStage {
-    type Input = Arc<ExecutionRecord>;
+    /// Blocks the merkle stage verified (each batch whole: its storage roots are those after
+    /// its last block).
+    type Input = Arc<VerifiedBatch>;
     /// The last block committed (for the prune stage).
     type Output = u64;
     const ID: StageId = STAGE;
 
-    /// Apply `input` (consecutive blocks) in one batch.
+    /// Apply `input` (consecutive blocks; those at or below the checkpoint, which a restart
+    /// may hand over again, are skipped) in one batch.
     fn execute(
         &mut self,
         shared: &Shared,
-        input: Vec<Arc<ExecutionRecord>>,
+        input: Vec<Arc<VerifiedBatch>>,
     ) -> Result<Vec<u64>, StageError> {
-        let Some(last) = input.last() else {
+        let mut writes = StateWrites::default();
+        let mut records = Vec::new();
+        for verified in &input {
+            let fresh: Vec<_> = verified
+                .records
+                .iter()
+                .filter(|r| r.number > self.committed)
+                .collect();
+            writes.add_batch(&fresh, verified.storage_roots.as_deref());
+            records.extend(fresh);
+        }
+        let Some(last) = records.last().copied() else {
             return Ok(Vec::new());
         };
         let started = Instant::now();
         let keys = shared.store.keys();
-        let txs: u64 = input.iter().map(|r| r.tx_count() as u64).sum();
-        let mut writes = StateWrites::default();
-        for record in &input {
-            writes.add(record);
-        }
+        let txs: u64 = records.iter().map(|r| r.tx_count() as u64).sum();
         let mut batch = WriteBatch::new();
         writes.queue(keys, self.settings.history_ttl, &mut batch);
         batch.put(
@@ -83,7 +98,8 @@ impl Stage for CommitStage {
         let m = metrics();
         m.state_commit_latency_seconds
             .observe(started.elapsed().as_secs_f64());
-        for record in &input {
+        self.committed = last.number;
+        for record in &records {
             shared.layers.release(record.number);
             self.total_txs += record.tx_count() as u64;
             m.execution_height.set(record.number as i64);
@@ -97,21 +113,33 @@ impl Stage for CommitStage {
         Ok(vec![last.number])
     }
 
-    /// Put back every pre-value of the block, delete its history keys, and move progress and
-    /// checkpoint to its parent.
+    /// Put back every pre-value of the block (accounts with the storage roots the merkle
+    /// stage's unwind noted), delete its history keys, and move progress and checkpoint to its
+    /// parent.
     fn unwind(
         &mut self,
         shared: &Shared,
         record: &ExecutionRecord,
         batch: &mut UnwindBatch,
     ) -> Result<(), StageError> {
+        if record.number > self.committed {
+            return Ok(());
+        }
         let keys = shared.store.keys();
         let number = record.number;
+        let storage_roots: HashMap<Address, B256> = record
+            .accounts
+            .iter()
+            .filter_map(|c| Some((c.address, batch.storage_root(&c.address)?)))
+            .collect();
         let undo = batch.undo();
         for change in &record.accounts {
             let latest = keys.latest_account(&change.address);
             match &change.pre {
-                Some(pre) => undo.put(latest, &account_json(pre)),
+                Some(pre) => {
+                    let root = storage_roots.get(&change.address).copied();
+                    undo.put(latest, &account_json(pre, root.unwrap_or(B256::ZERO)))
+                }
                 None => undo.remove(latest),
             };
             undo.remove(keys.history_account(number, &change.address));
@@ -132,6 +160,7 @@ impl Stage for CommitStage {
             &exec_progress_at(number - 1, self.total_txs),
         );
         batch.checkpoint(shared, STAGE, number - 1, record.parent_hash);
+        self.committed = number - 1;
         Ok(())
     }
 }
@@ -145,13 +174,14 @@ pub fn exec_progress_at(block: u64, total_txs: u64) -> ExecProgress {
     }
 }
 
-/// The JSON the contract keeps for an account (its storage root left zero here).
-fn account_json(account: &AccountState) -> AccountJson {
+/// The JSON the contract keeps for an account with its storage root (the zero hash where it
+/// is not known: verification off, or a pre-value restored by an unwind).
+fn account_json(account: &AccountState, storage_root: B256) -> AccountJson {
     AccountJson {
         balance: account.balance,
         nonce: account.nonce,
         code_hash: account.code_hash,
-        storage_root: B256::ZERO,
+        storage_root,
     }
 }
 
@@ -203,22 +233,41 @@ impl HistoryWrite {
 }
 
 impl StateWrites {
-    /// Add the changes of `record`, the block after those added so far.
-    fn add(&mut self, record: &ExecutionRecord) {
-        let number = record.number;
-        for (hash, code) in &record.codes {
-            self.codes.insert(*hash, code.clone());
-        }
-        for change in &record.accounts {
-            let json = change.post.as_ref().map(account_json);
-            self.history_accounts.push((number, change.address, json));
-            self.accounts.insert(change.address, json);
-        }
-        for change in &record.storage {
-            let slot = B256::from(change.slot);
-            self.history_slots
-                .push((number, change.address, slot, change.post));
-            self.slots.insert((change.address, slot), change.post);
+    /// Add the changes of `records` (consecutive blocks of one verified batch, after those
+    /// added so far) with the batch's `storage_roots` (after its last block), which the latest
+    /// account values carry. History values carry the zero storage root, as the original
+    /// service wrote them: a block inside a batch has no storage root of its own.
+    fn add_batch(
+        &mut self,
+        records: &[&Arc<ExecutionRecord>],
+        storage_roots: Option<&HashMap<Address, B256>>,
+    ) {
+        let root_of = |address: &Address| {
+            storage_roots
+                .and_then(|roots| roots.get(address).copied())
+                .unwrap_or(B256::ZERO)
+        };
+        for record in records {
+            let number = record.number;
+            for (hash, code) in &record.codes {
+                self.codes.insert(*hash, code.clone());
+            }
+            for change in &record.accounts {
+                let history = change.post.as_ref().map(|a| account_json(a, B256::ZERO));
+                self.history_accounts
+                    .push((number, change.address, history));
+                let latest = change
+                    .post
+                    .as_ref()
+                    .map(|a| account_json(a, root_of(&change.address)));
+                self.accounts.insert(change.address, latest);
+            }
+            for change in &record.storage {
+                let slot = B256::from(change.slot);
+                self.history_slots
+                    .push((number, change.address, slot, change.post));
+                self.slots.insert((change.address, slot), change.post);
+            }
         }
     }
 
