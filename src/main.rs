@@ -63,6 +63,10 @@ enum Command {
         /// Workload seed: the same arguments give byte-identical files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Funded accounts, each holding every genesis token, in a BSC-like mix (router swaps,
+        /// a hot set and cold accounts); without it, the standard 3,000-key workload.
+        #[arg(long)]
+        accounts: Option<usize>,
     },
     /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
     /// the executor's store, state and execution code.
@@ -132,12 +136,14 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             txs_per_block,
             out,
             seed,
+            accounts,
         } => {
             let options = evm_executor::gen::Options {
                 blocks,
                 txs_per_block,
                 out,
                 seed,
+                accounts,
             };
             println!("{}", commands::gen::run(&options)?);
             return Ok(());
