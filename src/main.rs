@@ -39,7 +39,8 @@ enum Command {
         exit_at_head: bool,
     },
     /// Measure execution throughput on a chain (DIR/genesis.json + DIR/chain.rlp) in a fresh
-    /// embedded store, next to revm over an in-memory database on the same blocks.
+    /// store of the configured backend, next to revm over an in-memory database on the same
+    /// blocks.
     Bench {
         /// Directory holding genesis.json and chain.rlp.
         #[arg(long)]
@@ -47,6 +48,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Reach the store server (storage.backend = "pika") through a TCP relay of the bench's
+        /// own, one network hop as to a remote Pika, and report the round trip it adds.
+        #[arg(long)]
+        relay: bool,
     },
     /// Generate a synthetic workload chain (DIR/genesis.json + DIR/chain.rlp, blocks 1..=N
     /// executed as they are built) for `bench`.
@@ -119,9 +124,9 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             work_dir,
             verbose,
         } => return ef_test(&path, filter.as_deref(), work_dir, verbose),
-        Command::Bench { chain, json } => {
+        Command::Bench { chain, json, relay } => {
             let work_dir = std::env::temp_dir().join("evm-executor-bench");
-            let report = commands::bench::run(&config, &chain, &work_dir)?;
+            let report = commands::bench::run(&config, &chain, &work_dir, relay)?;
             match json {
                 true => println!(
                     "{}",

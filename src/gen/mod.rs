@@ -252,6 +252,11 @@ pub fn generate(options: &Options) -> Result<Summary, GenError> {
         }
     };
     let keys: Vec<Address> = workload.addresses().collect();
+    tracing::info!(
+        accounts = keys.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "accounts derived"
+    );
     std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
     let genesis_path = options.out.join("genesis.json");
     let gas_limit = gas_limit(options.txs_per_block);

@@ -131,6 +131,8 @@ pub struct Workload {
     seed: u64,
     rng: Rng,
     keys: Vec<Key>,
+    /// Accounts after the keys, which only receive (with many accounts).
+    receivers: Vec<Address>,
     layout: Layout,
     /// Key-to-key allowances usable by `transferFrom`, in the order they were granted.
     delegations: Vec<(usize, Address, usize)>,
@@ -156,6 +158,14 @@ fn calldata(signature: &str, words: &[U256]) -> Bytes {
     data.into()
 }
 
+/// The address of account `index` beyond the keys: one no key signs for.
+fn receiver(seed: u64, index: usize) -> Address {
+    let mut material = b"evm-executor gen account".to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    material.extend_from_slice(&(index as u64).to_be_bytes());
+    Address::from_slice(&keccak256(&material)[12..])
+}
+
 fn word(address: Address) -> U256 {
     U256::from_be_slice(address.as_slice())
 }
@@ -167,8 +177,9 @@ impl Workload {
         Self::build(chain_id, seed, layout, ACCOUNTS, None)
     }
 
-    /// The workload of `seed` over `accounts` keys and the contracts of `layout` (which must have
-    /// a router), in [`routed`]'s mix.
+    /// The workload of `seed` over `accounts` accounts and the contracts of `layout` (which must
+    /// have a router), in [`routed`]'s mix: the first [`routed::signing_keys`] accounts are
+    /// keys, the rest only receive.
     pub fn with_accounts(
         chain_id: u64,
         seed: u64,
@@ -179,17 +190,28 @@ impl Workload {
             return Err(GenError::Internal("the routed mix needs a router".into()));
         }
         let routed = Routed::new(accounts);
-        Self::build(chain_id, seed, layout, accounts, Some(routed))
+        let mut workload = Self::build(
+            chain_id,
+            seed,
+            layout,
+            routed::signing_keys(accounts),
+            Some(routed),
+        )?;
+        workload.receivers = (workload.keys.len()..accounts)
+            .into_par_iter()
+            .map(|index| receiver(seed, index))
+            .collect();
+        Ok(workload)
     }
 
     fn build(
         chain_id: u64,
         seed: u64,
         layout: Layout,
-        accounts: usize,
+        keys: usize,
         routed: Option<Routed>,
     ) -> Result<Self, GenError> {
-        let keys = (0..accounts)
+        let keys = (0..keys)
             .into_par_iter()
             .map(|index| Key::derive(seed, index))
             .collect::<Result<Vec<_>, _>>()?;
@@ -198,6 +220,7 @@ impl Workload {
             seed,
             rng: Rng::new(seed, 1),
             keys,
+            receivers: Vec::new(),
             layout,
             delegations: Vec::new(),
             deployed: Vec::new(),
@@ -216,9 +239,12 @@ impl Workload {
         self.routed.as_ref().map(|routed| routed.hot)
     }
 
-    /// The keys' addresses, in key order.
+    /// Every account's address: the keys' in key order, then the receivers'.
     pub fn addresses(&self) -> impl Iterator<Item = Address> + '_ {
-        self.keys.iter().map(|key| key.address)
+        self.keys
+            .iter()
+            .map(|key| key.address)
+            .chain(self.receivers.iter().copied())
     }
 
     /// `count` transactions for the next block with their senders (built in order, signed in
@@ -244,6 +270,7 @@ impl Workload {
         Ok((txs, senders))
     }
 
+    /// A key to send from.
     fn random_key(&mut self) -> usize {
         match &self.routed {
             None => self.rng.below(self.keys.len() as u64) as usize,
@@ -265,9 +292,18 @@ impl Workload {
         Address::from_slice(&keccak256(&material)[12..])
     }
 
+    /// Any account: a key, or with many accounts also a receiver.
     fn random_address(&mut self) -> Address {
-        let key = self.random_key();
-        self.keys[key].address
+        let Some(routed) = &self.routed else {
+            let key = self.random_key();
+            return self.keys[key].address;
+        };
+        let account = routed.pick(&mut self.rng, self.keys.len() + self.receivers.len());
+        self.touched_cold |= account >= routed.hot;
+        match account.checked_sub(self.keys.len()) {
+            Some(receiver) => self.receivers[receiver],
+            None => self.keys[account].address,
+        }
     }
 
     fn small_amount(&mut self) -> U256 {

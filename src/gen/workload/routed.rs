@@ -3,7 +3,8 @@
 //! or of another account for `transferFrom`), token deployments and storage fills. Access is
 //! skewed: most picks come from a hot set (the first keys), a steady share from all accounts
 //! (cold ones, whose account and token balance slots no recent block touched), and some
-//! transfers go to addresses never seen before.
+//! transfers go to addresses never seen before. Senders come from the first [`signing_keys`]
+//! accounts, recipients from all of them.
 
 use super::{calldata, word, Unsigned, Workload, UNPAYABLE};
 use crate::gen::contracts;
@@ -17,6 +18,10 @@ const HOT_PICKS_PER_MILLE: u64 = 900;
 const HOT_DIVISOR: usize = 100;
 /// ...but at least this many (or all of them, when there are fewer).
 const MIN_HOT: usize = 1000;
+/// At most this many accounts are keys that send; the rest only receive. A key costs a signature
+/// and its recovery to derive (some 50 µs of CPU): a million would take a minute, and senders
+/// picked from 100,000 are still mostly cold.
+const MAX_SIGNING_KEYS: usize = 100_000;
 /// Per mille of token transfers sent to a fresh address.
 const FRESH_TOKEN_RECIPIENTS_PER_MILLE: u64 = 50;
 /// Per mille of approvals that approve the router (the rest approve another account).
@@ -36,6 +41,12 @@ const SWAP_GAS_PER_HOP: u64 = 150_000;
 /// The hot set's size for `accounts` accounts.
 pub fn hot_set(accounts: usize) -> usize {
     (accounts / HOT_DIVISOR).max(MIN_HOT).min(accounts)
+}
+
+/// How many of `accounts` accounts are signing keys: all of them up to [`MAX_SIGNING_KEYS`],
+/// and never fewer than the hot set.
+pub fn signing_keys(accounts: usize) -> usize {
+    accounts.min(MAX_SIGNING_KEYS).max(hot_set(accounts))
 }
 
 /// The state of the routed mix: the hot set and who approved the router on which token.
