@@ -52,6 +52,10 @@ enum Command {
         /// own, one network hop as to a remote Pika, and report the round trip it adds.
         #[arg(long)]
         relay: bool,
+        /// The relay's one-way delay in microseconds; the timer's slack comes on top (the
+        /// default adds some 0.15-0.2 ms per round trip on Linux, a cross-node hop).
+        #[arg(long, default_value_t = 25, requires = "relay")]
+        relay_delay_us: u64,
     },
     /// Generate a synthetic workload chain (DIR/genesis.json + DIR/chain.rlp, blocks 1..=N
     /// executed as they are built) for `bench`.
@@ -124,8 +128,14 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             work_dir,
             verbose,
         } => return ef_test(&path, filter.as_deref(), work_dir, verbose),
-        Command::Bench { chain, json, relay } => {
+        Command::Bench {
+            chain,
+            json,
+            relay,
+            relay_delay_us,
+        } => {
             let work_dir = std::env::temp_dir().join("evm-executor-bench");
+            let relay = relay.then(|| std::time::Duration::from_micros(relay_delay_us));
             let report = commands::bench::run(&config, &chain, &work_dir, relay)?;
             match json {
                 true => println!(

@@ -30,7 +30,7 @@ use stages::store::{Store, WriteBatch};
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Blocks whose senders the recovery comparison recovers (from the start of the chain).
 const RECOVERY_SAMPLE_BLOCKS: usize = 250;
@@ -136,6 +136,8 @@ pub struct BenchReport {
 pub struct RelayReport {
     /// The server it forwarded to.
     pub upstream: String,
+    /// The delay it held bytes for in each direction, in microseconds.
+    pub one_way_delay_us: u64,
     /// Median PING round trip straight to the server, in milliseconds.
     pub direct_round_trip_ms: f64,
     /// Median PING round trip through the relay, in milliseconds.
@@ -195,9 +197,10 @@ impl std::fmt::Display for BenchReport {
         if let Some(relay) = &self.relay {
             writeln!(
                 f,
-                "relay to {}: PING round trip {:.3} ms direct, {:.3} ms through the relay: \
-                 +{:.3} ms per round trip",
+                "relay to {} ({} µs each way): PING round trip {:.3} ms direct, {:.3} ms \
+                 through the relay: +{:.3} ms per round trip",
                 relay.upstream,
+                relay.one_way_delay_us,
                 relay.direct_round_trip_ms,
                 relay.relayed_round_trip_ms,
                 relay.added_round_trip_ms
@@ -225,12 +228,13 @@ impl std::fmt::Display for BenchReport {
 
 /// Run the bench for the chain in `dir` on a fresh store of the configured backend: a new
 /// embedded store in `work_dir`, or keys under a prefix of their own on the configured
-/// server (removed afterwards), reached through a [`relay::Relay`] when `through_relay`.
+/// server (removed afterwards), reached through a [`relay::Relay`] holding bytes for the
+/// given one-way delay when `relay` is set.
 pub fn run(
     config: &Config,
     dir: &Path,
     work_dir: &Path,
-    through_relay: bool,
+    relay: Option<Duration>,
 ) -> Result<BenchReport, CommandError> {
     let genesis_path = dir.join("genesis.json");
     let chain_path = dir.join("chain.rlp");
@@ -240,10 +244,9 @@ pub fn run(
     // The daemon's own progress log and metrics are not wanted here.
     bench_config.metrics.enabled = false;
     bench_config.leader.enabled = false;
-    let relay = match through_relay {
-        true => Some(start_relay(&mut bench_config)?),
-        false => None,
-    };
+    let relay = relay
+        .map(|delay| start_relay(&mut bench_config, delay))
+        .transpose()?;
     let fresh = FreshStore::open(&bench_config, work_dir)?;
     let ctx = Context {
         config: bench_config,
@@ -300,7 +303,10 @@ pub fn run(
 
 /// Start a relay to the configured server, point `config` at it, and measure the round trip it
 /// adds: PING straight to the server and through the relay, alternating.
-fn start_relay(config: &mut Config) -> Result<(relay::Relay, RelayReport), CommandError> {
+fn start_relay(
+    config: &mut Config,
+    delay: Duration,
+) -> Result<(relay::Relay, RelayReport), CommandError> {
     let addr = config.storage.pika.addr.clone();
     if config.storage.backend != Backend::Pika {
         return Err(CommandError::Block(
@@ -313,7 +319,7 @@ fn start_relay(config: &mut Config) -> Result<(relay::Relay, RelayReport), Comma
         .map_err(|e| failed("storage.pika.addr", e))?
         .next()
         .ok_or_else(|| CommandError::Block(format!("storage.pika.addr {addr} has no address")))?;
-    let relay = relay::Relay::start(upstream).map_err(|e| failed("relay to", e))?;
+    let relay = relay::Relay::start(upstream, delay).map_err(|e| failed("relay to", e))?;
     let (mut direct, mut relayed) = (Vec::new(), Vec::new());
     for _ in 0..RELAY_ROUNDS {
         let ping = |to| relay::ping_round_trip(to, RELAY_PINGS).map_err(|e| failed("PING", e));
@@ -328,6 +334,7 @@ fn start_relay(config: &mut Config) -> Result<(relay::Relay, RelayReport), Comma
     config.storage.pika.addr = relay.addr().to_string();
     let report = RelayReport {
         upstream: addr,
+        one_way_delay_us: delay.as_micros() as u64,
         direct_round_trip_ms: direct,
         relayed_round_trip_ms: relayed,
         added_round_trip_ms: relayed - direct,

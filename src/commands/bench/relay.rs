@@ -1,15 +1,19 @@
 //! `bench --relay`: a TCP relay between the executor and the store server it benchmarks, so the
 //! cost of a store one network hop away (Pika on another node) is measured on one machine. Each
-//! client connection gets its own connection to the server and two threads copying bytes, one
-//! per direction; when either side closes, both are closed, and the client's next connection
-//! reaches the server afresh (so the relay outlives a server restart). It also measures the
-//! round trip it adds: PING straight to the server against PING through the relay.
+//! client connection gets its own connection to the server and, per direction, a thread that
+//! reads and a thread that writes what was read once it has been held for the one-way delay (a
+//! delay line: bytes in flight overlap, as on a wire). When either side closes, both are closed,
+//! and the client's next connection reaches the server afresh (so the relay outlives a server
+//! restart). It also measures the round trip it adds: PING straight to the server against PING
+//! through the relay. A sleep overshoots by the timer's slack (some 50 µs on Linux), so the
+//! round trip it adds is about twice the delay plus twice the slack: the measure is the figure.
 //!
 //! Bench tooling only: the daemon never runs through it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +40,8 @@ pub struct Relay {
 /// What the accepting thread and the copying threads share with the handle.
 struct Shared {
     upstream: SocketAddr,
+    /// How long bytes are held in each direction.
+    delay: Duration,
     stopping: AtomicBool,
     /// Both sockets of every live connection, by connection id, to close them on drop.
     live: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
@@ -43,12 +49,13 @@ struct Shared {
 }
 
 impl Relay {
-    /// Start relaying to `upstream`.
-    pub fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+    /// Start relaying to `upstream`, holding bytes for `delay` in each direction.
+    pub fn start(upstream: SocketAddr, delay: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
+            delay,
             stopping: AtomicBool::new(false),
             live: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -132,12 +139,26 @@ fn relay_connection(client: TcpStream, shared: &Arc<Shared>) -> std::io::Result<
         (client.try_clone()?, server.try_clone()?, "bench-relay-up"),
         (server, client, "bench-relay-down"),
     ] {
-        let shared = Arc::clone(shared);
+        let delay = shared.delay;
+        let closing = Arc::clone(shared);
+        if delay.is_zero() {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    copy(from, to);
+                    closing.close(id);
+                })?;
+            continue;
+        }
+        let (chunks, held) = mpsc::channel();
         std::thread::Builder::new()
-            .name(name.into())
+            .name(format!("{name}-read"))
+            .spawn(move || read_chunks(from, &chunks))?;
+        std::thread::Builder::new()
+            .name(format!("{name}-write"))
             .spawn(move || {
-                copy(from, to);
-                shared.close(id);
+                write_when_due(&held, to, delay);
+                closing.close(id);
             })?;
     }
     Ok(())
@@ -154,6 +175,35 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Send what `from` delivers, stamped with when it arrived, until it closes or fails (then the
+/// channel closes, and the writer ends after what is still held).
+fn read_chunks(mut from: TcpStream, chunks: &mpsc::Sender<(Instant, Vec<u8>)>) {
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => {
+                if chunks.send((Instant::now(), buffer[..read].to_vec())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Write each chunk to `to` once `delay` has passed since it arrived.
+fn write_when_due(held: &mpsc::Receiver<(Instant, Vec<u8>)>, mut to: TcpStream, delay: Duration) {
+    for (arrived, chunk) in held {
+        let wait = (arrived + delay).saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        if to.write_all(&chunk).is_err() {
+            return;
         }
     }
 }
