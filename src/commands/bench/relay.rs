@@ -187,7 +187,10 @@ fn read_chunks(mut from: TcpStream, chunks: &mpsc::Sender<(Instant, Vec<u8>)>) {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => return,
             Ok(read) => {
-                if chunks.send((Instant::now(), buffer[..read].to_vec())).is_err() {
+                if chunks
+                    .send((Instant::now(), buffer[..read].to_vec()))
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -227,6 +227,34 @@ mod tests {
     }
 
     #[test]
+    fn beyond_the_signing_keys_accounts_only_receive() {
+        let accounts = MAX_SIGNING_KEYS + 50_000;
+        let layout = crate::gen::layout::Layout::routed();
+        let mut workload = Workload::with_accounts(1, 9, layout, accounts).expect("workload");
+        let addresses: Vec<Address> = workload.addresses().collect();
+        assert_eq!(addresses.len(), accounts);
+        let distinct: std::collections::HashSet<_> = addresses.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            accounts,
+            "every account has its own address"
+        );
+        let keys: std::collections::HashSet<_> = addresses[..MAX_SIGNING_KEYS].iter().collect();
+        let receivers: std::collections::HashSet<_> =
+            addresses[MAX_SIGNING_KEYS..].iter().collect();
+        let (txs, senders) = workload.block(3000).expect("a block");
+        assert!(senders.iter().all(|sender| keys.contains(sender)));
+        let received = txs
+            .iter()
+            .filter_map(alloy_consensus::Transaction::to)
+            .filter(|to| receivers.contains(to))
+            .count();
+        // ETH transfers (a quarter) go to a cold pick one time in ten, a third of those a
+        // receiver: some 25 of 3,000.
+        assert!(received >= 5, "{received} transactions sent to a receiver");
+    }
+
+    #[test]
     fn picks_come_mostly_from_the_hot_set() {
         let routed = Routed::new(1_000_000);
         let mut rng = Rng::new(1, 1);
