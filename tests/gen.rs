@@ -550,6 +550,16 @@ fn run_and_check(out: &Path, layout: &Layout) -> Checked {
     }
 }
 
+/// Each `(kind, count, at least)`: the mix has at least that many of the kind.
+fn assert_at_least(counts: &[(&str, u64, u64)]) {
+    for (kind, count, at_least) in counts {
+        assert!(
+            count >= at_least,
+            "{count} {kind}, expected at least {at_least}"
+        );
+    }
+}
+
 /// Generate, import, run, and check the run, the state root, the mix and the contracts.
 #[test]
 fn generated_chain_runs_with_real_state_root_and_working_contracts() {
@@ -560,7 +570,7 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         "{summary}"
     );
     let tally = run_and_check(out.path(), &Layout::standard()).tally;
-    for (kind, count, at_least) in [
+    assert_at_least(&[
         ("ETH transfers", tally.eth_transfers, 300),
         ("ERC-20 transfers", tally.token_transfers, 300),
         ("approvals", tally.approvals, 50),
@@ -570,12 +580,7 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         ("storage fills", tally.fills, 100),
         ("reverts by design", tally.reverted_by_design, 5),
         ("legacy transactions", tally.legacy, 500),
-    ] {
-        assert!(
-            count >= at_least,
-            "{count} {kind}, expected at least {at_least}"
-        );
-    }
+    ]);
 }
 
 /// `--accounts`: the genesis funds exactly that many accounts, each holding 1M of every
@@ -645,7 +650,7 @@ fn many_accounts_chain_runs_with_routed_swaps_and_a_skewed_access_pattern() {
     );
 
     let tally = &checked.tally;
-    for (kind, count, at_least) in [
+    assert_at_least(&[
         ("ETH transfers", tally.eth_transfers, 400),
         ("ERC-20 transfers", tally.token_transfers, 600),
         ("approvals", tally.approvals, 80),
@@ -655,12 +660,7 @@ fn many_accounts_chain_runs_with_routed_swaps_and_a_skewed_access_pattern() {
         ("deployments", tally.creations, 20),
         ("storage fills", tally.fills, 100),
         ("reverts by design", tally.reverted_by_design, 10),
-    ] {
-        assert!(
-            count >= at_least,
-            "{count} {kind}, expected at least {at_least}"
-        );
-    }
+    ]);
     // Skew. The hot set is who approved the router at genesis (on every token): HOT accounts.
     // They send most transactions, yet a steady share comes from many cold accounts.
     let router = layout.router.expect("the routed layout has a router");
