@@ -105,6 +105,8 @@ fn check_report(report: &Value, backend: &str) {
     let quotient = recovery["two_threads_tx_per_sec"].as_f64().unwrap_or(0.0)
         / recovery["one_thread_tx_per_sec"].as_f64().unwrap_or(1.0);
     assert!((speedup - quotient).abs() < 1e-9 * quotient.max(1.0));
+    let init = report["init_seconds"].as_f64().unwrap_or(0.0);
+    assert!(init > 0.0, "init took {init} s");
     let peak = report["peak_rss_bytes"].as_u64().unwrap_or(0);
     let pipeline_peak = report["pipeline_peak_rss_bytes"].as_u64().unwrap_or(0);
     // The binary alone maps tens of MiB; the chain's blocks are held in memory besides.

@@ -124,9 +124,12 @@ pub struct BenchReport {
     pub sender_recovery: RecoveryScaling,
     /// The bench process's peak resident set size (`VmHWM`) over the whole run, in bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Its peak while the pipeline ran (the high-water mark reset as the pipeline started, so
-    /// what init and the first ceiling run still held counts too), in bytes.
+    /// Its peak while the pipeline ran, in bytes: the high-water mark reset as the pipeline
+    /// started, once freed memory went back to the kernel (what the bench itself still holds,
+    /// the decoded chain for the ceiling, counts too).
     pub pipeline_peak_rss_bytes: Option<u64>,
+    /// Seconds `init` took to write the genesis into the fresh store.
+    pub init_seconds: f64,
     /// The relay the pipeline ran through (`--relay`), with the round trip it adds.
     pub relay: Option<RelayReport>,
 }
@@ -149,6 +152,11 @@ pub struct RelayReport {
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = &self.pipeline;
+        writeln!(
+            f,
+            "init (genesis into the store): {:.1} s",
+            self.init_seconds
+        )?;
         writeln!(
             f,
             "pipeline on {}{}: {} blocks, {} txs, {:.1} Mgas in {:.2} s: {:.1} blocks/s, {:.0} tx/s, {:.1} Mgas/s",
@@ -253,7 +261,9 @@ pub fn run(
         store: Arc::clone(&fresh.store),
         keys: fresh.keys.clone(),
     };
+    let init_started = Instant::now();
     super::init::run(&ctx, &genesis_path)?;
+    let init_seconds = init_started.elapsed().as_secs_f64();
     let record = ctx.checked_chain()?;
     let spec = Arc::new(super::run::chain_spec(&ctx, &record)?);
     let blocks = read_chain(&chain_path)?;
@@ -297,6 +307,7 @@ pub fn run(
         sender_recovery,
         peak_rss_bytes: peak_before_pipeline.max(peak_rss::peak()),
         pipeline_peak_rss_bytes,
+        init_seconds,
         relay,
     })
 }
