@@ -1,7 +1,8 @@
 //! The generated chain's genesis: a post-merge chain with every fork through Prague active at
-//! genesis, the EIP-4788/2935/7002/7251 system contracts, the keys' balances, and the tokens,
-//! pairs and fillers of the [`Layout`] with their starting storage (key balances, pair reserves,
-//! and the traders' allowances to the pairs).
+//! genesis, the EIP-4788/2935/7002/7251 system contracts, the accounts' balances, and the
+//! tokens, pairs, router and fillers of the [`Layout`] with their starting storage (account
+//! balances, pair reserves, and the allowances that let traders swap: to the pairs, or to the
+//! router and from it to the pairs).
 
 use super::contracts::{self, allowance_slot, balance_slot};
 use super::layout::Layout;

@@ -204,7 +204,7 @@ fn standard_genesis(
     })
 }
 
-/// Withdrawals of block `number`: two, to keys, of up to 32 ether in gwei.
+/// Withdrawals of block `number`: two, to accounts, of up to 32 ether in gwei.
 fn withdrawals(rng: &mut Rng, keys: &[Address], number: u64) -> Vec<Withdrawal> {
     (0..2)
         .map(|i| Withdrawal {
