@@ -14,9 +14,17 @@ RUN_DIR ?= data/demo
 RUN_BLOCKS ?= 300
 RUN_TXS ?= 100
 # The bench chain (made once): at least 2,000 blocks x 200 transactions.
-BENCH_CHAIN ?= data/bench-chain
 BENCH_BLOCKS ?= 2000
 BENCH_TXS ?= 200
+# BENCH_ACCOUNTS=N: the chain over N funded accounts in the BSC-like mix (gen --accounts N),
+# in a directory of its own.
+BENCH_ACCOUNTS ?=
+BENCH_CHAIN ?= data/bench-chain$(if $(BENCH_ACCOUNTS),-$(BENCH_ACCOUNTS)-accounts-$(BENCH_BLOCKS)x$(BENCH_TXS))
+# The bench's redis-server persists with AOF when BENCH_AOF=yes (appendonly yes, as a real store).
+BENCH_AOF ?= no
+# BENCH_RELAY=yes: after the direct run, the same server once more through bench's relay (one
+# network hop, as a remote Pika).
+BENCH_RELAY ?= no
 
 .PHONY: build run bench test test-deps lint fmt clean
 
@@ -36,16 +44,20 @@ run: build
 	$(DEMO_ENV) $(BIN) status
 
 # The pipeline against the in-memory ceiling on both backends: the embedded store, then a
-# redis-server of its own on a free port (stopped afterwards).
+# redis-server of its own on a free port (stopped afterwards); see BENCH_* above.
 bench: build
 	@test -f $(BENCH_CHAIN)/chain.rlp || \
-		$(BIN) gen --blocks $(BENCH_BLOCKS) --txs-per-block $(BENCH_TXS) --out $(BENCH_CHAIN)
+		$(BIN) gen --blocks $(BENCH_BLOCKS) --txs-per-block $(BENCH_TXS) --out $(BENCH_CHAIN) \
+			$(if $(BENCH_ACCOUNTS),--accounts $(BENCH_ACCOUNTS))
 	EVM_EXECUTOR_STORAGE_BACKEND=embedded $(BIN) bench --chain $(BENCH_CHAIN)
 	@dir=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
-		redis-server --port $$port --dir $$dir --save '' --appendonly no --daemonize yes --pidfile $$dir/redis.pid >/dev/null; \
+		redis-server --port $$port --dir $$dir --save '' --appendonly $(BENCH_AOF) --daemonize yes --pidfile $$dir/redis.pid >/dev/null; \
 		sleep 0.5; \
-		EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port $(BIN) bench --chain $(BENCH_CHAIN); \
-		status=$$?; kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
+		export EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port; \
+		$(BIN) bench --chain $(BENCH_CHAIN); status=$$?; \
+		if [ $$status = 0 ] && [ "$(BENCH_RELAY)" = yes ]; then \
+			$(BIN) bench --chain $(BENCH_CHAIN) --relay; status=$$?; fi; \
+		kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
 
 # Tests start their own redis-server and Prometheus (the dashboard's queries are evaluated on
 # a real one; promtool checks deployments/prometheus); install them where they are missing

@@ -48,6 +48,7 @@ impl Workload {
             txs_per_block: TXS_PER_BLOCK,
             out: chain_dir.clone(),
             seed: 7,
+            accounts: None,
         })
         .expect("generate the workload");
         let bytes = std::fs::read(chain_dir.join("chain.rlp")).expect("read chain.rlp");

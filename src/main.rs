@@ -46,7 +46,8 @@ enum Command {
         exit_at_head: bool,
     },
     /// Measure execution throughput on a chain (DIR/genesis.json + DIR/chain.rlp) in a fresh
-    /// embedded store, next to revm over an in-memory database on the same blocks.
+    /// store of the configured backend, next to revm over an in-memory database on the same
+    /// blocks.
     Bench {
         /// Directory holding genesis.json and chain.rlp.
         #[arg(long)]
@@ -54,6 +55,14 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Reach the store server (storage.backend = "pika") through a TCP relay of the bench's
+        /// own, one network hop as to a remote Pika, and report the round trip it adds.
+        #[arg(long)]
+        relay: bool,
+        /// The relay's one-way delay in microseconds; the timer's slack comes on top (the
+        /// default adds some 0.15-0.2 ms per round trip on Linux, a cross-node hop).
+        #[arg(long, default_value_t = 25, requires = "relay")]
+        relay_delay_us: u64,
     },
     /// Generate a synthetic workload chain (DIR/genesis.json + DIR/chain.rlp, blocks 1..=N
     /// executed as they are built) for `bench`.
@@ -70,6 +79,10 @@ enum Command {
         /// Workload seed: the same arguments give byte-identical files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Funded accounts, each holding every genesis token, in a BSC-like mix (router swaps,
+        /// a hot set and cold accounts); without it, the standard 3,000-key workload.
+        #[arg(long)]
+        accounts: Option<usize>,
     },
     /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
     /// the executor's store, state and execution code.
@@ -122,9 +135,15 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             work_dir,
             verbose,
         } => return ef_test(&path, filter.as_deref(), work_dir, verbose),
-        Command::Bench { chain, json } => {
+        Command::Bench {
+            chain,
+            json,
+            relay,
+            relay_delay_us,
+        } => {
             let work_dir = std::env::temp_dir().join("evm-executor-bench");
-            let report = commands::bench::run(&config, &chain, &work_dir)?;
+            let relay = relay.then(|| std::time::Duration::from_micros(relay_delay_us));
+            let report = commands::bench::run(&config, &chain, &work_dir, relay)?;
             match json {
                 true => println!(
                     "{}",
@@ -139,12 +158,14 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             txs_per_block,
             out,
             seed,
+            accounts,
         } => {
             let options = evm_executor::gen::Options {
                 blocks,
                 txs_per_block,
                 out,
                 seed,
+                accounts,
             };
             println!("{}", commands::gen::run(&options)?);
             return Ok(());

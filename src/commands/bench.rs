@@ -2,7 +2,12 @@
 //! DIR/chain.rlp) through a fresh store of the configured backend, stage by stage, next to
 //! the ceiling: the same blocks executed by the same block executor over revm's in-memory
 //! database, in the same process and run, once before the pipeline and once after (the ratio
-//! takes their mean). Also measures sender recovery on one thread and on two, side by side.
+//! takes their mean). Also measures sender recovery on one thread and on two, side by side, and
+//! reports the process's peak resident memory. With `--relay`, the pipeline reaches the server
+//! through a TCP relay of the bench's own ([`relay`]), one network hop as on Kubernetes.
+
+pub mod peak_rss;
+pub mod relay;
 
 use super::{CommandError, Context};
 use crate::config::{Backend, Config};
@@ -22,14 +27,19 @@ use revm::bytecode::Bytecode;
 use revm::database::{InMemoryDB, State};
 use revm::state::AccountInfo;
 use serde::Serialize;
+use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Blocks whose senders the recovery comparison recovers (from the start of the chain).
 const RECOVERY_SAMPLE_BLOCKS: usize = 250;
 /// Keys deleted per batch when the bench's keys are removed from a shared server.
 const CLEANUP_BATCH: usize = 10_000;
+/// PINGs per measurement of the relay's round trip (each a median of this many).
+const RELAY_PINGS: usize = 500;
+/// Measurements of the direct and the relayed round trip, alternating (the median is taken).
+const RELAY_ROUNDS: usize = 5;
 
 /// Throughput of one way of executing the chain.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -112,6 +122,31 @@ pub struct BenchReport {
     pub ratio_to_in_memory: f64,
     /// Sender recovery scaling.
     pub sender_recovery: RecoveryScaling,
+    /// The bench process's peak resident set size (`VmHWM`) over the whole run, in bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Its peak while the pipeline ran, in bytes: the high-water mark reset as the pipeline
+    /// started, once freed memory went back to the kernel (what the bench itself still holds,
+    /// the decoded chain for the ceiling, counts too).
+    pub pipeline_peak_rss_bytes: Option<u64>,
+    /// Seconds `init` took to write the genesis into the fresh store.
+    pub init_seconds: f64,
+    /// The relay the pipeline ran through (`--relay`), with the round trip it adds.
+    pub relay: Option<RelayReport>,
+}
+
+/// The relay between the pipeline and the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayReport {
+    /// The server it forwarded to.
+    pub upstream: String,
+    /// The delay it held bytes for in each direction, in microseconds.
+    pub one_way_delay_us: u64,
+    /// Median PING round trip straight to the server, in milliseconds.
+    pub direct_round_trip_ms: f64,
+    /// Median PING round trip through the relay, in milliseconds.
+    pub relayed_round_trip_ms: f64,
+    /// relayed − direct: what the hop adds to every round trip.
+    pub added_round_trip_ms: f64,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -119,8 +154,14 @@ impl std::fmt::Display for BenchReport {
         let p = &self.pipeline;
         writeln!(
             f,
-            "pipeline on {}: {} blocks, {} txs, {:.1} Mgas in {:.2} s: {:.1} blocks/s, {:.0} tx/s, {:.1} Mgas/s",
+            "init (genesis into the store): {:.1} s",
+            self.init_seconds
+        )?;
+        writeln!(
+            f,
+            "pipeline on {}{}: {} blocks, {} txs, {:.1} Mgas in {:.2} s: {:.1} blocks/s, {:.0} tx/s, {:.1} Mgas/s",
             self.backend,
+            if self.relay.is_some() { " through the relay" } else { "" },
             p.blocks,
             p.transactions,
             p.gas as f64 / 1e6,
@@ -161,6 +202,29 @@ impl std::fmt::Display for BenchReport {
             m.mgas_per_sec
         )?;
         writeln!(f, "ratio to in-memory: {:.2}", self.ratio_to_in_memory)?;
+        if let Some(relay) = &self.relay {
+            writeln!(
+                f,
+                "relay to {} ({} µs each way): PING round trip {:.3} ms direct, {:.3} ms \
+                 through the relay: +{:.3} ms per round trip",
+                relay.upstream,
+                relay.one_way_delay_us,
+                relay.direct_round_trip_ms,
+                relay.relayed_round_trip_ms,
+                relay.added_round_trip_ms
+            )?;
+        }
+        let mib = |bytes: Option<u64>| {
+            bytes.map_or("n/a".to_string(), |b| {
+                format!("{:.0} MiB", b as f64 / 1048576.0)
+            })
+        };
+        writeln!(
+            f,
+            "peak RSS: {} over the whole bench, {} while the pipeline ran",
+            mib(self.peak_rss_bytes),
+            mib(self.pipeline_peak_rss_bytes)
+        )?;
         let r = &self.sender_recovery;
         write!(
             f,
@@ -172,8 +236,14 @@ impl std::fmt::Display for BenchReport {
 
 /// Run the bench for the chain in `dir` on a fresh store of the configured backend: a new
 /// embedded store in `work_dir`, or keys under a prefix of their own on the configured
-/// server (removed afterwards).
-pub fn run(config: &Config, dir: &Path, work_dir: &Path) -> Result<BenchReport, CommandError> {
+/// server (removed afterwards), reached through a [`relay::Relay`] holding bytes for the
+/// given one-way delay when `relay` is set.
+pub fn run(
+    config: &Config,
+    dir: &Path,
+    work_dir: &Path,
+    relay: Option<Duration>,
+) -> Result<BenchReport, CommandError> {
     let genesis_path = dir.join("genesis.json");
     let chain_path = dir.join("chain.rlp");
     let mut bench_config = config.clone();
@@ -182,13 +252,18 @@ pub fn run(config: &Config, dir: &Path, work_dir: &Path) -> Result<BenchReport, 
     // The daemon's own progress log and metrics are not wanted here.
     bench_config.metrics.enabled = false;
     bench_config.leader.enabled = false;
+    let relay = relay
+        .map(|delay| start_relay(&mut bench_config, delay))
+        .transpose()?;
     let fresh = FreshStore::open(&bench_config, work_dir)?;
     let ctx = Context {
         config: bench_config,
         store: Arc::clone(&fresh.store),
         keys: fresh.keys.clone(),
     };
+    let init_started = Instant::now();
     super::init::run(&ctx, &genesis_path)?;
+    let init_seconds = init_started.elapsed().as_secs_f64();
     let record = ctx.checked_chain()?;
     let spec = Arc::new(super::run::chain_spec(&ctx, &record)?);
     let blocks = read_chain(&chain_path)?;
@@ -196,13 +271,20 @@ pub fn run(config: &Config, dir: &Path, work_dir: &Path) -> Result<BenchReport, 
     // mean: on a shared machine the speed drifts, and bracketing cancels a steady drift.
     let before = in_memory_run(&spec, &genesis_path, &blocks)?;
     super::import::run(&ctx, &chain_path)?;
+    let peak_before_pipeline = peak_rss::peak();
+    let peak_reset = peak_rss::reset_peak();
     let started = Instant::now();
     let outcome = super::run::run(&ctx, true)?;
     let seconds = started.elapsed().as_secs_f64();
+    let pipeline_peak_rss_bytes = peak_reset.then(peak_rss::peak).flatten();
     let pipeline = Throughput::new(outcome.blocks, outcome.transactions, outcome.gas, seconds);
     let backend = ctx.store.backend_name();
     drop(ctx);
     fresh.remove()?;
+    let relay = relay.map(|(relay, report)| {
+        drop(relay);
+        report
+    });
     let after = in_memory_run(&spec, &genesis_path, &blocks)?;
     let in_memory = Throughput::new(
         after.blocks,
@@ -223,7 +305,52 @@ pub fn run(config: &Config, dir: &Path, work_dir: &Path) -> Result<BenchReport, 
         in_memory_runs_seconds: [before.seconds, after.seconds],
         ratio_to_in_memory: pipeline.mgas_per_sec / in_memory.mgas_per_sec.max(f64::EPSILON),
         sender_recovery,
+        peak_rss_bytes: peak_before_pipeline.max(peak_rss::peak()),
+        pipeline_peak_rss_bytes,
+        init_seconds,
+        relay,
     })
+}
+
+/// Start a relay to the configured server, point `config` at it, and measure the round trip it
+/// adds: PING straight to the server and through the relay, alternating.
+fn start_relay(
+    config: &mut Config,
+    delay: Duration,
+) -> Result<(relay::Relay, RelayReport), CommandError> {
+    let addr = config.storage.pika.addr.clone();
+    if config.storage.backend != Backend::Pika {
+        return Err(CommandError::Relay(
+            "bench --relay needs storage.backend = \"pika\"".into(),
+        ));
+    }
+    let failed = |what: &str, e: std::io::Error| CommandError::Relay(format!("{what} {addr}: {e}"));
+    let upstream = addr
+        .to_socket_addrs()
+        .map_err(|e| failed("storage.pika.addr", e))?
+        .next()
+        .ok_or_else(|| CommandError::Relay(format!("storage.pika.addr {addr} has no address")))?;
+    let relay = relay::Relay::start(upstream, delay).map_err(|e| failed("relay to", e))?;
+    let (mut direct, mut relayed) = (Vec::new(), Vec::new());
+    for _ in 0..RELAY_ROUNDS {
+        let ping = |to| relay::ping_round_trip(to, RELAY_PINGS).map_err(|e| failed("PING", e));
+        direct.push(ping(upstream)?.as_secs_f64() * 1e3);
+        relayed.push(ping(relay.addr())?.as_secs_f64() * 1e3);
+    }
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (direct, relayed) = (median(direct), median(relayed));
+    config.storage.pika.addr = relay.addr().to_string();
+    let report = RelayReport {
+        upstream: addr,
+        one_way_delay_us: delay.as_micros() as u64,
+        direct_round_trip_ms: direct,
+        relayed_round_trip_ms: relayed,
+        added_round_trip_ms: relayed - direct,
+    };
+    Ok((relay, report))
 }
 
 /// One stage's row: its rates per busy second; busy = wall − waits.

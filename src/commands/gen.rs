@@ -1,5 +1,5 @@
-//! `gen --blocks N --txs-per-block M --out DIR [--seed S]`: write a synthetic workload chain
-//! (`DIR/genesis.json`, `DIR/chain.rlp`) for `bench`; see [`crate::gen`].
+//! `gen --blocks N --txs-per-block M --out DIR [--seed S] [--accounts A]`: write a synthetic
+//! workload chain (`DIR/genesis.json`, `DIR/chain.rlp`) for `bench`; see [`crate::gen`].
 
 use super::CommandError;
 use crate::gen::{generate, Options, Summary};

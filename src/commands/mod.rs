@@ -103,6 +103,9 @@ pub enum CommandError {
     /// A block did not execute or verify.
     #[error(transparent)]
     Execution(#[from] BlockError),
+    /// The bench's relay could not start or measure its round trip.
+    #[error("bench relay: {0}")]
+    Relay(String),
     /// The sender-recovery thread pool could not start.
     #[error("cannot start the sender-recovery pool: {0}")]
     ThreadPool(String),

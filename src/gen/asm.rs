@@ -26,6 +26,7 @@ pub mod op {
     pub const CODECOPY: u8 = 0x39;
     pub const NUMBER: u8 = 0x43;
     pub const POP: u8 = 0x50;
+    pub const MLOAD: u8 = 0x51;
     pub const MSTORE: u8 = 0x52;
     pub const SLOAD: u8 = 0x54;
     pub const SSTORE: u8 = 0x55;

@@ -1,6 +1,7 @@
 //! The generator's contracts, assembled by [`super::asm`]: an ERC-20 token (runtime and a
 //! deploying init code), a constant-product pair that trades two tokens through
-//! `transferFrom`/`transfer`, and a storage filler. Storage layout of the token: the balance of
+//! `transferFrom`/`transfer`, a router that swaps along a path of one or two pairs, and a
+//! storage filler. Storage layout of the token: the balance of
 //! `a` at `keccak(a ‖ 0)`, the allowance of `owner` to `spender` at
 //! `keccak(spender ‖ keccak(owner ‖ 1))` (Solidity's mapping layout); the pair keeps its
 //! reserves in slots 0 and 1.
@@ -29,6 +30,11 @@ pub const TRANSFER_FROM: &str = "transferFrom(address,address,uint256)";
 pub const BALANCE_OF: &str = "balanceOf(address)";
 /// The pair's `swap(uint256 amountIn, uint256 zeroForOne, uint256 minOut)`.
 pub const SWAP: &str = "swap(uint256,uint256,uint256)";
+/// The router's `route(amountIn, minOut, tokenIn, tokenOut, hops, pair1, zeroForOne1, out1,
+/// pair2, zeroForOne2, out2)`: `out` is the token a hop pays out; the second hop's words are
+/// read only when `hops` is 2.
+pub const ROUTE: &str =
+    "route(uint256,uint256,address,address,uint256,address,uint256,address,address,uint256,address)";
 /// The filler's `fill(uint256 start, uint256 count, uint256 clear)`.
 pub const FILL: &str = "fill(uint256,uint256,uint256)";
 /// ERC-20 `Transfer` event.
@@ -231,14 +237,26 @@ pub fn token_init_code(supply: U256) -> Result<Bytes, AsmError> {
 /// Call `token` with the `len` bytes of calldata at memory 0x80 (selector included); revert
 /// unless the call succeeds.
 fn call_token(asm: &mut Asm, token: Address, len: u64) {
+    call(asm, len, |asm| {
+        asm.push_address(token);
+    });
+}
+
+/// Call the address `target` pushes, with the `len` bytes of calldata at memory 0x80, its
+/// return word landing at memory 0; revert unless the call succeeds.
+fn call(asm: &mut Asm, len: u64, target: impl FnOnce(&mut Asm)) {
     asm.push_u64(0x20)
         .push_u64(0)
         .push_u64(len)
         .push_u64(0x80)
-        .push_u64(0)
-        .push_address(token)
-        .ops(&[op::GAS, op::CALL, op::ISZERO])
-        .jump_if("revert");
+        .push_u64(0);
+    target(asm);
+    asm.ops(&[op::GAS, op::CALL, op::ISZERO]).jump_if("revert");
+}
+
+/// Call the address in calldata word `index` (see [`call`]).
+fn call_arg(asm: &mut Asm, index: u64, len: u64) {
+    call(asm, len, |asm| arg(asm, index));
 }
 
 /// Store a selector at memory 0x80 (the call buffer).
@@ -327,6 +345,64 @@ pub fn pair_runtime(token0: Address, token1: Address) -> Result<Bytes, AsmError>
     swap_leg(&mut asm, token1, token0, 1, 0);
     asm.label("zero_for_one");
     swap_leg(&mut asm, token0, token1, 0, 1);
+    asm.assemble()
+}
+
+/// One hop of a route, `[amount] -> [amount out]`: `swap(amount, zeroForOne, 0)` on the pair
+/// in calldata word `pair` (which pulls the router's `amount` and pays the router), then the
+/// router's balance of the token in word `out` (it holds none between transactions, so that
+/// is what the hop paid).
+fn route_hop(asm: &mut Asm, pair: u64, zero_for_one: u64, out: u64) {
+    call_selector(asm, SWAP);
+    asm.ops(&[op::DUP1]).push_u64(0x84).ops(&[op::MSTORE]);
+    arg(asm, zero_for_one);
+    asm.push_u64(0xa4)
+        .ops(&[op::MSTORE])
+        .push_u64(0)
+        .push_u64(0xc4)
+        .ops(&[op::MSTORE]);
+    call_arg(asm, pair, 0x64);
+    asm.ops(&[op::POP]);
+    call_selector(asm, BALANCE_OF);
+    asm.ops(&[op::ADDRESS]).push_u64(0x84).ops(&[op::MSTORE]);
+    call_arg(asm, out, 0x24);
+    asm.push_u64(0).ops(&[op::MLOAD]);
+}
+
+/// The router: [`ROUTE`] pulls `amountIn` of `tokenIn` from the caller (who must have approved
+/// the router), swaps it through one or two pairs (the router has approved every pair on its
+/// tokens), reverts when the output is below `minOut`, and pays the output of `tokenOut` to the
+/// caller. It trusts the path it is given: the generator only builds consistent ones.
+pub fn router_runtime() -> Result<Bytes, AsmError> {
+    let mut asm = Asm::new();
+    dispatch(&mut asm, &[(ROUTE, "route")]);
+    asm.label("route");
+    call_selector(&mut asm, TRANSFER_FROM);
+    asm.ops(&[op::CALLER])
+        .push_u64(0x84)
+        .ops(&[op::MSTORE, op::ADDRESS])
+        .push_u64(0xa4)
+        .ops(&[op::MSTORE]);
+    arg(&mut asm, 0);
+    asm.push_u64(0xc4).ops(&[op::MSTORE]);
+    call_arg(&mut asm, 2, 0x64);
+    arg(&mut asm, 0); // [amount]
+    route_hop(&mut asm, 5, 6, 7);
+    arg(&mut asm, 4);
+    asm.push_u64(1).ops(&[op::EQ]).jump_if("pay");
+    route_hop(&mut asm, 8, 9, 10);
+    asm.label("pay"); // [amount]
+    asm.ops(&[op::DUP1]);
+    arg(&mut asm, 1);
+    asm.ops(&[op::GT]).jump_if("revert");
+    call_selector(&mut asm, TRANSFER);
+    asm.ops(&[op::CALLER])
+        .push_u64(0x84)
+        .ops(&[op::MSTORE, op::DUP1])
+        .push_u64(0xa4)
+        .ops(&[op::MSTORE]);
+    call_arg(&mut asm, 3, 0x44);
+    return_true(&mut asm);
     asm.assemble()
 }
 

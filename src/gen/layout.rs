@@ -1,5 +1,6 @@
-//! Where the generator's contracts live and how they start: four ERC-20 tokens, three pairs
-//! trading neighbouring tokens, two storage fillers.
+//! Where the generator's contracts live and how they start: four ERC-20 tokens, pairs trading
+//! them (three of neighbouring tokens; with many accounts, one for every two tokens and a
+//! router), two storage fillers.
 
 use super::workload::Rng;
 use alloy_primitives::{Address, U256};
@@ -31,6 +32,8 @@ pub struct Layout {
     pub pairs: Vec<Pair>,
     /// The storage fillers.
     pub fillers: Vec<Address>,
+    /// The router swaps go through, when there is one (else traders call the pairs).
+    pub router: Option<Address>,
 }
 
 /// `0xc0{kind}00…00{index}`: the address of contract `index` of a kind.
@@ -45,12 +48,24 @@ fn contract_address(kind: u8, index: u8) -> Address {
 impl Layout {
     /// Tokens at `0xc001…0i`, pairs of tokens (i, i+1) at `0xc002…0i`, fillers at `0xc003…0i`.
     pub fn standard() -> Self {
+        Self::with_pairs((0..TOKENS - 1).map(|i| (i, i + 1)), None)
+    }
+
+    /// The layout of a workload with many accounts: the standard tokens and fillers, a pair for
+    /// every two tokens ((0,1), (0,2), … at `0xc002…00`, `…01`, …) and a router at `0xc004…00`.
+    pub fn routed() -> Self {
+        let pairs = (0..TOKENS).flat_map(|i| (i + 1..TOKENS).map(move |j| (i, j)));
+        Self::with_pairs(pairs, Some(contract_address(4, 0)))
+    }
+
+    fn with_pairs(pairs: impl Iterator<Item = (u8, u8)>, router: Option<Address>) -> Self {
         let tokens: Vec<Address> = (0..TOKENS).map(|i| contract_address(1, i)).collect();
-        let pairs = (0..TOKENS - 1)
-            .map(|i| Pair {
-                address: contract_address(2, i),
+        let pairs = pairs
+            .enumerate()
+            .map(|(index, (i, j))| Pair {
+                address: contract_address(2, index as u8),
                 token0: tokens[usize::from(i)],
-                token1: tokens[usize::from(i) + 1],
+                token1: tokens[usize::from(j)],
             })
             .collect();
         let fillers = (0..FILLERS).map(|i| contract_address(3, i)).collect();
@@ -58,7 +73,21 @@ impl Layout {
             tokens,
             pairs,
             fillers,
+            router,
         }
+    }
+
+    /// The pair trading `sell` for `buy` and whether that sells its token0.
+    pub fn pair_for(&self, sell: Address, buy: Address) -> Option<(Pair, bool)> {
+        self.pairs.iter().find_map(|pair| {
+            if (pair.token0, pair.token1) == (sell, buy) {
+                Some((*pair, true))
+            } else if (pair.token1, pair.token0) == (sell, buy) {
+                Some((*pair, false))
+            } else {
+                None
+            }
+        })
     }
 
     /// A genesis token chosen by `rng`.

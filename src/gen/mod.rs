@@ -1,20 +1,23 @@
 //! `gen`: a synthetic workload chain for benchmarks. Writes `genesis.json` (every fork
 //! through Prague active at genesis) and `chain.rlp` (blocks 1..=N in geth export format),
 //! every block executed by the executor's own block execution as it is built, so every header
-//! field (stateRoot included) is real. The same options give byte-identical files.
+//! field (stateRoot included) is real. The same options give byte-identical files. With
+//! `accounts`, the state is the size asked for (every account holding every genesis token) and
+//! the mix is [`workload::routed`]'s; the genesis is then streamed ([`streamed_genesis`]).
 
 pub mod asm;
 pub mod builder;
 pub mod contracts;
 pub mod genesis;
 pub mod layout;
+pub mod streamed_genesis;
 pub mod trie;
 pub mod workload;
 pub mod world;
 
 use alloy_consensus::TxReceipt;
 use alloy_eips::eip4895::Withdrawal;
-use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_primitives::{keccak256, Address, Bytes, B256};
 use builder::{build_block, BlockInput};
 use evm::chain::ChainSpec;
 use evm::genesis::{GenesisBlock, GenesisError};
@@ -24,6 +27,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use streamed_genesis::Start;
 use workload::{Mix, Rng, Workload};
 use world::World;
 
@@ -77,6 +81,9 @@ pub struct Options {
     pub out: PathBuf,
     /// The workload's seed.
     pub seed: u64,
+    /// Funded accounts (each holding every genesis token) and the routed mix over them; `None`
+    /// for the standard workload of [`workload::ACCOUNTS`] keys.
+    pub accounts: Option<usize>,
 }
 
 /// What was generated.
@@ -94,6 +101,8 @@ pub struct Summary {
     pub mix: Mix,
     /// Accounts in the final state.
     pub accounts: usize,
+    /// The hot set's size, with `--accounts`.
+    pub hot_accounts: Option<usize>,
     /// The last block's hash.
     pub head_hash: B256,
     /// The last block's state root.
@@ -128,6 +137,14 @@ impl std::fmt::Display for Summary {
             m.legacy,
             m.designed_failures
         )?;
+        if let Some(hot) = self.hot_accounts {
+            writeln!(
+                f,
+                "access: {} swaps over two pairs; {} transactions touch accounts outside the hot \
+                 set of {hot}, {} send to fresh addresses",
+                m.two_hop_swaps, m.cold, m.fresh
+            )?;
+        }
         writeln!(
             f,
             "head {:#x}, state root {:#x}, {} accounts",
@@ -153,35 +170,41 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
     }
 }
 
-/// The world holding exactly the genesis allocation, checked against the genesis state root.
-fn genesis_world(genesis: &GenesisBlock) -> Result<World, GenError> {
+/// Write the standard genesis (pretty JSON of the whole [`alloy_genesis::Genesis`]) to `path`,
+/// read it back exactly as `init` reads it, and return what the chain starts from: the world
+/// holding exactly the allocation, checked against init's state root.
+fn standard_genesis(
+    path: &Path,
+    layout: &Layout,
+    keys: &[Address],
+    gas_limit: u64,
+) -> Result<Start, GenError> {
+    let genesis_json = genesis::build(layout, keys, gas_limit)?;
+    let mut genesis_bytes = serde_json::to_vec_pretty(&genesis_json)?;
+    genesis_bytes.push(b'\n');
+    std::fs::write(path, &genesis_bytes).map_err(io_error(path))?;
+    let block = GenesisBlock::parse(&path.display().to_string(), &genesis_bytes)?;
     let mut world = World::default();
-    for (address, account) in &genesis.genesis.alloc {
-        let storage = account
-            .storage
-            .iter()
-            .flatten()
-            .map(|(slot, value)| (U256::from_be_bytes(slot.0), U256::from_be_bytes(value.0)));
-        world.insert_account(
-            *address,
-            account.balance,
-            account.nonce.unwrap_or_default(),
-            account.code.as_ref().map_or(&[][..], |code| &code[..]),
-            storage,
-        );
+    for (address, account) in &block.genesis.alloc {
+        world.insert_genesis_account(*address, account);
     }
     let root = world.state_root();
-    if root != genesis.header.state_root {
+    if root != block.header.state_root {
         return Err(GenError::Internal(format!(
             "genesis state root {root:#x} differs from init's {:#x}",
-            genesis.header.state_root
+            block.header.state_root
         )));
     }
-    world.push_block_hash(genesis.hash);
-    Ok(world)
+    world.push_block_hash(block.hash);
+    Ok(Start {
+        genesis: block.genesis,
+        header: block.header,
+        hash: block.hash,
+        world,
+    })
 }
 
-/// Withdrawals of block `number`: two, to keys, of up to 32 ether in gwei.
+/// Withdrawals of block `number`: two, to accounts, of up to 32 ether in gwei.
 fn withdrawals(rng: &mut Rng, keys: &[Address], number: u64) -> Vec<Withdrawal> {
     (0..2)
         .map(|i| Withdrawal {
@@ -210,33 +233,58 @@ pub fn generate(options: &Options) -> Result<Summary, GenError> {
     }
     let started = Instant::now();
     let seed = options.seed;
-    let layout = Layout::standard();
-    let mut workload = Workload::new(genesis::CHAIN_ID, seed, layout.clone())?;
+    let (layout, mut workload) = match options.accounts {
+        None => {
+            let layout = Layout::standard();
+            let workload = Workload::new(genesis::CHAIN_ID, seed, layout.clone())?;
+            (layout, workload)
+        }
+        Some(0) => {
+            return Err(GenError::Options(
+                "--accounts must be at least 1".to_string(),
+            ))
+        }
+        Some(accounts) => {
+            let layout = Layout::routed();
+            let workload =
+                Workload::with_accounts(genesis::CHAIN_ID, seed, layout.clone(), accounts)?;
+            (layout, workload)
+        }
+    };
     let keys: Vec<Address> = workload.addresses().collect();
-    let genesis_json = genesis::build(
-        &layout,
-        keys.iter().copied(),
-        gas_limit(options.txs_per_block),
-    )?;
+    tracing::info!(
+        accounts = keys.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "accounts derived"
+    );
     std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
     let genesis_path = options.out.join("genesis.json");
-    let mut genesis_bytes = serde_json::to_vec_pretty(&genesis_json)?;
-    genesis_bytes.push(b'\n');
-    std::fs::write(&genesis_path, &genesis_bytes).map_err(io_error(&genesis_path))?;
-    // Read back exactly as `init` reads it.
-    let genesis = GenesisBlock::parse(&genesis_path.display().to_string(), &genesis_bytes)?;
+    let gas_limit = gas_limit(options.txs_per_block);
+    let Start {
+        genesis,
+        header: genesis_header,
+        hash: genesis_hash,
+        mut world,
+    } = match workload.hot_accounts() {
+        None => standard_genesis(&genesis_path, &layout, &keys, gas_limit)?,
+        Some(hot) => streamed_genesis::write(&genesis_path, &layout, &keys, hot, gas_limit)?,
+    };
+    tracing::info!(
+        accounts = keys.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "genesis written"
+    );
     let spec = Arc::new(ChainSpec::from_genesis_config(
-        &genesis.genesis.config,
-        genesis.genesis.difficulty,
+        &genesis.config,
+        genesis.difficulty,
     ));
-    let mut world = genesis_world(&genesis)?;
 
     let chain_path = options.out.join("chain.rlp");
     let file = std::fs::File::create(&chain_path).map_err(io_error(&chain_path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut extras = Rng::new(seed, 2);
-    let mut parent = genesis.header.clone();
-    let mut parent_hash = genesis.hash;
+    let mut parent = genesis_header;
+    let mut parent_hash = genesis_hash;
     let (mut transactions, mut failed, mut gas) = (0u64, 0u64, 0u64);
     for number in 1..=options.blocks {
         let (txs, senders) = workload.block(options.txs_per_block)?;
@@ -270,6 +318,7 @@ pub fn generate(options: &Options) -> Result<Summary, GenError> {
         gas,
         mix: workload.mix,
         accounts: world.account_count(),
+        hot_accounts: workload.hot_accounts(),
         head_hash: parent_hash,
         state_root: parent.state_root,
         seconds: started.elapsed().as_secs_f64(),

@@ -87,6 +87,11 @@ impl Trie {
         self.leaves.insert(key, value);
     }
 
+    /// The RLP value at `key`.
+    pub fn get(&self, key: &B256) -> Option<&[u8]> {
+        self.leaves.get(key).map(Vec::as_slice)
+    }
+
     /// Remove `key`.
     pub fn remove(&mut self, key: &B256) {
         self.invalidate(key);

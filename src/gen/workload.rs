@@ -1,7 +1,10 @@
 //! The transaction mix: signing keys derived from the seed, a seeded random source, and the
 //! transactions of each block (ETH transfers, ERC-20 transfers, approvals and `transferFrom`s,
 //! pair swaps, token deployments, storage fills), legacy and EIP-1559 mixed, with a few that
-//! fail by design (a transfer above the balance, a swap below its minimum output).
+//! fail by design (a transfer above the balance, a swap below its minimum output). With many
+//! accounts the mix is [`routed`]'s: swaps through a router and a skewed access pattern.
+
+pub mod routed;
 
 use super::contracts::{self, FILL_SLOTS};
 use super::layout::Layout;
@@ -10,6 +13,7 @@ use alloy_consensus::crypto::secp256k1::{recover_signer, sign_message};
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
 use rayon::prelude::*;
+use routed::Routed;
 
 /// Signing keys the workload sends from.
 pub const ACCOUNTS: usize = 3000;
@@ -111,15 +115,24 @@ pub struct Mix {
     pub designed_failures: u64,
     /// Legacy (type 0) transactions.
     pub legacy: u64,
+    /// Swaps through two pairs (with a router).
+    pub two_hop_swaps: u64,
+    /// Transactions that touch an account outside the hot set (with many accounts).
+    pub cold: u64,
+    /// Transactions that send to an address never seen before.
+    pub fresh: u64,
 }
 
 /// Builds the transactions block by block; what a block sets up (approvals, deployed tokens) is
-/// used only from the next block on. Swaps come from the first [`TRADERS`] keys.
+/// used only from the next block on. Swaps come from the first [`TRADERS`] keys, or with many
+/// accounts from the hot set and the accounts that approved the router.
 pub struct Workload {
     chain_id: u64,
     seed: u64,
     rng: Rng,
     keys: Vec<Key>,
+    /// Accounts after the keys, which only receive (with many accounts).
+    receivers: Vec<Address>,
     layout: Layout,
     /// Key-to-key allowances usable by `transferFrom`, in the order they were granted.
     delegations: Vec<(usize, Address, usize)>,
@@ -128,6 +141,10 @@ pub struct Workload {
     pending_deployed: Vec<(Address, usize)>,
     token_init_code: Bytes,
     fresh_recipients: u64,
+    /// The many-accounts mix's state; `None` for the standard mix.
+    routed: Option<Routed>,
+    /// Whether the transaction being built picked an account outside the hot set.
+    touched_cold: bool,
     /// What has been produced so far.
     pub mix: Mix,
 }
@@ -141,14 +158,61 @@ fn calldata(signature: &str, words: &[U256]) -> Bytes {
     data.into()
 }
 
+/// The address of account `index` beyond the keys: one no key signs for.
+fn receiver(seed: u64, index: usize) -> Address {
+    let mut material = b"evm-executor gen account".to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    material.extend_from_slice(&(index as u64).to_be_bytes());
+    Address::from_slice(&keccak256(&material)[12..])
+}
+
 fn word(address: Address) -> U256 {
     U256::from_be_slice(address.as_slice())
 }
 
 impl Workload {
-    /// The workload of `seed` over the contracts of `layout`.
+    /// The standard workload of `seed` over the contracts of `layout`: [`ACCOUNTS`] keys picked
+    /// uniformly.
     pub fn new(chain_id: u64, seed: u64, layout: Layout) -> Result<Self, GenError> {
-        let keys = (0..ACCOUNTS)
+        Self::build(chain_id, seed, layout, ACCOUNTS, None)
+    }
+
+    /// The workload of `seed` over `accounts` accounts and the contracts of `layout` (which must
+    /// have a router), in [`routed`]'s mix: the first [`routed::signing_keys`] accounts are
+    /// keys, the rest only receive.
+    pub fn with_accounts(
+        chain_id: u64,
+        seed: u64,
+        layout: Layout,
+        accounts: usize,
+    ) -> Result<Self, GenError> {
+        if layout.router.is_none() {
+            return Err(GenError::Internal("the routed mix needs a router".into()));
+        }
+        let routed = Routed::new(accounts);
+        let mut workload = Self::build(
+            chain_id,
+            seed,
+            layout,
+            routed::signing_keys(accounts),
+            Some(routed),
+        )?;
+        workload.receivers = (workload.keys.len()..accounts)
+            .into_par_iter()
+            .map(|index| receiver(seed, index))
+            .collect();
+        Ok(workload)
+    }
+
+    fn build(
+        chain_id: u64,
+        seed: u64,
+        layout: Layout,
+        keys: usize,
+        routed: Option<Routed>,
+    ) -> Result<Self, GenError> {
+        let keys = (0..keys)
+            .into_par_iter()
             .map(|index| Key::derive(seed, index))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -156,6 +220,7 @@ impl Workload {
             seed,
             rng: Rng::new(seed, 1),
             keys,
+            receivers: Vec::new(),
             layout,
             delegations: Vec::new(),
             deployed: Vec::new(),
@@ -163,13 +228,23 @@ impl Workload {
             pending_deployed: Vec::new(),
             token_init_code: contracts::token_init_code(U256::from(DEPLOYED_SUPPLY))?,
             fresh_recipients: 0,
+            routed,
+            touched_cold: false,
             mix: Mix::default(),
         })
     }
 
-    /// The keys' addresses, in key order.
+    /// The hot set's size (keys `0..hot`), with many accounts.
+    pub fn hot_accounts(&self) -> Option<usize> {
+        self.routed.as_ref().map(|routed| routed.hot)
+    }
+
+    /// Every account's address: the keys' in key order, then the receivers'.
     pub fn addresses(&self) -> impl Iterator<Item = Address> + '_ {
-        self.keys.iter().map(|key| key.address)
+        self.keys
+            .iter()
+            .map(|key| key.address)
+            .chain(self.receivers.iter().copied())
     }
 
     /// `count` transactions for the next block with their senders (built in order, signed in
@@ -180,6 +255,9 @@ impl Workload {
             .collect::<Result<Vec<_>, _>>()?;
         self.delegations.append(&mut self.pending_delegations);
         self.deployed.append(&mut self.pending_deployed);
+        if let Some(routed) = &mut self.routed {
+            routed.block_done();
+        }
         let senders = unsigned
             .iter()
             .map(|(sender, _)| self.keys[*sender].address)
@@ -192,13 +270,40 @@ impl Workload {
         Ok((txs, senders))
     }
 
+    /// A key to send from.
     fn random_key(&mut self) -> usize {
-        self.rng.below(ACCOUNTS as u64) as usize
+        match &self.routed {
+            None => self.rng.below(self.keys.len() as u64) as usize,
+            Some(routed) => {
+                let key = routed.pick(&mut self.rng, self.keys.len());
+                self.touched_cold |= key >= routed.hot;
+                key
+            }
+        }
     }
 
+    /// An address no one has used: a fresh recipient.
+    fn fresh_address(&mut self) -> Address {
+        self.fresh_recipients += 1;
+        self.mix.fresh += 1;
+        let mut material = b"evm-executor gen recipient".to_vec();
+        material.extend_from_slice(&self.seed.to_be_bytes());
+        material.extend_from_slice(&self.fresh_recipients.to_be_bytes());
+        Address::from_slice(&keccak256(&material)[12..])
+    }
+
+    /// Any account: a key, or with many accounts also a receiver.
     fn random_address(&mut self) -> Address {
-        let key = self.random_key();
-        self.keys[key].address
+        let Some(routed) = &self.routed else {
+            let key = self.random_key();
+            return self.keys[key].address;
+        };
+        let account = routed.pick(&mut self.rng, self.keys.len() + self.receivers.len());
+        self.touched_cold |= account >= routed.hot;
+        match account.checked_sub(self.keys.len()) {
+            Some(receiver) => self.receivers[receiver],
+            None => self.keys[account].address,
+        }
     }
 
     fn small_amount(&mut self) -> U256 {
@@ -206,6 +311,9 @@ impl Workload {
     }
 
     fn next_tx(&mut self) -> Result<Unsigned, GenError> {
+        if self.routed.is_some() {
+            return self.next_routed_tx();
+        }
         match self.rng.below(100) {
             0..=29 => self.eth_transfer(),
             30..=54 => self.token_transfer(),
@@ -220,11 +328,7 @@ impl Workload {
     fn eth_transfer(&mut self) -> Result<Unsigned, GenError> {
         let sender = self.random_key();
         let to = if self.rng.chance(100) {
-            self.fresh_recipients += 1;
-            let mut material = b"evm-executor gen recipient".to_vec();
-            material.extend_from_slice(&self.seed.to_be_bytes());
-            material.extend_from_slice(&self.fresh_recipients.to_be_bytes());
-            Address::from_slice(&keccak256(&material)[12..])
+            self.fresh_address()
         } else {
             self.random_address()
         };
@@ -238,7 +342,7 @@ impl Workload {
             true => self.deployed[self.rng.below(self.deployed.len() as u64) as usize],
             false => (self.layout.random_token(&mut self.rng), self.random_key()),
         };
-        let to = self.random_address();
+        let to = self.token_recipient();
         let amount = if self.rng.chance(20) {
             self.mix.designed_failures += 1;
             UNPAYABLE

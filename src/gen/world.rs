@@ -1,27 +1,36 @@
 //! The generator's world state: accounts, storage and code in memory, readable by revm, with
 //! the Merkle-Patricia state root kept incrementally: each account's storage root and trie leaf
 //! are cached and recomputed only when a block touches the account, and the tries themselves
-//! ([`Trie`]) rehash only the subtries that changed.
+//! ([`Trie`]) rehash only the subtries that changed. A slot lives only in its account's storage
+//! trie (read back by hashing the slot), so a state of millions of slots is held once.
 
 use super::trie::Trie;
+use alloy_genesis::GenesisAccount;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_rlp::Decodable;
 use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH, KECCAK_EMPTY};
 use revm::bytecode::Bytecode;
 use revm::database::BundleState;
 use revm::state::AccountInfo;
 use std::convert::Infallible;
 
-/// One account: its fields, its storage (non-zero slots, by plain key and in its trie) and its
-/// cached storage root.
+/// One account: its fields and, once it has had any, its storage.
 #[derive(Debug, Clone)]
 struct Account {
     balance: U256,
     nonce: u64,
     code_hash: B256,
-    storage: HashMap<U256, U256>,
-    storage_trie: Trie,
-    storage_root: B256,
+    /// Boxed: most accounts never have storage, and a million of them should stay small.
+    storage: Option<Box<Storage>>,
+}
+
+/// An account's storage: its trie of non-zero slots (keccak(slot) -> RLP of the value) and the
+/// root last computed.
+#[derive(Debug, Clone)]
+struct Storage {
+    trie: Trie,
+    root: B256,
 }
 
 impl Account {
@@ -30,37 +39,52 @@ impl Account {
             balance,
             nonce,
             code_hash,
-            storage: HashMap::default(),
-            storage_trie: Trie::default(),
-            storage_root: EMPTY_ROOT_HASH,
+            storage: None,
         }
     }
 
     fn set_slot(&mut self, slot: U256, value: U256) {
         let hashed = keccak256(slot.to_be_bytes::<32>());
+        let storage = self.storage.get_or_insert_with(|| {
+            Box::new(Storage {
+                trie: Trie::default(),
+                root: EMPTY_ROOT_HASH,
+            })
+        });
         if value.is_zero() {
-            self.storage.remove(&slot);
-            self.storage_trie.remove(&hashed);
+            storage.trie.remove(&hashed);
         } else {
-            self.storage.insert(slot, value);
-            self.storage_trie.insert(hashed, alloy_rlp::encode(value));
+            storage.trie.insert(hashed, alloy_rlp::encode(value));
         }
     }
 
+    fn slot(&self, slot: U256) -> U256 {
+        let hashed = keccak256(slot.to_be_bytes::<32>());
+        self.storage
+            .as_ref()
+            .and_then(|storage| storage.trie.get(&hashed))
+            .and_then(|rlp| U256::decode(&mut &rlp[..]).ok())
+            .unwrap_or_default()
+    }
+
     fn clear_storage(&mut self) {
-        self.storage.clear();
-        self.storage_trie.clear();
+        self.storage = None;
     }
 
     fn compute_storage_root(&mut self) {
-        self.storage_root = self.storage_trie.root();
+        if let Some(storage) = &mut self.storage {
+            storage.root = storage.trie.root();
+        }
     }
 
     fn leaf(&self) -> Vec<u8> {
         alloy_rlp::encode(TrieAccount {
             nonce: self.nonce,
             balance: self.balance,
-            storage_root: self.storage_root,
+            storage_root: self
+                .storage
+                .as_ref()
+                .map_or(EMPTY_ROOT_HASH, |storage| storage.root),
             code_hash: self.code_hash,
         })
     }
@@ -101,6 +125,22 @@ impl World {
         account.compute_storage_root();
         self.account_trie.insert(keccak256(address), account.leaf());
         self.accounts.insert(address, account);
+    }
+
+    /// Add an account of a genesis allocation.
+    pub fn insert_genesis_account(&mut self, address: Address, account: &GenesisAccount) {
+        let storage = account
+            .storage
+            .iter()
+            .flatten()
+            .map(|(slot, value)| (U256::from_be_bytes(slot.0), U256::from_be_bytes(value.0)));
+        self.insert_account(
+            address,
+            account.balance,
+            account.nonce.unwrap_or_default(),
+            account.code.as_ref().map_or(&[][..], |code| &code[..]),
+            storage,
+        );
     }
 
     /// Record the hash of the next block (block numbers start at 0).
@@ -178,8 +218,7 @@ impl revm::DatabaseRef for World {
         Ok(self
             .accounts
             .get(&address)
-            .and_then(|account| account.storage.get(&index).copied())
-            .unwrap_or_default())
+            .map_or(U256::ZERO, |account| account.slot(index)))
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, Infallible> {

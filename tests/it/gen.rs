@@ -2,8 +2,11 @@
 //! `run --exit-at-head` (every header check passing), the state the daemon leaves hashes (by
 //! alloy-trie, here) to the last header's stateRoot, the receipts show the contracts working
 //! (ERC-20 transfers and approvals move balances and log, swaps follow x·y = k and keep the
-//! pairs' reserves equal to their token balances, deployments leave code, only the
-//! transactions built to fail revert), and the files are byte-identical for one seed.
+//! pairs' reserves equal to their token balances, router swaps chain one or two pairs,
+//! deployments leave code, only the transactions built to fail revert), and the files are
+//! byte-identical for one seed. With `--accounts N` the genesis holds N funded accounts each
+//! holding every genesis token, and the senders show a hot set, cold accounts and fresh
+//! addresses.
 
 use crate::common::chain::{consensus_bytes, raw_blocks, GenesisFile, RawBlock, EMPTY_CODE_HASH};
 use crate::common::exec::{
@@ -29,22 +32,42 @@ const TXS_PER_BLOCK: u64 = 60;
 /// Position of `stateRoot` in a header's RLP list.
 const HEADER_STATE_ROOT_INDEX: usize = 3;
 
-/// Run `gen` into `dir` with `seed`; returns its stdout.
+/// Funded accounts of the `--accounts` chains here.
+const ACCOUNTS: usize = 5000;
+/// Their hot set: 1 % of the accounts, at least 1,000 (`gen`'s documented rule).
+const HOT: usize = 1000;
+/// `route(amountIn, minOut, tokenIn, tokenOut, hops, (pair, zeroForOne, out) per hop)`.
+const ROUTE: &str =
+    "route(uint256,uint256,address,address,uint256,address,uint256,address,address,uint256,address)";
+
+/// Run `gen` into `dir` with `seed` (and `--accounts` when given); returns its stdout.
+fn generate_with(dir: &Path, seed: u64, accounts: Option<usize>) -> String {
+    let (blocks, txs, seed) = (
+        BLOCKS.to_string(),
+        TXS_PER_BLOCK.to_string(),
+        seed.to_string(),
+    );
+    let accounts = accounts.map(|n| n.to_string());
+    let mut args = vec![
+        "gen",
+        "--blocks",
+        &blocks,
+        "--txs-per-block",
+        &txs,
+        "--out",
+        dir.to_str().expect("utf-8 path"),
+        "--seed",
+        &seed,
+    ];
+    if let Some(accounts) = &accounts {
+        args.extend(["--accounts", accounts]);
+    }
+    expect_success(&run_cli(&[], &args))
+}
+
+/// Run `gen` (the standard workload) into `dir` with `seed`; returns its stdout.
 fn generate(dir: &Path, seed: u64) -> String {
-    expect_success(&run_cli(
-        &[],
-        &[
-            "gen",
-            "--blocks",
-            &BLOCKS.to_string(),
-            "--txs-per-block",
-            &TXS_PER_BLOCK.to_string(),
-            "--out",
-            dir.to_str().expect("utf-8 path"),
-            "--seed",
-            &seed.to_string(),
-        ],
-    ))
+    generate_with(dir, seed, None)
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -69,6 +92,15 @@ fn mapping_slot(key: Address, index: u8) -> B256 {
     let mut buf = [0u8; 64];
     buf[12..32].copy_from_slice(key.as_slice());
     buf[63] = index;
+    keccak256(buf)
+}
+
+/// Solidity's allowance slot of `owner` to `spender` (`mapping(address => mapping(address =>
+/// uint256))` at index 1): keccak(spender ‖ keccak(owner ‖ 1)).
+fn allowance_slot(owner: Address, spender: Address) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[12..32].copy_from_slice(spender.as_slice());
+    buf[32..].copy_from_slice(mapping_slot(owner, 1).as_slice());
     keccak256(buf)
 }
 
@@ -127,10 +159,25 @@ struct Tally {
     approvals: u64,
     transfer_froms: u64,
     swaps: u64,
+    two_hop_swaps: u64,
     creations: u64,
     fills: u64,
     reverted_by_design: u64,
     legacy: u64,
+    /// Transactions by sender.
+    senders: BTreeMap<Address, u64>,
+}
+
+impl Tally {
+    fn transactions(&self) -> u64 {
+        self.eth_transfers
+            + self.token_transfers
+            + self.approvals
+            + self.transfer_froms
+            + self.swaps
+            + self.creations
+            + self.fills
+    }
 }
 
 /// A pair's reserves as the test follows them through the Swap logs.
@@ -156,12 +203,85 @@ fn topic_of(address: Address) -> B256 {
     address.into_word()
 }
 
+impl PairBook {
+    /// A swap of `amount_in` (of token0 when `zero_for_one`): which reserve goes in, which
+    /// out, and what x·y = k with the 0.3 % fee pays; the reserves follow.
+    fn swap(&mut self, amount_in: U256, zero_for_one: bool) -> (usize, usize, U256) {
+        let (i, o) = if zero_for_one { (0, 1) } else { (1, 0) };
+        let with_fee = amount_in * U256::from(997);
+        let amount_out =
+            with_fee * self.reserves[o] / (self.reserves[i] * U256::from(1000) + with_fee);
+        self.reserves[i] += amount_in;
+        self.reserves[o] -= amount_out;
+        (i, o, amount_out)
+    }
+
+    fn token(&self, side: usize) -> Address {
+        [self.token0, self.token1][side]
+    }
+}
+
+/// Check a `route` through `router` from `sender`: the pull, each hop's pair swap (by the
+/// test's own x·y = k), the payment of at least `minOut`; returns whether it took two hops.
+fn check_route(
+    what: &str,
+    input: &[u8],
+    logs: &[Log],
+    sender: Address,
+    router: Address,
+    pairs: &mut BTreeMap<Address, PairBook>,
+) -> bool {
+    let transfer_topic = keccak256("Transfer(address,address,uint256)");
+    let swap_topic = keccak256("Swap(address,uint256,uint256,uint256)");
+    let (amount_in, min_out) = (word_at(input, 0), word_at(input, 1));
+    let (token_in, token_out) = (
+        address_word(word_at(input, 2)),
+        address_word(word_at(input, 3)),
+    );
+    let hops: usize = word_at(input, 4).to();
+    assert!(hops == 1 || hops == 2, "{what}: {hops} hops");
+    assert_eq!(logs.len(), 2 + 3 * hops, "{what}: pull, 3 per hop, pay");
+    let pull = [transfer_topic, topic_of(sender), topic_of(router)];
+    assert_log(&logs[0], token_in, &pull, &[amount_in], what);
+    let (mut amount, mut held) = (amount_in, token_in);
+    for hop in 0..hops {
+        let pair = address_word(word_at(input, 5 + 3 * hop));
+        let zero_for_one = word_at(input, 6 + 3 * hop);
+        let book = pairs.get_mut(&pair).expect("hop on a known pair");
+        let (i, o, out) = book.swap(amount, !zero_for_one.is_zero());
+        assert_eq!(
+            book.token(i),
+            held,
+            "{what}: hop {hop} sells what the router holds"
+        );
+        assert_eq!(
+            book.token(o),
+            address_word(word_at(input, 7 + 3 * hop)),
+            "{what}: hop {hop} buys"
+        );
+        let logs = &logs[1 + 3 * hop..];
+        let pulled = [transfer_topic, topic_of(router), topic_of(pair)];
+        assert_log(&logs[0], book.token(i), &pulled, &[amount], what);
+        let paid = [transfer_topic, topic_of(pair), topic_of(router)];
+        assert_log(&logs[1], book.token(o), &paid, &[out], what);
+        let swapped = [swap_topic, topic_of(router)];
+        assert_log(&logs[2], pair, &swapped, &[amount, out, zero_for_one], what);
+        (amount, held) = (out, book.token(o));
+    }
+    assert_eq!(held, token_out, "{what}: the path ends in tokenOut");
+    assert!(amount >= min_out, "{what}: paid {amount} below {min_out}");
+    let pay = [transfer_topic, topic_of(router), topic_of(sender)];
+    assert_log(&logs[1 + 3 * hops], token_out, &pay, &[amount], what);
+    hops == 2
+}
+
 /// Check every receipt against its transaction's intent and tally the mix; follow the pairs'
 /// reserves; return the created tokens with what they minted, and add to `tokens` every
 /// address that received some of a token.
 fn check_receipts(
     store: &BTreeMap<String, Vec<u8>>,
     blocks: &[RawBlock<'_>],
+    layout: &Layout,
     pairs: &mut BTreeMap<Address, PairBook>,
     tokens: &mut BTreeMap<Address, BTreeSet<Address>>,
 ) -> (Tally, Vec<(Address, U256)>) {
@@ -178,6 +298,7 @@ fn check_receipts(
             let what = format!("block {} tx {index}", block.number());
             let tx = TxEnvelope::decode_2718(&mut consensus_bytes(raw)).expect("tx decodes");
             let sender = tx.recover_signer().expect("signature recovers");
+            *tally.senders.entry(sender).or_default() += 1;
             if tx.is_legacy() {
                 tally.legacy += 1;
             }
@@ -244,25 +365,28 @@ fn check_receipts(
                     continue;
                 }
                 assert!(receipt.status(), "{what}: swap reverted");
-                let (i, o) = if zero_for_one.is_zero() {
-                    (1, 0)
-                } else {
-                    (0, 1)
-                };
-                let tokens_by_side = [book.token0, book.token1];
-                let with_fee = amount_in * U256::from(997);
-                let amount_out =
-                    with_fee * book.reserves[o] / (book.reserves[i] * U256::from(1000) + with_fee);
+                let (i, o, amount_out) = book.swap(amount_in, !zero_for_one.is_zero());
                 assert_eq!(logs.len(), 3, "{what}: pull, pay, Swap");
                 let pull = [transfer_topic, topic_of(sender), topic_of(to)];
-                assert_log(&logs[0], tokens_by_side[i], &pull, &[amount_in], &what);
+                assert_log(&logs[0], book.token(i), &pull, &[amount_in], &what);
                 let pay = [transfer_topic, topic_of(to), topic_of(sender)];
-                assert_log(&logs[1], tokens_by_side[o], &pay, &[amount_out], &what);
+                assert_log(&logs[1], book.token(o), &pay, &[amount_out], &what);
                 let swap = [swap_topic, topic_of(sender)];
                 let data = [amount_in, amount_out, zero_for_one];
                 assert_log(&logs[2], to, &swap, &data, &what);
-                book.reserves[i] += amount_in;
-                book.reserves[o] -= amount_out;
+            } else if chosen == selector(ROUTE) {
+                let router = layout.router.expect("routes only with a router");
+                assert_eq!(to, router, "{what}: route sent to the router");
+                tally.swaps += 1;
+                if word_at(input, 1) >= unpayable() {
+                    assert!(!receipt.status() && logs.is_empty(), "{what}: must revert");
+                    tally.reverted_by_design += 1;
+                    continue;
+                }
+                assert!(receipt.status(), "{what}: route reverted");
+                if check_route(&what, input, logs, sender, router, pairs) {
+                    tally.two_hop_swaps += 1;
+                }
             } else if chosen == selector("fill(uint256,uint256,uint256)") {
                 assert!(receipt.status() && logs.is_empty(), "{what}: fill");
                 tally.fills += 1;
@@ -274,19 +398,32 @@ fn check_receipts(
     (tally, created)
 }
 
-/// Generate, import, run, and check the run, the state root, the mix and the contracts.
-#[test]
-fn generated_chain_runs_with_real_state_root_and_working_contracts() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let summary = generate(out.path(), 7);
-    assert!(
-        summary.contains("generated 40 blocks, 2400 transactions"),
-        "{summary}"
-    );
-    let genesis_path = out.path().join("genesis.json");
+/// What a generated chain left once `init`, `import` and `run --exit-at-head` went through,
+/// every check of [`run_and_check`] passed.
+struct Checked {
+    /// `init`'s stdout.
+    init_output: String,
+    /// The store after `init`.
+    after_init: BTreeMap<String, Vec<u8>>,
+    /// The store after the run.
+    store: BTreeMap<String, Vec<u8>>,
+    /// The genesis file.
+    genesis: GenesisFile,
+    /// The mix as the receipts show it.
+    tally: Tally,
+    /// The chain file.
+    chain: Vec<u8>,
+}
+
+/// Init, import and run the chain `gen` wrote to `out` over `layout`, and check the run, the
+/// state root, every receipt against its transaction, the pairs' reserves, the deployments and
+/// the tokens' supply.
+fn run_and_check(out: &Path, layout: &Layout) -> Checked {
+    let genesis_path = out.join("genesis.json");
     let backend = Backend::embedded();
-    init(&backend, &[], &genesis_path);
-    expect_success(&import(&backend, &out.path().join("chain.rlp")));
+    let init_output = init(&backend, &[], &genesis_path);
+    let after_init = backend.snapshot();
+    expect_success(&import(&backend, &out.join("chain.rlp")));
     let ran = expect_success(&run_to_head(&backend));
     assert!(
         ran.contains("executed 40 blocks, 2400 transactions"),
@@ -294,8 +431,8 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
     );
 
     let store = backend.snapshot();
-    let file = read(&out.path().join("chain.rlp"));
-    let blocks = raw_blocks(&file);
+    let chain = read(&out.join("chain.rlp"));
+    let blocks = raw_blocks(&chain);
     assert_eq!(blocks.len() as u64, BLOCKS);
     assert_eq!(
         exec_progress(&store),
@@ -312,15 +449,22 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         "the daemon's final state vs the last header's stateRoot"
     );
 
-    let layout = Layout::standard();
     let genesis = GenesisFile::read(&genesis_path);
+    let genesis_storage: BTreeMap<(Address, B256), U256> = genesis
+        .accounts
+        .iter()
+        .flat_map(|account| {
+            account
+                .storage
+                .iter()
+                .map(|(slot, value)| ((account.address, *slot), U256::from_be_bytes(value.0)))
+        })
+        .collect();
     let genesis_slot = |address: Address, slot: B256| {
-        genesis
-            .accounts
-            .iter()
-            .find(|account| account.address == address)
-            .and_then(|account| account.storage.iter().find(|(s, _)| *s == slot))
-            .map_or(U256::ZERO, |(_, value)| U256::from_be_bytes(value.0))
+        genesis_storage
+            .get(&(address, slot))
+            .copied()
+            .unwrap_or_default()
     };
     let mut pairs: BTreeMap<Address, PairBook> = layout
         .pairs
@@ -349,33 +493,8 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         .iter()
         .map(|token| (*token, genesis_holders.clone()))
         .collect();
-    let (tally, created) = check_receipts(&store, &blocks, &mut pairs, &mut holders);
-    assert_eq!(
-        tally.eth_transfers
-            + tally.token_transfers
-            + tally.approvals
-            + tally.transfer_froms
-            + tally.swaps
-            + tally.creations
-            + tally.fills,
-        BLOCKS * TXS_PER_BLOCK
-    );
-    for (kind, count, at_least) in [
-        ("ETH transfers", tally.eth_transfers, 300),
-        ("ERC-20 transfers", tally.token_transfers, 300),
-        ("approvals", tally.approvals, 50),
-        ("transferFroms", tally.transfer_froms, 50),
-        ("swaps", tally.swaps, 150),
-        ("deployments", tally.creations, 10),
-        ("storage fills", tally.fills, 100),
-        ("reverts by design", tally.reverted_by_design, 5),
-        ("legacy transactions", tally.legacy, 500),
-    ] {
-        assert!(
-            count >= at_least,
-            "{count} {kind}, expected at least {at_least}"
-        );
-    }
+    let (tally, created) = check_receipts(&store, &blocks, layout, &mut pairs, &mut holders);
+    assert_eq!(tally.transactions(), BLOCKS * TXS_PER_BLOCK);
     let failed: u64 = blocks
         .iter()
         .map(|block| {
@@ -420,6 +539,183 @@ fn generated_chain_runs_with_real_state_root_and_working_contracts() {
         assert_eq!(after, before, "supply of token {token}");
         assert!(!after.is_zero(), "token {token} has holders");
     }
+    Checked {
+        init_output,
+        after_init,
+        store,
+        genesis,
+        tally,
+        chain,
+    }
+}
+
+/// Each `(kind, count, at least)`: the mix has at least that many of the kind.
+fn assert_at_least(counts: &[(&str, u64, u64)]) {
+    for (kind, count, at_least) in counts {
+        assert!(
+            count >= at_least,
+            "{count} {kind}, expected at least {at_least}"
+        );
+    }
+}
+
+/// Generate, import, run, and check the run, the state root, the mix and the contracts.
+#[test]
+fn generated_chain_runs_with_real_state_root_and_working_contracts() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let summary = generate(out.path(), 7);
+    assert!(
+        summary.contains("generated 40 blocks, 2400 transactions"),
+        "{summary}"
+    );
+    let tally = run_and_check(out.path(), &Layout::standard()).tally;
+    assert_at_least(&[
+        ("ETH transfers", tally.eth_transfers, 300),
+        ("ERC-20 transfers", tally.token_transfers, 300),
+        ("approvals", tally.approvals, 50),
+        ("transferFroms", tally.transfer_froms, 50),
+        ("swaps", tally.swaps, 150),
+        ("deployments", tally.creations, 10),
+        ("storage fills", tally.fills, 100),
+        ("reverts by design", tally.reverted_by_design, 5),
+        ("legacy transactions", tally.legacy, 500),
+    ]);
+}
+
+/// `--accounts`: the genesis funds exactly that many accounts, each holding 1M of every
+/// genesis token (so init writes that many accounts and four times as many balance slots);
+/// the chain runs with a real state root and working router swaps of one and two hops; most
+/// transactions come from the hot set (the accounts that approved the router at genesis), yet
+/// a steady share from many cold accounts, and fresh addresses appear.
+#[test]
+fn many_accounts_chain_runs_with_routed_swaps_and_a_skewed_access_pattern() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let summary = generate_with(out.path(), 3, Some(ACCOUNTS));
+    assert!(
+        summary.contains("generated 40 blocks, 2400 transactions"),
+        "{summary}"
+    );
+    let layout = Layout::routed();
+    let checked = run_and_check(out.path(), &layout);
+
+    // The genesis: ACCOUNTS funded accounts without code, each holding every genesis token.
+    let funded: Vec<Address> = checked
+        .genesis
+        .accounts
+        .iter()
+        .filter(|account| account.code.is_empty() && !account.balance.is_zero())
+        .map(|account| account.address)
+        .collect();
+    assert_eq!(funded.len(), ACCOUNTS, "funded accounts in the genesis");
+    let one_million_tokens = U256::from(10).pow(U256::from(24));
+    for token in &layout.tokens {
+        for account in &funded {
+            assert_eq!(
+                slot(&checked.after_init, *token, mapping_slot(*account, 0)),
+                one_million_tokens,
+                "{account}'s genesis balance of {token} in the store"
+            );
+        }
+    }
+    let count = |prefix: &str| {
+        checked
+            .after_init
+            .keys()
+            .filter(|key| key.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("st:latest:acc:"), checked.genesis.accounts.len());
+    assert!(
+        count("st:latest:stor:") >= layout.tokens.len() * ACCOUNTS,
+        "{} slots after init",
+        count("st:latest:stor:")
+    );
+    assert!(
+        checked
+            .init_output
+            .contains(&format!("{} accounts", checked.genesis.accounts.len())),
+        "{}",
+        checked.init_output
+    );
+    // gen's genesis block is init's: block 1's parent is the hash init printed.
+    let blocks = raw_blocks(&checked.chain);
+    assert!(
+        checked.init_output.contains(&format!(
+            "genesis block hash: {:#x}",
+            blocks[0].parent_hash()
+        )),
+        "{}",
+        checked.init_output
+    );
+
+    let tally = &checked.tally;
+    assert_at_least(&[
+        ("ETH transfers", tally.eth_transfers, 400),
+        ("ERC-20 transfers", tally.token_transfers, 600),
+        ("approvals", tally.approvals, 80),
+        ("transferFroms", tally.transfer_froms, 50),
+        ("router swaps", tally.swaps, 300),
+        ("two-hop swaps", tally.two_hop_swaps, 80),
+        ("deployments", tally.creations, 20),
+        ("storage fills", tally.fills, 100),
+        ("reverts by design", tally.reverted_by_design, 10),
+    ]);
+    // Skew. The hot set is who approved the router at genesis (on every token): HOT accounts.
+    // They send most transactions, yet a steady share comes from many cold accounts.
+    let router = layout.router.expect("the routed layout has a router");
+    let hot: BTreeSet<Address> = funded
+        .iter()
+        .copied()
+        .filter(|account| {
+            layout.tokens.iter().all(|token| {
+                !slot(
+                    &checked.after_init,
+                    *token,
+                    allowance_slot(*account, router),
+                )
+                .is_zero()
+            })
+        })
+        .collect();
+    assert_eq!(
+        hot.len(),
+        HOT,
+        "accounts that approved the router at genesis"
+    );
+    let (mut from_hot, mut cold_senders) = (0, 0);
+    for (sender, sent) in &tally.senders {
+        match hot.contains(sender) {
+            true => from_hot += sent,
+            false => cold_senders += 1,
+        }
+    }
+    let share = from_hot as f64 / tally.transactions() as f64;
+    assert!(
+        (0.8..0.95).contains(&share),
+        "{share:.3} of the transactions come from the hot set"
+    );
+    assert!(
+        cold_senders >= 100,
+        "{cold_senders} senders outside the hot set"
+    );
+    // Fresh addresses: accounts in the final state that neither the genesis nor a deployment
+    // made.
+    let known: BTreeSet<String> = checked
+        .genesis
+        .accounts
+        .iter()
+        .map(|account| format!("st:latest:acc:{}", account.address.to_checksum(None)))
+        .collect();
+    let fresh = checked
+        .store
+        .iter()
+        .filter(|(key, bytes)| {
+            key.starts_with("st:latest:acc:")
+                && !known.contains(*key)
+                && raw_fields_of(key, bytes)["codeHash"] == format!("\"{EMPTY_CODE_HASH}\"")
+        })
+        .count();
+    assert!(fresh >= 20, "{fresh} fresh accounts");
 }
 
 /// Caches far smaller than the chain's state make the executor start revm's state again after
@@ -454,22 +750,24 @@ fn tiny_caches_leave_the_same_store() {
     );
 }
 
-/// One seed, the same bytes; another seed, other bytes.
+/// One seed, the same bytes; another seed, other bytes; with and without `--accounts`.
 #[test]
 fn same_seed_same_bytes() {
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    for (dir, seed) in dirs.iter().zip([5, 5, 6]) {
-        generate(dir.path(), seed);
-    }
-    for name in ["genesis.json", "chain.rlp"] {
-        let bytes: Vec<Vec<u8>> = dirs.iter().map(|d| read(&d.path().join(name))).collect();
-        assert!(!bytes[0].is_empty(), "{name} is empty");
-        assert!(
-            bytes[0] == bytes[1],
-            "{name} differs between two runs of seed 5"
-        );
-        assert!(bytes[0] != bytes[2], "{name} is the same for seeds 5 and 6");
+    for accounts in [None, Some(3000)] {
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        for (dir, seed) in dirs.iter().zip([5, 5, 6]) {
+            generate_with(dir.path(), seed, accounts);
+        }
+        for name in ["genesis.json", "chain.rlp"] {
+            let bytes: Vec<Vec<u8>> = dirs.iter().map(|d| read(&d.path().join(name))).collect();
+            assert!(!bytes[0].is_empty(), "{name} is empty");
+            assert!(
+                bytes[0] == bytes[1],
+                "{name} differs between two runs of seed 5 ({accounts:?} accounts)"
+            );
+            assert!(bytes[0] != bytes[2], "{name} is the same for seeds 5 and 6");
+        }
     }
 }
