@@ -214,17 +214,30 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// `[storage.pika]`: a Redis-protocol server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[storage.pika]`: a Redis-protocol server, or a Redis Cluster.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PikaConfig {
-    /// `host:port`.
+    /// `host:port`; with `cluster`, one or more seed nodes as `host:port,host:port,...`.
     pub addr: String,
-    /// AUTH password; empty for none.
+    /// Speak the Redis Cluster protocol (slot map, MOVED/ASK) to the nodes of a cluster.
+    pub cluster: bool,
+    /// ACL user; empty for the default user (AUTH with the password alone).
+    pub username: String,
+    /// AUTH password; empty for none. Never logged.
     pub password: String,
-    /// Logical database (SELECT).
+    /// Logical database (SELECT); a cluster has database 0 only.
     pub db: u32,
-    /// Most pooled connections.
+    /// Connect over TLS.
+    pub tls: bool,
+    /// PEM file of the CA certificates that sign the servers' certificates; empty for the
+    /// system's trusted roots.
+    pub tls_ca_file: PathBuf,
+    /// PEM file of the client certificate presented to the servers; empty for none.
+    pub tls_cert_file: PathBuf,
+    /// PEM file of the client certificate's private key (with `tls_cert_file`).
+    pub tls_key_file: PathBuf,
+    /// Most pooled connections (per node on a cluster).
     pub max_connections: u32,
     /// Commands per pipelined round trip.
     pub pipeline_size: u32,
@@ -244,8 +257,14 @@ impl Default for PikaConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:9221".into(),
+            cluster: false,
+            username: String::new(),
             password: String::new(),
             db: 0,
+            tls: false,
+            tls_ca_file: PathBuf::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
             max_connections: 16,
             pipeline_size: 1000,
             connect_timeout_ms: 5000,
@@ -254,6 +273,94 @@ impl Default for PikaConfig {
             retry_max_backoff_ms: 10_000,
             max_retries: 0,
         }
+    }
+}
+
+impl std::fmt::Debug for PikaConfig {
+    /// Every field but the password, which shows only whether it is set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let password = if self.password.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("PikaConfig")
+            .field("addr", &self.addr)
+            .field("cluster", &self.cluster)
+            .field("username", &self.username)
+            .field("password", &password)
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("max_connections", &self.max_connections)
+            .field("pipeline_size", &self.pipeline_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("read_timeout_ms", &self.read_timeout_ms)
+            .field("write_timeout_ms", &self.write_timeout_ms)
+            .field("retry_max_backoff_ms", &self.retry_max_backoff_ms)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+impl PikaConfig {
+    /// The `host:port` pairs of `addr`: one, or with `cluster` one or more seed nodes.
+    pub fn nodes(&self) -> Result<Vec<(String, u16)>, ConfigError> {
+        let key = "storage.pika.addr";
+        let parts: Vec<&str> = self.addr.split(',').map(str::trim).collect();
+        if parts.len() > 1 && !self.cluster {
+            return Err(invalid(
+                key,
+                format!(
+                    "{:?} lists several nodes, which needs storage.pika.cluster = true",
+                    self.addr
+                ),
+            ));
+        }
+        parts
+            .iter()
+            .map(|part| {
+                parse_host_port(part)
+                    .ok_or_else(|| invalid(key, format!("{part:?} is not host:port")))
+            })
+            .collect()
+    }
+
+    /// Reject settings no connection could use.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.nodes()?;
+        if self.cluster && self.db != 0 {
+            return Err(invalid(
+                "storage.pika.db",
+                "a Redis Cluster has database 0 only (storage.pika.cluster = true)",
+            ));
+        }
+        if !self.username.is_empty() && self.password.is_empty() {
+            return Err(invalid(
+                "storage.pika.password",
+                "must be set with storage.pika.username (AUTH takes both)",
+            ));
+        }
+        let files = [
+            ("storage.pika.tls_ca_file", &self.tls_ca_file),
+            ("storage.pika.tls_cert_file", &self.tls_cert_file),
+            ("storage.pika.tls_key_file", &self.tls_key_file),
+        ];
+        if let Some((key, _)) = files
+            .iter()
+            .find(|(_, path)| !self.tls && !path.as_os_str().is_empty())
+        {
+            return Err(invalid(key, "needs storage.pika.tls = true"));
+        }
+        if self.tls_cert_file.as_os_str().is_empty() != self.tls_key_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "storage.pika.tls_key_file",
+                "storage.pika.tls_cert_file and storage.pika.tls_key_file go together",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -459,11 +566,8 @@ impl Config {
             }
         }
         let pika = &self.storage.pika;
-        if self.storage.backend == Backend::Pika && parse_host_port(&pika.addr).is_none() {
-            return Err(invalid(
-                "storage.pika.addr",
-                format!("{:?} is not host:port", pika.addr),
-            ));
+        if self.storage.backend == Backend::Pika {
+            pika.validate()?;
         }
         let positive: [(&str, u64); 9] = [
             ("storage.pika.max_connections", pika.max_connections.into()),

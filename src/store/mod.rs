@@ -1,4 +1,5 @@
-//! The two store backends behind [`stages::store::Store`]: `pika` (any Redis-protocol server)
+//! The two store backends behind [`stages::store::Store`]: `pika` (any Redis-protocol server or
+//! Redis Cluster)
 //! and `embedded` (a local redb file). Which one runs is `storage.backend`.
 
 pub mod embedded;
@@ -15,6 +16,9 @@ pub fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
             embedded::EmbeddedStore::open(&config.embedded.path)?
                 .with_sync_interval(config.embedded.sync_interval()),
         ),
-        Backend::Pika => Arc::new(pika::PikaStore::connect(&config.pika)?),
+        Backend::Pika => Arc::new(pika::PikaStore::connect_with_prefix(
+            &config.pika,
+            &config.key_prefix,
+        )?),
     })
 }

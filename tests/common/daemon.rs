@@ -32,7 +32,13 @@ pub struct Daemon {
 impl Daemon {
     /// Start the binary with `args` against `backend` with `extra` overrides.
     pub fn start(backend: &Backend, extra: &[(String, String)], args: &[&str]) -> Self {
-        let (mut command, cwd) = cli_command(&backend.env_with(extra), args);
+        Self::start_with_env(&backend.env_with(extra), args)
+    }
+
+    /// Start the binary with `args` and the overrides `env` (a store that is no [`Backend`],
+    /// such as a cluster).
+    pub fn start_with_env(env: &[(String, String)], args: &[&str]) -> Self {
+        let (mut command, cwd) = cli_command(env, args);
         let logs = tempfile::tempdir().expect("temp dir for the daemon's output");
         let file = |name: &str| File::create(logs.path().join(name)).expect("daemon output file");
         let child = command
