@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use common::chain::ChainFixture;
+use common::chain::{raw_blocks, write_file, ChainFixture};
 use common::daemon::{
     log_uniform, test_seed, uninterrupted_run, Daemon, Reference, RUN_TIMEOUT, SEED_ENV,
 };
@@ -69,7 +69,7 @@ fn chain_snapshot(cluster: &RedisCluster, prefix: &str) -> Snapshot {
 /// `idx:exec:progress.latestExecutedBlock` under `prefix` in the cluster, if written yet.
 fn executed_block(cluster: &RedisCluster, prefix: &str) -> Option<u64> {
     let key = format!("{prefix}{EXEC_PROGRESS_KEY}");
-    let bytes = cluster.nodes().iter().find_map(|node| node.get(&key))?;
+    let bytes = cluster.nodes()[cluster.owner_of(cluster.key_slot(&key))].get(&key)?;
     let store = BTreeMap::from([(EXEC_PROGRESS_KEY.to_string(), bytes)]);
     Some(exec_progress(&store).latest_executed_block)
 }
@@ -258,11 +258,34 @@ fn master_stopped_and_restarted_mid_run() {
     );
 }
 
-/// hive-sync on a cluster with `max_retries = 1`, so that any failed attempt reaches the
-/// pipeline and fails the run: once block 300 is executed, the slots of the execution progress
-/// and of every stage checkpoint (written after every batch) move to another master key by key
-/// with pauses, and then `redis-cli --cluster reshard` moves 2000 slots more. The run finishes,
-/// it logged following redirections, and the store equals an uninterrupted run's.
+/// The MOVED and ASK redirections a daemon's JSON log says it followed.
+fn redirections(log: &str) -> (u64, u64) {
+    let mut totals = (0, 0);
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let fields = &entry["fields"];
+        if fields["message"] == "cluster redirected commands; following" {
+            totals.0 += fields["moved"].as_u64().unwrap_or(0);
+            totals.1 += fields["asked"].as_u64().unwrap_or(0);
+        }
+    }
+    totals
+}
+
+/// Blocks per part of hive-sync that the test's "syncer" imports while the daemon runs.
+const SYNC_STEP: usize = 100;
+/// Slots `redis-cli --cluster reshard` moves mid-run.
+const RESHARDED_SLOTS: usize = 300;
+
+/// hive-sync fed to a running daemon (`run`, polling every 100 ms) 100 blocks at a time by a
+/// thread standing in for the syncer, on a cluster with `max_retries = 1`, so that any failed
+/// attempt reaches the pipeline and fails the run. Meanwhile the slots of the execution
+/// progress and of every stage checkpoint (written after every batch) move to another master
+/// key by key with pauses, then `redis-cli --cluster reshard` moves 300 slots more. The daemon
+/// keeps running, logs that it followed redirections, and once stopped (and a last
+/// `run --exit-at-head` found nothing left to do) the store equals an uninterrupted run's.
 #[test]
 fn slots_migrated_mid_run_are_followed() {
     let chain = ChainFixture::hive_sync();
@@ -271,42 +294,73 @@ fn slots_migrated_mid_run_are_followed() {
     let env = cluster.env_with(&[
         without_leader_lease(),
         var("EVM_EXECUTOR_STORAGE_PIKA_MAX_RETRIES", "1"),
+        var("EVM_EXECUTOR_EXECUTOR_POLL_INTERVAL_MS", "100"),
         var("EVM_EXECUTOR_LOG_LEVEL", "debug"),
+        var("EVM_EXECUTOR_LOG_FORMAT", "json"),
     ]);
-    init_and_import_with(&env, &chain.genesis_path(), &chain.chain_path());
-    let mut daemon = Daemon::start_with_env(&env, &["run", "--exit-at-head"]);
-    daemon.wait_until(PROGRESS_TIMEOUT, "block 300 executed", || {
-        executed_block(&cluster, "").is_some_and(|n| n >= 300)
+    let file = chain.chain_bytes();
+    let blocks = raw_blocks(&file);
+    let parts = tempfile::tempdir().expect("temp dir for the chain parts");
+    let part_ends: Vec<usize> = (SYNC_STEP..blocks.len())
+        .step_by(SYNC_STEP)
+        .chain([blocks.len()])
+        .collect();
+    let part_files: Vec<PathBuf> = part_ends
+        .iter()
+        .map(|&end| {
+            let cut = blocks.get(end).map_or(file.len(), |block| block.offset);
+            write_file(&parts, &format!("to-{end}.rlp"), &file[..cut])
+        })
+        .collect();
+    init_and_import_with(&env, &chain.genesis_path(), &part_files[0]);
+    let mut daemon = Daemon::start_with_env(&env, &["run"]);
+    let syncer_env = env.clone();
+    let syncer = std::thread::spawn(move || {
+        for part in &part_files[1..] {
+            let path = part.to_str().expect("utf-8 path");
+            expect_success(&run_cli(&syncer_env, &["import", path]));
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
-    let hot_keys = [
+    daemon.wait_until(PROGRESS_TIMEOUT, "block 50 executed", || {
+        executed_block(&cluster, "").is_some_and(|n| n >= 50)
+    });
+    let mut moved = Vec::new();
+    for key in [
         EXEC_PROGRESS_KEY,
         "idx:stage:execution",
         "idx:stage:commit",
         "idx:stage:receipts",
-    ];
-    let mut moved = Vec::new();
-    for key in hot_keys {
+    ] {
         let slot = cluster.key_slot(key);
         let from = cluster.owner_of(slot);
         let to = (from + 1) % MASTERS;
-        cluster.migrate_slot(slot, from, to, Duration::from_millis(20));
+        cluster.migrate_slot(slot, from, to, Duration::from_millis(50));
         moved.push(format!("{key} (slot {slot}) {from}->{to}"));
     }
-    cluster.reshard(0, 1, 2000);
+    cluster.reshard(0, 1, RESHARDED_SLOTS);
     let executed = executed_block(&cluster, "").unwrap_or(0);
+    println!("moved {moved:?} and {RESHARDED_SLOTS} slots by reshard; executed {executed}");
     assert!(
         executed < chain.block_count as u64,
-        "the run reached the head ({executed}) before the slots had moved; the test needs a \
-         slower run"
+        "the run reached the head before the slots had moved; the test needs a slower syncer"
     );
-    println!("moved {moved:?} and 2000 slots by reshard before block {executed}");
-    let output = daemon.finish_within(PROGRESS_TIMEOUT);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "run failed during the migration:\n{stderr}");
+    syncer.join().expect("the syncer thread");
+    let head = chain.block_count as u64;
+    daemon.wait_until(PROGRESS_TIMEOUT, "the head executed", || {
+        executed_block(&cluster, "") == Some(head)
+    });
+    let status = daemon.terminate(PROGRESS_TIMEOUT);
+    let stderr = daemon.stderr();
+    assert!(status.success(), "run failed during the migration:\n{stderr}");
+    let (moved, asked) = redirections(&stderr);
+    println!("the daemon followed {moved} MOVED and {asked} ASK redirections");
     assert!(
-        stderr.contains("cluster redirected commands; following"),
-        "no redirection met: the slots moved after the writes\n{stderr}"
+        moved > 0 && asked > 0,
+        "MOVED and ASK were not both met: the slots moved while nothing was read or written\n\
+         {stderr}"
     );
+    run_to_head(&env);
     assert_same_snapshot(
         &chain_snapshot(&cluster, ""),
         &reference.snapshot,

@@ -5,6 +5,7 @@
 //! `CLUSTER SETSLOT` and `MIGRATE`.
 
 use super::redis_server::{free_port, RedisServer, ServerOptions};
+use super::tls::Certificates;
 use super::{var, TEST_PIKA_MAX_RETRIES};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -51,27 +52,42 @@ impl RedisCluster {
     /// Start `masters` nodes, join them into one cluster (the slots spread evenly) and wait
     /// until every node reports it healthy.
     pub fn start(masters: usize) -> Self {
+        Self::start_with(masters, None)
+    }
+
+    /// [`RedisCluster::start`]; with `tls`, the nodes serve TLS only, clients and the cluster
+    /// bus included, with those certificates.
+    pub fn start_with(masters: usize, tls: Option<&Certificates>) -> Self {
         let nodes: Vec<RedisServer> = (0..masters)
             .map(|_| {
+                let mut args: Vec<String> = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    NODE_TIMEOUT_MS,
+                    // The bus port is not port + 10000, which may not exist.
+                    "--cluster-port",
+                    &free_port().to_string(),
+                ]
+                .map(String::from)
+                .to_vec();
+                if let Some(certificates) = tls {
+                    args.extend(certificates.server_args());
+                    args.extend(["--tls-cluster".into(), "yes".into()]);
+                }
                 RedisServer::start_with(ServerOptions {
-                    args: [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        NODE_TIMEOUT_MS,
-                        // The bus port is not port + 10000, which may not exist.
-                        "--cluster-port",
-                        &free_port().to_string(),
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    tls_only: false,
+                    args,
+                    tls_only: tls.is_some(),
                 })
             })
             .collect();
-        let mut args = vec!["--cluster".to_string(), "create".to_string()];
+        let mut args = match tls {
+            None => Vec::new(),
+            Some(certificates) => certificates.cli_args(),
+        };
+        args.extend(["--cluster".to_string(), "create".to_string()]);
         args.extend(nodes.iter().map(RedisServer::addr));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
         redis_cli(&args);

@@ -152,6 +152,20 @@ impl Certificates {
         ]
     }
 
+    /// The arguments that make `redis-cli` connect over TLS with the client certificate.
+    pub fn cli_args(&self) -> Vec<String> {
+        let arg = |name: &str| self.path(name).display().to_string();
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            arg("ca.crt"),
+            "--cert".into(),
+            arg("client.crt"),
+            "--key".into(),
+            arg("client.key"),
+        ]
+    }
+
     /// The `EVM_EXECUTOR_*` overrides for TLS with the client certificate and `ca` as the CA
     /// file (`ca.crt`, or `other-ca.crt` for the wrong one).
     pub fn client_env(&self, ca: &str) -> Vec<(String, String)> {

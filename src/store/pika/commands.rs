@@ -1,6 +1,6 @@
 //! Every command the `pika` backend sends, built in one place: GET, MGET (one node only), SET
-//! (with EX, with NX EX), DEL, SCAN with MATCH, PING, and on a cluster CLUSTER SLOTS, CLUSTER
-//! NODES and ASKING. All of them exist in Pika, Redis, Valkey and Kvrocks. The README's ACL
+//! (with EX, with NX EX), DEL, SCAN with MATCH, and on a cluster CLUSTER SLOTS, CLUSTER NODES
+//! and ASKING. All of them exist in Pika, Redis, Valkey and Kvrocks. The README's ACL
 //! rule grants exactly these, and [`probes`] checks them at start.
 
 use redis::{cmd, Cmd};
@@ -108,28 +108,45 @@ pub fn glob_escape(text: &str) -> String {
     out
 }
 
-/// Each command the backend sends, by name, in a form that changes nothing when allowed:
-/// reads of `key`, `SET key "" XX EX 1` (sets only an existing key, and `key` is never
-/// written), `DEL key`, a SCAN for `key`, and on a cluster the topology commands and `ASKING`
-/// (followed by `PING`, which consumes it).
-pub fn probes(key: &str, cluster: bool) -> Vec<(&'static str, Vec<Cmd>)> {
+/// One command of the start-up check, in a form that changes nothing.
+pub struct Probe {
+    /// The command's name, for the error.
+    pub name: &'static str,
+    /// What is sent (one round trip).
+    pub cmds: Vec<Cmd>,
+    /// A server that does not know the command never needs it (`ASKING` on a cluster that
+    /// never answers `ASK`, such as older Kvrocks): "unknown command" passes.
+    pub if_known: bool,
+}
+
+/// Each command the backend sends: reads of `key`, `SET key "" XX EX 1` (sets only an existing
+/// key, and `key` is never written), `DEL key`, a SCAN for `key`, and on a cluster the topology
+/// commands and `ASKING` (followed by a GET, which consumes it).
+pub fn probes(key: &str, cluster: bool) -> Vec<Probe> {
     let mut set = cmd("SET");
     set.arg(key).arg("").arg("XX").arg("EX").arg(1);
     let mut del = cmd("DEL");
     del.arg(key);
+    let probe = |name, cmds| Probe {
+        name,
+        cmds,
+        if_known: false,
+    };
     let mut probes = vec![
-        ("PING", vec![cmd("PING")]),
-        ("GET", vec![get(key)]),
-        ("SET", vec![set]),
-        ("DEL", vec![del]),
-        ("SCAN", vec![scan(0, &glob_escape(key))]),
+        probe("GET", vec![get(key)]),
+        probe("SET", vec![set]),
+        probe("DEL", vec![del]),
+        probe("SCAN", vec![scan(0, &glob_escape(key))]),
     ];
     match cluster {
-        false => probes.push(("MGET", vec![mget(&[key.to_string()])])),
+        false => probes.push(probe("MGET", vec![mget(&[key.to_string()])])),
         true => probes.extend([
-            ("CLUSTER SLOTS", vec![cluster_slots()]),
-            ("CLUSTER NODES", vec![cluster_nodes()]),
-            ("ASKING", vec![asking(), cmd("PING")]),
+            probe("CLUSTER SLOTS", vec![cluster_slots()]),
+            probe("CLUSTER NODES", vec![cluster_nodes()]),
+            Probe {
+                if_known: true,
+                ..probe("ASKING", vec![asking(), get(key)])
+            },
         ]),
     }
     probes

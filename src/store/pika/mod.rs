@@ -82,20 +82,34 @@ fn value_of(node: &str, reply: Value) -> Result<Option<Vec<u8>>, Failure> {
     }
 }
 
-/// Run each of `probes` on `node`. On a cluster, a redirection is a pass: servers check the
-/// ACL before they redirect.
-fn probe_node(node: &Node, probes: &[redis::Cmd], cluster: bool) -> Result<(), Failure> {
-    let mut pipe = redis::pipe();
-    for probe in probes {
-        pipe.add_command(probe.clone());
-    }
-    match node.call(|con| pipe.query::<Vec<Value>>(con)) {
+/// True when `error` says the server does not know the command.
+fn is_unknown_command(error: &redis::RedisError) -> bool {
+    error
+        .detail()
+        .is_some_and(|detail| detail.to_ascii_lowercase().contains("unknown command"))
+}
+
+/// Run `probe` on `node`. On a cluster, a redirection is a pass: servers check the ACL before
+/// they redirect.
+fn probe_node(node: &Node, probe: &commands::Probe, cluster: bool) -> Result<(), Failure> {
+    let result = match probe.cmds.as_slice() {
+        [one] => node.call(|con| one.query::<Value>(con)),
+        many => {
+            let mut pipe = redis::pipe();
+            for cmd in many {
+                pipe.add_command(cmd.clone());
+            }
+            node.call(|con| pipe.query::<Value>(con))
+        }
+    };
+    match result {
         Err(Failure::Node { error, .. })
-            if cluster
+            if (cluster
                 && matches!(
                     error.kind(),
                     ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask)
-                ) =>
+                ))
+                || (probe.if_known && is_unknown_command(&error)) =>
         {
             Ok(())
         }
@@ -140,17 +154,14 @@ impl PikaStore {
         };
         let probe_key = format!("{key_prefix}{PROBE_KEY}");
         let cluster = config.cluster;
-        for (name, probes) in commands::probes(&probe_key, cluster) {
-            store
-                .retrier
-                .run(&format!("start-up check of {name}"), None, || {
-                    match &store.topology {
-                        Topology::Single(node) => probe_node(node, &probes, false),
-                        Topology::Cluster(cluster) => {
-                            cluster.on_every_master(|node| probe_node(node, &probes, true))
-                        }
-                    }
-                })?;
+        for probe in commands::probes(&probe_key, cluster) {
+            let what = format!("start-up check of {}", probe.name);
+            store.retrier.run(&what, None, || match &store.topology {
+                Topology::Single(node) => probe_node(node, &probe, false),
+                Topology::Cluster(cluster) => {
+                    cluster.on_every_master(|node| probe_node(node, &probe, true))
+                }
+            })?;
         }
         Ok(store)
     }

@@ -62,9 +62,15 @@ impl Failure {
     }
 }
 
-/// The TLS error under `error`, when the failure is TLS's.
+/// The TLS error under `error`, when the failure is TLS's. The client keeps the I/O error
+/// behind an `Arc`, which is what its `source` shows.
 fn tls_error(error: &RedisError) -> Option<&rustls::Error> {
-    let io = std::error::Error::source(error)?.downcast_ref::<std::io::Error>()?;
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let source = std::error::Error::source(error)?;
+    let io = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<std::io::Error>()?,
+        None => source.downcast_ref::<std::io::Error>()?,
+    };
     io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
