@@ -46,12 +46,13 @@ bench: build
 		EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port $(BIN) bench --chain $(BENCH_CHAIN); \
 		status=$$?; kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
 
-# Tests start their own redis-server; install it where it is missing (Debian/Ubuntu).
+# Tests start their own redis-server (redis-cli joins clusters; openssl makes TLS
+# certificates); install what is missing (Debian/Ubuntu).
 test-deps:
-	@command -v redis-server >/dev/null || { \
-		echo "installing redis-server"; \
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v openssl >/dev/null || { \
+		echo "installing redis-server, redis-tools, openssl"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 	@test -d "$(EVM_EXECUTOR_FIXTURES)" || { echo "fixtures not found at $(EVM_EXECUTOR_FIXTURES); set EVM_EXECUTOR_FIXTURES"; exit 1; }
 
 test: test-deps

@@ -215,7 +215,7 @@ impl Default for EmbeddedConfig {
 }
 
 /// `[storage.pika]`: a Redis-protocol server, or a Redis Cluster.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PikaConfig {
     /// `host:port`; with `cluster`, one or more seed nodes as `host:port,host:port,...`.
@@ -225,7 +225,7 @@ pub struct PikaConfig {
     /// ACL user; empty for the default user (AUTH with the password alone).
     pub username: String,
     /// AUTH password; empty for none. Never logged.
-    pub password: String,
+    pub password: Password,
     /// Logical database (SELECT); a cluster has database 0 only.
     pub db: u32,
     /// Connect over TLS.
@@ -259,7 +259,7 @@ impl Default for PikaConfig {
             addr: "127.0.0.1:9221".into(),
             cluster: false,
             username: String::new(),
-            password: String::new(),
+            password: Password::default(),
             db: 0,
             tls: false,
             tls_ca_file: PathBuf::new(),
@@ -276,32 +276,30 @@ impl Default for PikaConfig {
     }
 }
 
-impl std::fmt::Debug for PikaConfig {
-    /// Every field but the password, which shows only whether it is set.
+/// A password: read, compared and written as its text, never shown by `Debug` (so no log line
+/// or error that prints a config carries it).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// The password itself, for AUTH.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no password is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let password = if self.password.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
-        f.debug_struct("PikaConfig")
-            .field("addr", &self.addr)
-            .field("cluster", &self.cluster)
-            .field("username", &self.username)
-            .field("password", &password)
-            .field("db", &self.db)
-            .field("tls", &self.tls)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .field("tls_cert_file", &self.tls_cert_file)
-            .field("tls_key_file", &self.tls_key_file)
-            .field("max_connections", &self.max_connections)
-            .field("pipeline_size", &self.pipeline_size)
-            .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .field("read_timeout_ms", &self.read_timeout_ms)
-            .field("write_timeout_ms", &self.write_timeout_ms)
-            .field("retry_max_backoff_ms", &self.retry_max_backoff_ms)
-            .field("max_retries", &self.max_retries)
-            .finish()
+        match self.is_empty() {
+            true => f.write_str("\"\""),
+            false => f.write_str("<redacted>"),
+        }
     }
 }
 

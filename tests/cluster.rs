@@ -11,18 +11,20 @@ mod common;
 
 use common::chain::{raw_blocks, write_file, ChainFixture};
 use common::daemon::{
-    log_uniform, test_seed, uninterrupted_run, Daemon, Reference, RUN_TIMEOUT, SEED_ENV,
+    log_uniform, redis_reference, test_seed, uninterrupted_run, Daemon, Reference, RUN_TIMEOUT,
+    SEED_ENV,
 };
 use common::exec::{exec_progress, without_run_times, EXEC_PROGRESS_KEY};
 use common::redis_cluster::RedisCluster;
-use common::{
-    assert_same_snapshot, expect_success, run_cli, strip_key_prefix, var, Backend,
-};
+use common::{assert_same_snapshot, expect_success, run_cli, strip_key_prefix, var, Backend};
+use evm_executor::config::PikaConfig;
 use evm_executor::gen::workload::Rng;
+use evm_executor::store::pika::PikaStore;
+use stages::metrics::metrics;
+use stages::store::{Store, StoreError, WriteBatch};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 type Snapshot = BTreeMap<String, Vec<u8>>;
@@ -80,10 +82,136 @@ fn generated_chain() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let out = dir.path().to_str().expect("utf-8 path").to_string();
     expect_success(&run_cli(
         &[],
-        &["gen", "--blocks", "30", "--txs-per-block", "40", "--out", &out],
+        &[
+            "gen",
+            "--blocks",
+            "30",
+            "--txs-per-block",
+            "40",
+            "--out",
+            &out,
+        ],
     ));
-    let (genesis, chain) = (dir.path().join("genesis.json"), dir.path().join("chain.rlp"));
+    let (genesis, chain) = (
+        dir.path().join("genesis.json"),
+        dir.path().join("chain.rlp"),
+    );
     (dir, genesis, chain)
+}
+
+/// Round trips counted so far to `node`, and failures.
+fn node_meters(node: &str) -> (u64, u64) {
+    let m = metrics();
+    (
+        m.store_node_round_trips_total
+            .with_label_values(&[node])
+            .get(),
+        m.store_node_errors_total.with_label_values(&[node]).get(),
+    )
+}
+
+/// The store trait on a cluster, in process: a batch of 3000 keys lands on every master and
+/// reads back in order; writes to one key keep their order; expiry, `SET NX` and a prefix scan
+/// over every master behave as on one node; every master's round trips are counted; and a
+/// stopped master fails its keys (after `max_retries`, as unreachable: transient) and counts
+/// the failures, while the other masters keep serving theirs.
+#[test]
+fn store_operations_on_a_cluster() {
+    let mut cluster = RedisCluster::start(MASTERS);
+    let store = PikaStore::connect(&PikaConfig {
+        addr: cluster.seeds(),
+        cluster: true,
+        max_retries: 2,
+        retry_max_backoff_ms: 100,
+        ..PikaConfig::default()
+    })
+    .expect("connect to the cluster");
+    let before: Vec<(u64, u64)> = cluster
+        .nodes()
+        .iter()
+        .map(|node| node_meters(&node.addr()))
+        .collect();
+    let keys: Vec<String> = (0..3000).map(|i| format!("k:{i}")).collect();
+    let mut batch = WriteBatch::new();
+    for key in &keys {
+        batch.set(key.clone(), format!("value of {key}"));
+    }
+    batch
+        .set("same", "1")
+        .delete("same")
+        .set("same", "2")
+        .set("gone", "x")
+        .delete("gone")
+        .set_with_ttl("brief", "y", Duration::from_secs(1));
+    store.write(&batch).expect("write the batch");
+    let values = store.multi_get(&keys).expect("read the batch");
+    for (key, value) in keys.iter().zip(&values) {
+        assert_eq!(
+            value.as_deref(),
+            Some(format!("value of {key}").as_bytes()),
+            "{key}"
+        );
+    }
+    assert_eq!(store.get("same").expect("GET"), Some(b"2".to_vec()));
+    assert_eq!(store.get("gone").expect("GET"), None);
+    assert_eq!(store.get("brief").expect("GET"), Some(b"y".to_vec()));
+    assert!(
+        cluster.key_counts().iter().all(|n| *n > 500),
+        "{:?}",
+        cluster.key_counts()
+    );
+    let mut scanned = store.scan_prefix("k:").expect("scan");
+    scanned.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(scanned, expected);
+    assert!(store
+        .set_if_absent("lock", b"me", Duration::from_secs(10))
+        .expect("SET NX"));
+    assert!(!store
+        .set_if_absent("lock", b"you", Duration::from_secs(10))
+        .expect("SET NX"));
+    assert_eq!(store.get("lock").expect("GET"), Some(b"me".to_vec()));
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(store.get("brief").expect("GET"), None, "expired");
+    for (node, (round_trips, _)) in cluster.nodes().iter().zip(&before) {
+        let (now, _) = node_meters(&node.addr());
+        assert!(
+            now > *round_trips,
+            "no round trip counted for {}",
+            node.addr()
+        );
+    }
+
+    let stopped = cluster.owner_of(cluster.key_slot("k:0"));
+    let stopped_addr = cluster.nodes()[stopped].addr();
+    let errors_before = node_meters(&stopped_addr).1;
+    cluster.node_mut(stopped).stop();
+    match store.get("k:0") {
+        Err(error @ StoreError::Unavailable { .. }) => {
+            assert!(error.is_transient());
+            assert!(error.to_string().contains(&stopped_addr), "{error}");
+        }
+        other => panic!("a GET from a stopped master gave {other:?}"),
+    }
+    assert!(
+        node_meters(&stopped_addr).1 > errors_before,
+        "no failure counted"
+    );
+    let elsewhere = keys
+        .iter()
+        .find(|key| cluster.owner_of(cluster.key_slot(key)) != stopped)
+        .expect("a key on another master");
+    assert!(store
+        .get(elsewhere)
+        .expect("GET from a running master")
+        .is_some());
+    cluster.node_mut(stopped).start_again();
+    cluster.wait_until_settled();
+    assert_eq!(
+        store.get("k:0").expect("GET after the restart"),
+        Some(b"value of k:0".to_vec())
+    );
 }
 
 /// geth-ethtest, hive-sync and a generated chain, each under a key prefix of its own on one
@@ -125,20 +253,10 @@ fn chains_execute_on_a_cluster_as_on_one_node() {
     );
 }
 
-static HIVE: OnceLock<Reference> = OnceLock::new();
-
-/// hive-sync run once, uninterrupted, on a single redis-server (which a cluster must match:
+/// hive-sync run once on a single redis-server (which a cluster must match:
 /// [`chains_execute_on_a_cluster_as_on_one_node`]).
 fn hive_reference() -> &'static Reference {
-    HIVE.get_or_init(|| {
-        let chain = ChainFixture::hive_sync();
-        uninterrupted_run(
-            Backend::redis(),
-            &chain.genesis_path(),
-            &chain.chain_path(),
-            &[],
-        )
-    })
+    redis_reference(&ChainFixture::hive_sync())
 }
 
 /// The shortest delay before a kill: inside process start-up.
@@ -200,7 +318,9 @@ fn kill_9_at_random_instants_on_a_cluster() {
         assert_same_snapshot(
             &chain_snapshot(&cluster, ""),
             &reference.snapshot,
-            &format!("round {round} (seed {seed:#x}, {kills} kills so far) vs an uninterrupted run"),
+            &format!(
+                "round {round} (seed {seed:#x}, {kills} kills so far) vs an uninterrupted run"
+            ),
         );
         if kills >= KILLS {
             return;
@@ -241,12 +361,17 @@ fn master_stopped_and_restarted_mid_run() {
         "the run reached the head ({executed}) before the outage; the test needs a slower run"
     );
     std::thread::sleep(OUTAGE);
-    daemon.assert_running(&format!("while master {stopped} was down (progress {executed})"));
+    daemon.assert_running(&format!(
+        "while master {stopped} was down (progress {executed})"
+    ));
     cluster.node_mut(stopped).start_again();
     cluster.wait_until_settled();
     let output = daemon.finish_within(PROGRESS_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "run failed after the outage:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "run failed after the outage:\n{stderr}"
+    );
     assert!(
         stderr.contains("store unreachable"),
         "the outage was not seen (no retry logged):\n{stderr}"
@@ -352,7 +477,10 @@ fn slots_migrated_mid_run_are_followed() {
     });
     let status = daemon.terminate(PROGRESS_TIMEOUT);
     let stderr = daemon.stderr();
-    assert!(status.success(), "run failed during the migration:\n{stderr}");
+    assert!(
+        status.success(),
+        "run failed during the migration:\n{stderr}"
+    );
     let (moved, asked) = redirections(&stderr);
     println!("the daemon followed {moved} MOVED and {asked} ASK redirections");
     assert!(
@@ -366,4 +494,62 @@ fn slots_migrated_mid_run_are_followed() {
         &reference.snapshot,
         "after slots moved mid-run vs an uninterrupted run",
     );
+}
+
+/// `deployments/docker/docker-compose.cluster.yaml`: the executor's environment loads as
+/// configuration with the cluster on, its seeds are the file's node services on their port,
+/// and `cluster-init` joins exactly those nodes.
+#[test]
+fn compose_cluster_variant_points_the_executor_at_its_nodes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose =
+        std::fs::read_to_string(root.join("deployments/docker/docker-compose.cluster.yaml"))
+            .expect("read the compose cluster variant");
+    let services: Vec<&str> = compose
+        .lines()
+        .skip_while(|line| *line != "services:")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' ') || line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| !name.starts_with(' '))
+        .collect();
+    let environment: Vec<(String, String)> = compose
+        .lines()
+        .skip_while(|line| *line != "  evm-executor:")
+        .skip_while(|line| *line != "    environment:")
+        .skip(1)
+        .map_while(|line| line.strip_prefix("      "))
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
+        .collect();
+    let config = evm_executor::config::Config::load(
+        Some(&root.join("config/config.toml")),
+        environment.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{environment:?} does not load: {e}"));
+    let pika = &config.storage.pika;
+    assert!(pika.cluster, "{environment:?}");
+    let seeds = pika.nodes().expect("seed nodes");
+    assert_eq!(seeds.len(), MASTERS);
+    let init = compose
+        .lines()
+        .skip_while(|line| *line != "  cluster-init:")
+        .take_while(|line| *line != "  evm-executor:")
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (host, port) in &seeds {
+        assert!(
+            services.contains(&host.as_str()),
+            "{host} is not a service: {services:?}"
+        );
+        assert_eq!(*port, 6379);
+        assert!(
+            init.contains(&format!("ip {host})")),
+            "cluster-init does not join {host}"
+        );
+        assert!(
+            compose.contains(&format!("\"--cluster-announce-hostname\", \"{host}\"")),
+            "{host} does not announce its name"
+        );
+    }
 }

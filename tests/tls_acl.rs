@@ -10,17 +10,15 @@
 mod common;
 
 use common::chain::ChainFixture;
-use common::daemon::{uninterrupted_run, Daemon, Reference, RUN_TIMEOUT};
+use common::daemon::{redis_reference, Daemon, Reference, RUN_TIMEOUT};
 use common::exec::without_run_times;
 use common::redis_cluster::RedisCluster;
 use common::redis_server::{RedisServer, ServerOptions};
 use common::tls::Certificates;
 use common::{
-    assert_same_snapshot, expect_exit_code, expect_success, run_cli, var, Backend,
-    COMMAND_FAILED,
+    assert_same_snapshot, expect_exit_code, expect_success, run_cli, var, COMMAND_FAILED,
 };
 use std::process::Output;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The ACL user of the tests (the README's).
@@ -52,7 +50,11 @@ fn readme_rules() -> Vec<Vec<String>> {
                 .collect()
         })
         .collect();
-    assert_eq!(rules.len(), 2, "the README lists a one-node and a cluster rule");
+    assert_eq!(
+        rules.len(),
+        2,
+        "the README lists a one-node and a cluster rule"
+    );
     rules
 }
 
@@ -82,12 +84,7 @@ fn tls_server(certificates: &Certificates) -> RedisServer {
 
 /// The overrides for `addr` over TLS with `ca` as the CA file, as the ACL user with `password`,
 /// logging at debug level.
-fn env(
-    certificates: &Certificates,
-    addr: &str,
-    ca: &str,
-    password: &str,
-) -> Vec<(String, String)> {
+fn env(certificates: &Certificates, addr: &str, ca: &str, password: &str) -> Vec<(String, String)> {
     let mut env = vec![
         var("EVM_EXECUTOR_STORAGE_BACKEND", "pika"),
         var("EVM_EXECUTOR_STORAGE_PIKA_ADDR", addr),
@@ -105,7 +102,10 @@ fn assert_no_secret(output: &Output, what: &str) {
     for stream in [&output.stdout, &output.stderr] {
         let text = String::from_utf8_lossy(stream);
         for secret in [PASSWORD, WRONG_PASSWORD] {
-            assert!(!text.contains(secret), "{what}: a password is in the output:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{what}: a password is in the output:\n{text}"
+            );
         }
     }
 }
@@ -117,7 +117,10 @@ fn execute(env: &[(String, String)], chain: &ChainFixture) {
     let file = chain.chain_path();
     let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
     for (what, output) in [
-        ("init", run_cli(env, &["init", "--genesis", &path(&genesis)])),
+        (
+            "init",
+            run_cli(env, &["init", "--genesis", &path(&genesis)]),
+        ),
         ("import", run_cli(env, &["import", &path(&file)])),
         (
             "run",
@@ -129,19 +132,9 @@ fn execute(env: &[(String, String)], chain: &ChainFixture) {
     }
 }
 
-static GETH_PLAIN: OnceLock<Reference> = OnceLock::new();
-
-/// geth-ethtest on a plain redis-server, uninterrupted.
+/// geth-ethtest run once on a plain redis-server.
 fn plain_reference() -> &'static Reference {
-    GETH_PLAIN.get_or_init(|| {
-        let chain = ChainFixture::geth_ethtest();
-        uninterrupted_run(
-            Backend::redis(),
-            &chain.genesis_path(),
-            &chain.chain_path(),
-            &[],
-        )
-    })
+    redis_reference(&ChainFixture::geth_ethtest())
 }
 
 /// geth-ethtest over TLS (client certificate presented) as the README's user leaves the same
@@ -205,7 +198,8 @@ fn wrong_ca_wrong_password_and_a_missing_command_fail_at_start() {
         "wrong CA",
     );
     assert!(
-        stderr.contains("certificate is not trusted") && stderr.contains("storage.pika.tls_ca_file"),
+        stderr.contains("certificate is not trusted")
+            && stderr.contains("storage.pika.tls_ca_file"),
         "the wrong CA is not named:\n{stderr}"
     );
 
@@ -257,10 +251,7 @@ fn wrong_ca_wrong_password_and_a_missing_command_fail_at_start() {
 #[test]
 fn impossible_store_settings_are_refused_naming_the_key() {
     let cases: [(&[(&str, &str)], &str); 5] = [
-        (
-            &[("STORAGE_PIKA_ADDR", "a:1,b:2")],
-            "storage.pika.addr",
-        ),
+        (&[("STORAGE_PIKA_ADDR", "a:1,b:2")], "storage.pika.addr"),
         (
             &[("STORAGE_PIKA_CLUSTER", "true"), ("STORAGE_PIKA_DB", "1")],
             "storage.pika.db",
@@ -274,7 +265,10 @@ fn impossible_store_settings_are_refused_naming_the_key() {
             "storage.pika.tls_ca_file",
         ),
         (
-            &[("STORAGE_PIKA_TLS", "true"), ("STORAGE_PIKA_TLS_CERT_FILE", "/etc/c.pem")],
+            &[
+                ("STORAGE_PIKA_TLS", "true"),
+                ("STORAGE_PIKA_TLS_CERT_FILE", "/etc/c.pem"),
+            ],
             "storage.pika.tls_key_file",
         ),
     ];
@@ -291,4 +285,19 @@ fn impossible_store_settings_are_refused_naming_the_key() {
             "{settings:?} is not refused naming {key}:\n{stderr}"
         );
     }
+}
+
+/// A loaded configuration printed with `{:?}` (as a log line or error might) shows that a
+/// password is set, never the password.
+#[test]
+fn a_printed_config_hides_the_password() {
+    let config = evm_executor::config::Config::load(
+        None,
+        [var("EVM_EXECUTOR_STORAGE_PIKA_PASSWORD", PASSWORD)],
+    )
+    .expect("a valid config");
+    assert_eq!(config.storage.pika.password.expose(), PASSWORD);
+    let printed = format!("{config:?}");
+    assert!(!printed.contains(PASSWORD), "{printed}");
+    assert!(printed.contains("password: <redacted>"), "{printed}");
 }

@@ -103,11 +103,10 @@ impl RedisCluster {
             let states: Vec<String> = self
                 .nodes
                 .iter()
-                .map(|node| node.query(&redis::cmd("CLUSTER").arg("INFO")))
+                .map(|node| node.query(redis::cmd("CLUSTER").arg("INFO")))
                 .collect();
-            let maps: Vec<BTreeMap<i64, (i64, u16)>> = (0..self.nodes.len())
-                .map(|i| self.slot_ranges(i))
-                .collect();
+            let maps: Vec<BTreeMap<i64, (i64, u16)>> =
+                (0..self.nodes.len()).map(|i| self.slot_ranges(i)).collect();
             let ok = states.iter().all(|s| s.contains("cluster_state:ok"));
             if ok && maps.windows(2).all(|pair| pair[0] == pair[1]) {
                 return;
@@ -123,7 +122,7 @@ impl RedisCluster {
     /// Node `i`'s slot map: each range's first slot, to its last slot and master's port.
     fn slot_ranges(&self, i: usize) -> BTreeMap<i64, (i64, u16)> {
         let ranges: Vec<Vec<redis::Value>> =
-            self.nodes[i].query(&redis::cmd("CLUSTER").arg("SLOTS"));
+            self.nodes[i].query(redis::cmd("CLUSTER").arg("SLOTS"));
         ranges
             .into_iter()
             .map(|range| {
@@ -207,7 +206,7 @@ impl RedisCluster {
 
     /// The slot of `key`, as the server computes it.
     pub fn key_slot(&self, key: &str) -> u16 {
-        self.nodes[0].query(&redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+        self.nodes[0].query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
     }
 
     /// The index of the node serving `slot` (as node 0 sees the map).
@@ -224,7 +223,7 @@ impl RedisCluster {
     }
 
     fn node_id(&self, i: usize) -> String {
-        self.nodes[i].query(&redis::cmd("CLUSTER").arg("MYID"))
+        self.nodes[i].query(redis::cmd("CLUSTER").arg("MYID"))
     }
 
     /// Move `slot` from node `from` to node `to` by hand, as a resharding tool does: IMPORTING
@@ -241,12 +240,8 @@ impl RedisCluster {
         let () = target.query(&setslot("IMPORTING", &source_id));
         let () = source.query(&setslot("MIGRATING", &target_id));
         loop {
-            let keys: Vec<String> = source.query(
-                &redis::cmd("CLUSTER")
-                    .arg("GETKEYSINSLOT")
-                    .arg(slot)
-                    .arg(10),
-            );
+            let keys: Vec<String> =
+                source.query(redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(10));
             if keys.is_empty() {
                 break;
             }

@@ -230,7 +230,14 @@ impl RedisServer {
         let port = self.port.to_string();
         let listen = match self.options.tls_only {
             false => vec!["--port", &port],
-            true => vec!["--port", "0", "--tls-port", &port, "--unixsocket", ADMIN_SOCKET],
+            true => vec![
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--unixsocket",
+                ADMIN_SOCKET,
+            ],
         };
         let child = Command::new(REDIS_SERVER)
             .args(listen)

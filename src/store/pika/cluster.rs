@@ -162,7 +162,8 @@ impl Cluster {
         deadline_ms: Option<u64>,
     ) -> Result<Vec<Value>, Failure> {
         let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
-        let mut pending: Vec<(usize, Target)> = (0..cmds.len()).map(|i| (i, Target::Slot)).collect();
+        let mut pending: Vec<(usize, Target)> =
+            (0..cmds.len()).map(|i| (i, Target::Slot)).collect();
         let mut map = self.slot_map()?;
         for round in 1..=MAX_ROUNDS {
             if pending.is_empty() {
@@ -173,6 +174,10 @@ impl Cluster {
                 let (addr, asking) = match target {
                     Target::Slot => {
                         let slot = key_slot(cmds[*index].key.as_bytes());
+                        if map.master_of(slot).is_none() {
+                            // A map read while a slot was unassigned, or a stale one.
+                            map = self.refresh()?;
+                        }
                         let addr = map.master_of(slot).ok_or_else(|| Failure::Unsettled {
                             detail: format!("no master serves slot {slot}"),
                         })?;

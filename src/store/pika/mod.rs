@@ -37,6 +37,8 @@ pub const PROBE_KEY: &str = "probe:access";
 const INDEX_KEYS: &str = "idx:";
 
 /// One node or a cluster.
+// One value per store, made once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Topology {
     Single(Node),
     Cluster(Cluster),
@@ -229,10 +231,9 @@ impl Store for PikaStore {
                     for op in chunk {
                         pipe.add_command(commands::write(op)).ignore();
                     }
-                    self.retrier
-                        .run("pipelined write", batch.deadline(), || {
-                            node.call(|con| pipe.query::<()>(con))
-                        })?;
+                    self.retrier.run("pipelined write", batch.deadline(), || {
+                        node.call(|con| pipe.query::<()>(con))
+                    })?;
                 }
             }
             Topology::Cluster(cluster) => {
@@ -244,10 +245,9 @@ impl Store for PikaStore {
                             cmd: commands::write(op),
                         })
                         .collect();
-                    self.retrier
-                        .run("pipelined write", batch.deadline(), || {
-                            cluster.execute(&routed, batch.deadline()).map(drop)
-                        })?;
+                    self.retrier.run("pipelined write", batch.deadline(), || {
+                        cluster.execute(&routed, batch.deadline()).map(drop)
+                    })?;
                 }
             }
         }

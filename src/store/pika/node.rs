@@ -2,7 +2,7 @@
 //! pool of open connections, and its per-node meters (round trips, failures).
 
 use super::retry::Failure;
-use crate::config::PikaConfig;
+use crate::config::{Password, PikaConfig};
 use prometheus::IntCounter;
 use redis::{
     ClientTlsConfig, Connection, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult,
@@ -18,7 +18,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Connector {
     username: String,
-    password: String,
+    password: Password,
     db: i64,
     /// TLS material; `None` for plain TCP.
     tls: Option<TlsCertificates>,
@@ -94,7 +94,7 @@ impl Connector {
             settings = settings.set_username(&self.username);
         }
         if !self.password.is_empty() {
-            settings = settings.set_password(&self.password);
+            settings = settings.set_password(self.password.expose());
         }
         // Pika and Redis before 7.2 do not know CLIENT SETINFO; skip the library-name handshake.
         let info = info.set_redis_settings(settings.set_skip_set_lib_name());
@@ -212,7 +212,10 @@ impl Node {
 
     /// One round trip: `op` on a pooled connection. A connection that failed (rather than
     /// answering with an error) is closed instead of going back to the pool.
-    pub fn call<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, Failure> {
+    pub fn call<T>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, Failure> {
         let mut con = self.checkout()?;
         self.round_trip();
         match op(&mut con) {

@@ -140,7 +140,9 @@ fn describe(node: &str, error: &RedisError, username: &str) -> String {
     }
     if matches!(
         error.kind(),
-        ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::CrossSlot)
+        ErrorKind::Server(
+            ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::CrossSlot
+        )
     ) {
         return format!(
             "{node} is a Redis Cluster node (it sends keys to other nodes): set \
