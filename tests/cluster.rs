@@ -214,6 +214,51 @@ fn store_operations_on_a_cluster() {
     );
 }
 
+/// A batch of 1000 keys, written as `value {round} of {key}`.
+fn values_batch(keys: &[String], round: u32) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for key in keys {
+        batch.set(key.clone(), format!("value {round} of {key}"));
+    }
+    batch
+}
+
+/// A failover between two batches (a replica of the master serving `k:0` promoted with
+/// `CLUSTER FAILOVER`): the second batch reaches the new master (the old one, now a replica,
+/// answers MOVED, counted as its error, and the slot map is read again) and every key reads
+/// back its second value.
+#[test]
+fn a_failover_is_followed() {
+    let mut cluster = RedisCluster::start(MASTERS);
+    let store = PikaStore::connect(&PikaConfig {
+        addr: cluster.seeds(),
+        cluster: true,
+        max_retries: 2,
+        ..PikaConfig::default()
+    })
+    .expect("connect to the cluster");
+    let keys: Vec<String> = (0..1000).map(|i| format!("k:{i}")).collect();
+    store.write(&values_batch(&keys, 1)).expect("first batch");
+    let slot = cluster.key_slot("k:0");
+    let old_master = cluster.owner_of(slot);
+    let replica = cluster.add_replica(old_master);
+    cluster.failover(replica);
+    assert_eq!(
+        cluster.owner_of(slot),
+        replica,
+        "the replica serves the slot"
+    );
+    store.write(&values_batch(&keys, 2)).expect("second batch");
+    let values = store.multi_get(&keys).expect("read back");
+    for (key, value) in keys.iter().zip(values) {
+        assert_eq!(
+            value,
+            Some(format!("value 2 of {key}").into_bytes()),
+            "{key}"
+        );
+    }
+}
+
 /// geth-ethtest, hive-sync and a generated chain, each under a key prefix of its own on one
 /// cluster (with the leader lease on, as by default): each leaves exactly what it leaves on a
 /// single redis-server. Every node ends up holding part of each chain's keys.

@@ -48,6 +48,32 @@ fn from_value<T: redis::FromRedisValue>(value: &redis::Value) -> T {
     redis::from_redis_value_ref(value).unwrap_or_else(|e| panic!("{value:?}: {e}"))
 }
 
+/// A `redis-server --cluster-enabled yes`, not in any cluster yet; with `tls`, serving TLS only
+/// (clients and the cluster bus) with those certificates.
+fn start_node(tls: Option<&Certificates>) -> RedisServer {
+    let mut args: Vec<String> = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        NODE_TIMEOUT_MS,
+        // The bus port is not port + 10000, which may not exist.
+        "--cluster-port",
+        &free_port().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(certificates) = tls {
+        args.extend(certificates.server_args());
+        args.extend(["--tls-cluster".into(), "yes".into()]);
+    }
+    RedisServer::start_with(ServerOptions {
+        args,
+        tls_only: tls.is_some(),
+    })
+}
+
 impl RedisCluster {
     /// Start `masters` nodes, join them into one cluster (the slots spread evenly) and wait
     /// until every node reports it healthy.
@@ -58,31 +84,7 @@ impl RedisCluster {
     /// [`RedisCluster::start`]; with `tls`, the nodes serve TLS only, clients and the cluster
     /// bus included, with those certificates.
     pub fn start_with(masters: usize, tls: Option<&Certificates>) -> Self {
-        let nodes: Vec<RedisServer> = (0..masters)
-            .map(|_| {
-                let mut args: Vec<String> = [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    NODE_TIMEOUT_MS,
-                    // The bus port is not port + 10000, which may not exist.
-                    "--cluster-port",
-                    &free_port().to_string(),
-                ]
-                .map(String::from)
-                .to_vec();
-                if let Some(certificates) = tls {
-                    args.extend(certificates.server_args());
-                    args.extend(["--tls-cluster".into(), "yes".into()]);
-                }
-                RedisServer::start_with(ServerOptions {
-                    args,
-                    tls_only: tls.is_some(),
-                })
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..masters).map(|_| start_node(tls)).collect();
         let mut args = match tls {
             None => Vec::new(),
             Some(certificates) => certificates.cli_args(),
@@ -261,6 +263,56 @@ impl RedisCluster {
         for node in [target, source].into_iter().chain(&self.nodes) {
             let () = node.query(&setslot("NODE", &target_id));
         }
+    }
+
+    /// Start a node, join it as a replica of node `master`, wait until it has copied the
+    /// master's data; its index.
+    pub fn add_replica(&mut self, master: usize) -> usize {
+        let replica = start_node(None);
+        redis_cli(&[
+            "--cluster".into(),
+            "add-node".into(),
+            replica.addr(),
+            self.nodes[master].addr(),
+            "--cluster-slave".into(),
+            "--cluster-master-id".into(),
+            self.node_id(master),
+        ]);
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let info: String = replica.query(redis::cmd("INFO").arg("replication"));
+            if info.contains("master_link_status:up") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not sync within {SETTLE_TIMEOUT:?}: {info}"
+            );
+            std::thread::sleep(POLL);
+        }
+        self.nodes.push(replica);
+        self.wait_until_settled();
+        self.nodes.len() - 1
+    }
+
+    /// Promote replica `replica` to master of its master's slots (`CLUSTER FAILOVER`, the
+    /// manual failover that waits for the replica to catch up) and wait until everyone agrees.
+    pub fn failover(&self, replica: usize) {
+        let () = self.nodes[replica].query(redis::cmd("CLUSTER").arg("FAILOVER"));
+        let port = self.nodes[replica].port();
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        while !(0..self.nodes.len()).all(|i| {
+            self.slot_ranges(i)
+                .values()
+                .any(|(_, master)| *master == port)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "node {replica} was not promoted within {SETTLE_TIMEOUT:?}"
+            );
+            std::thread::sleep(POLL);
+        }
+        self.wait_until_settled();
     }
 
     /// Move `slots` slots from node `from` to node `to` with `redis-cli --cluster reshard`.

@@ -10,10 +10,10 @@
 //!
 //! Order: commands to one key go to one node in one pipeline in their order, and redirected
 //! commands are resent in their order, so writes to a key land in order. Across nodes there is
-//! no order within a pipeline; the caller orders what must be ordered (see `super::segments`).
+//! no order within a pipeline; the caller orders what must be ordered (`super::ordered_parts`).
 
 use super::commands;
-use super::node::{Connector, Node};
+use super::node::{node_addr, Connector, Node};
 use super::retry::Failure;
 use super::slots::{key_slot, SlotMap};
 use crate::config::parse_host_port;
@@ -60,14 +60,6 @@ pub struct Cluster {
     map: RwLock<Option<Arc<SlotMap>>>,
     /// Commands per pipeline to one node.
     pipeline_size: usize,
-}
-
-/// `host:port`, with an IPv6 host in brackets.
-fn node_addr(host: &str, port: u16) -> String {
-    match host.contains(':') {
-        true => format!("[{host}]:{port}"),
-        false => format!("{host}:{port}"),
-    }
 }
 
 impl Cluster {

@@ -58,6 +58,9 @@ fn ordered_parts(ops: &[WriteOp]) -> Vec<&[WriteOp]> {
     let mut parts = Vec::new();
     let mut start = 0;
     for (i, op) in ops.iter().enumerate() {
+        // Anywhere in the key: a key prefix (`storage.key_prefix`, a bench run's) comes first,
+        // and no data key holds `idx:`. A key taken for an index key by mistake only costs a
+        // round trip.
         if commands::write_key(op).contains(INDEX_KEYS) {
             if start < i {
                 parts.push(&ops[start..i]);

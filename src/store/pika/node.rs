@@ -28,12 +28,19 @@ pub struct Connector {
     max_connections: usize,
 }
 
-/// The contents of a PEM file named by config key `key`.
-fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|e| StoreError::Backend {
+/// The contents of the PEM file named by config key `key`, which must hold a `label` block
+/// (`CERTIFICATE`, `PRIVATE KEY`).
+fn read_pem(key: &str, path: &Path, label: &str) -> Result<Vec<u8>, StoreError> {
+    let error = |message: String| StoreError::Backend {
         backend: super::BACKEND,
-        message: format!("{key} {}: {e}", path.display()),
-    })
+        message: format!("{key} {}: {message}", path.display()),
+    };
+    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("-----BEGIN ") || !text.contains(&format!("{label}-----")) {
+        return Err(error(format!("holds no PEM {label}")));
+    }
+    Ok(bytes)
 }
 
 impl Connector {
@@ -44,13 +51,27 @@ impl Connector {
             true => {
                 let set = |path: &Path| !path.as_os_str().is_empty();
                 let root_cert = set(&config.tls_ca_file)
-                    .then(|| read_pem("storage.pika.tls_ca_file", &config.tls_ca_file))
+                    .then(|| {
+                        read_pem(
+                            "storage.pika.tls_ca_file",
+                            &config.tls_ca_file,
+                            "CERTIFICATE",
+                        )
+                    })
                     .transpose()?;
                 let client_tls = match set(&config.tls_cert_file) {
                     false => None,
                     true => Some(ClientTlsConfig {
-                        client_cert: read_pem("storage.pika.tls_cert_file", &config.tls_cert_file)?,
-                        client_key: read_pem("storage.pika.tls_key_file", &config.tls_key_file)?,
+                        client_cert: read_pem(
+                            "storage.pika.tls_cert_file",
+                            &config.tls_cert_file,
+                            "CERTIFICATE",
+                        )?,
+                        client_key: read_pem(
+                            "storage.pika.tls_key_file",
+                            &config.tls_key_file,
+                            "PRIVATE KEY",
+                        )?,
                     }),
                 };
                 Some(TlsCertificates {
@@ -60,7 +81,7 @@ impl Connector {
             }
         };
         let timeout = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-        Ok(Self {
+        let connector = Self {
             username: config.username.clone(),
             password: config.password.clone(),
             db: config.db.into(),
@@ -69,7 +90,20 @@ impl Connector {
             read_timeout: timeout(config.read_timeout_ms),
             write_timeout: timeout(config.write_timeout_ms),
             max_connections: (config.max_connections as usize).max(1),
-        })
+        };
+        // The PEM files are parsed when a client is made: a broken one fails here, at start,
+        // instead of at every connect.
+        if connector.tls.is_some() {
+            connector
+                .client("localhost", 1)
+                .map_err(|e| StoreError::Backend {
+                    backend: super::BACKEND,
+                    message: format!(
+                        "storage.pika.tls_ca_file, tls_cert_file or tls_key_file cannot be used: {e}"
+                    ),
+                })?;
+        }
+        Ok(connector)
     }
 
     /// The ACL user connections authenticate as (empty: the default user).
@@ -105,6 +139,15 @@ impl Connector {
     }
 }
 
+/// `host:port`, with an IPv6 host in brackets: how a node is named in logs, errors and metric
+/// labels.
+pub fn node_addr(host: &str, port: u16) -> String {
+    match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    }
+}
+
 /// Connections not in use, and how many exist in all.
 struct Pool {
     idle: Vec<Connection>,
@@ -125,11 +168,7 @@ pub struct Node {
 impl Node {
     /// The node at `host:port`, not connected yet.
     pub fn new(host: &str, port: u16, connector: &Connector) -> Result<Self, Failure> {
-        let addr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let addr = node_addr(host, port);
         let client = connector
             .client(host, port)
             .map_err(|error| Failure::node(&addr, error))?;

@@ -2,6 +2,7 @@
 //! 16384, as the cluster specification defines it) and the slot map a node reports with
 //! `CLUSTER SLOTS` (which master serves each slot).
 
+use super::node::node_addr;
 use redis::Value;
 
 /// Hash slots of a Redis Cluster.
@@ -86,22 +87,19 @@ impl SlotMap {
             } else {
                 host
             };
-            let port = int(master.get(1)).ok_or_else(|| format!("master {host} has no port"))?;
+            let port = int(master.get(1))
+                .and_then(|port| u16::try_from(port).ok())
+                .filter(|port| *port > 0)
+                .ok_or_else(|| format!("master {host} has no valid port: {master:?}"))?;
             if host == "?" {
                 return Err(format!(
                     "the master of slots {first}-{last} has no known address"
                 ));
             }
-            if first > last || last >= SLOT_COUNT as i64 || first < 0 || port <= 0 {
-                return Err(format!(
-                    "slots {first}-{last} at port {port} are out of range"
-                ));
+            if first > last || last >= SLOT_COUNT as i64 || first < 0 {
+                return Err(format!("slots {first}-{last} are out of range"));
             }
-            let addr = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
+            let addr = node_addr(&host, port);
             assigned.push((first as usize, last as usize, addr));
         }
         let mut masters: Vec<String> = assigned.iter().map(|(_, _, a)| a.clone()).collect();
