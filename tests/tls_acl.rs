@@ -156,13 +156,15 @@ fn chain_over_tls_as_an_acl_user_matches_a_plain_node() {
 }
 
 /// The same on a TLS-only 3-master cluster (the bus too) whose every node knows the README's
-/// cluster user.
+/// cluster user; and the user without one of the cluster's own commands (on one node only)
+/// stops `run` at start, naming it.
 #[test]
 fn chain_on_a_tls_cluster_as_an_acl_user_matches_a_plain_node() {
     let certificates = Certificates::make();
     let cluster = RedisCluster::start_with(3, Some(&certificates));
+    let rules = readme_rules();
     for node in cluster.nodes() {
-        set_user(node, &readme_rules()[1]);
+        set_user(node, &rules[1]);
     }
     let chain = ChainFixture::geth_ethtest();
     let mut cluster_env = env(&certificates, &cluster.seeds(), "ca.crt", PASSWORD);
@@ -173,6 +175,28 @@ fn chain_on_a_tls_cluster_as_an_acl_user_matches_a_plain_node() {
         &plain_reference().snapshot,
         "on a TLS cluster as an ACL user vs a plain node",
     );
+    let single_node = granted(&rules[0]);
+    let last = &cluster.nodes()[2];
+    for command in granted(&rules[1]) {
+        if single_node.contains(&command) {
+            continue;
+        }
+        let without: Vec<String> = rules[1]
+            .iter()
+            .filter(|word| word.strip_prefix('+') != Some(&command))
+            .cloned()
+            .collect();
+        set_user(last, &without);
+        let stderr = failed_start(&cluster_env, &format!("cluster without {command}"));
+        assert!(
+            stderr.contains(&format!(
+                "user `{USER}` lacks an ACL permission on {}",
+                last.addr()
+            )) && stderr.contains(&format!("'{command}'")),
+            "the missing {command} is not named:\n{stderr}"
+        );
+        set_user(last, &rules[1]);
+    }
 }
 
 /// `run` with `env` (retrying transient failures for ever, so a cause taken for transient

@@ -7,10 +7,10 @@
 //! `pipeline_size` commands, in order. On a cluster, reads are pipelined GETs and a write batch
 //! is split by node and sent to all of them at once, which keeps the order of the writes to
 //! each key but not across nodes. What the crash rule needs ordered is ordered: the batch is
-//! cut at each write to an index key (`idx:*`: a stage checkpoint, the execution progress, the
-//! chain record), which is sent alone, after every write before it is acknowledged and before
-//! any write after it is sent. So a checkpoint never lands before the data it vouches for, on
-//! a cluster as on one node.
+//! cut where the kind of key changes (data; execution records `rec:{n}`; index entries
+//! `idx:*`, each alone), and each part is sent after the one before is acknowledged. So a
+//! checkpoint never lands before the data and records it vouches for, and a pruned block's
+//! record never goes before its history, on a cluster as on one node.
 //!
 //! At start, every command the backend sends is tried once on every node in a form that changes
 //! nothing ([`commands::probes`]): refused credentials, a missing ACL permission or an untrusted
@@ -35,6 +35,8 @@ const BACKEND: &str = "pika";
 pub const PROBE_KEY: &str = "probe:access";
 /// The index keys' part of the data contract: checkpoints, progress, the chain record.
 const INDEX_KEYS: &str = "idx:";
+/// The execution records' part of the data contract (`rec:{n}`), before the `:{n}`.
+const RECORD_KEYS: &str = "rec";
 
 /// One node or a cluster.
 // One value per store, made once: the variants' sizes do not matter.
@@ -52,25 +54,48 @@ pub struct PikaStore {
     chunk: usize,
 }
 
-/// The writes of a batch in the parts a cluster must apply one after another: each write to
-/// an index key alone, and the runs of writes between them.
+/// What a key is to the crash rule: the pipeline's batches list data, then the records that
+/// vouch for it (`rec:{n}`: a pruned block's record is deleted after its history, an unwound
+/// block's after the checkpoints that leave it), then the index entries that vouch for both
+/// (`idx:*`: checkpoints, progress), and rely on each landing after the writes before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    Data,
+    Record,
+    Index,
+}
+
+/// The kind of `key`, found anywhere after its prefix (`storage.key_prefix`, a bench run's
+/// prefix): `idx:` in it, or an end `rec:{n}`. A data key never looks like either; a key taken
+/// for one by mistake only costs a round trip.
+fn key_kind(key: &str) -> KeyKind {
+    if key.contains(INDEX_KEYS) {
+        return KeyKind::Index;
+    }
+    match key.rsplit_once(':') {
+        Some((head, number))
+            if head.ends_with(RECORD_KEYS)
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            KeyKind::Record
+        }
+        _ => KeyKind::Data,
+    }
+}
+
+/// The writes of a batch in the parts a cluster must apply one after another: each run of
+/// writes of one kind ([`KeyKind`]) is a part, and each index write a part of its own (the
+/// progress before the checkpoint).
 fn ordered_parts(ops: &[WriteOp]) -> Vec<&[WriteOp]> {
     let mut parts = Vec::new();
     let mut start = 0;
-    for (i, op) in ops.iter().enumerate() {
-        // Anywhere in the key: a key prefix (`storage.key_prefix`, a bench run's) comes first,
-        // and no data key holds `idx:`. A key taken for an index key by mistake only costs a
-        // round trip.
-        if commands::write_key(op).contains(INDEX_KEYS) {
-            if start < i {
-                parts.push(&ops[start..i]);
-            }
-            parts.push(&ops[i..=i]);
-            start = i + 1;
+    for i in 1..=ops.len() {
+        let kind = |at: usize| key_kind(commands::write_key(&ops[at]));
+        if i == ops.len() || kind(i) != kind(i - 1) || kind(i) == KeyKind::Index {
+            parts.push(&ops[start..i]);
+            start = i;
         }
-    }
-    if start < ops.len() {
-        parts.push(&ops[start..]);
     }
     parts
 }
@@ -306,14 +331,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn index_writes_are_parts_of_their_own() {
+    fn keys_are_told_apart_by_their_kind() {
+        assert_eq!(key_kind("idx:stage:commit"), KeyKind::Index);
+        assert_eq!(key_kind("bsc:bench-1-2:idx:exec:progress"), KeyKind::Index);
+        assert_eq!(key_kind("rec:17"), KeyKind::Record);
+        assert_eq!(key_kind("bsc:rec:17"), KeyKind::Record);
+        assert_eq!(key_kind("bscrec:17"), KeyKind::Record);
+        for data in [
+            "blk:rcpt:17",
+            "blk:hdr:17",
+            "st:17:acc:0xA",
+            "st:latest:stor:0xA:0x01",
+            "rec:",
+            "rec:0x17",
+        ] {
+            assert_eq!(key_kind(data), KeyKind::Data, "{data}");
+        }
+    }
+
+    /// A commit (data, progress, checkpoint), then a prune (each block's history before its
+    /// record, the checkpoint last) in one batch.
+    #[test]
+    fn batches_are_cut_where_the_kind_changes_and_at_each_index_write() {
         let mut batch = WriteBatch::new();
         batch
             .set("st:latest:acc:0xA", "a")
             .set("st:latest:acc:0xB", "b")
             .set("p:idx:exec:progress", "1")
             .set("p:idx:stage:commit", "1")
-            .delete("rec:7");
+            .delete("st:7:acc:0xA")
+            .delete("st:7:acc:0xB")
+            .delete("rec:7")
+            .delete("rec:8")
+            .delete("st:9:acc:0xA")
+            .delete("rec:9")
+            .set("idx:stage:prune", "9");
         let parts: Vec<Vec<&str>> = ordered_parts(batch.ops())
             .into_iter()
             .map(|part| part.iter().map(commands::write_key).collect())
@@ -324,8 +376,13 @@ mod tests {
                 vec!["st:latest:acc:0xA", "st:latest:acc:0xB"],
                 vec!["p:idx:exec:progress"],
                 vec!["p:idx:stage:commit"],
-                vec!["rec:7"],
+                vec!["st:7:acc:0xA", "st:7:acc:0xB"],
+                vec!["rec:7", "rec:8"],
+                vec!["st:9:acc:0xA"],
+                vec!["rec:9"],
+                vec!["idx:stage:prune"],
             ]
         );
+        assert!(ordered_parts(&[]).is_empty());
     }
 }
