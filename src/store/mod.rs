@@ -1,6 +1,5 @@
 //! The two store backends behind [`stages::store::Store`]: `pika` (any Redis-protocol server or
-//! Redis Cluster)
-//! and `embedded` (a local redb file). Which one runs is `storage.backend`.
+//! Redis Cluster) and `embedded` (a local redb file). Which one runs is `storage.backend`.
 
 pub mod embedded;
 pub mod pika;

@@ -93,17 +93,22 @@ impl RedisServer {
     /// The values at `keys` by pipelined GETs (which, unlike MGET, a cluster node answers for
     /// keys of different slots).
     pub fn values(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        self.per_key("GET", keys)
+    }
+
+    /// The replies to `command key` for each of `keys`, pipelined 1000 at a time.
+    fn per_key<T: FromRedisValue>(&self, command: &str, keys: &[String]) -> Vec<T> {
         let mut con = self.connect().expect("connect to redis-server");
-        let mut values = Vec::with_capacity(keys.len());
+        let mut replies = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(1000) {
             let mut pipe = redis::pipe();
             for key in chunk {
-                pipe.cmd("GET").arg(key);
+                pipe.cmd(command).arg(key);
             }
-            let page: Vec<Option<Vec<u8>>> = pipe.query(&mut con).expect("GET");
-            values.extend(page);
+            let page: Vec<T> = pipe.query(&mut con).expect(command);
+            replies.extend(page);
         }
-        values
+        replies
     }
 
     /// Stop the server (SHUTDOWN, then kill if it lingers); its data stays in the temp dir.
@@ -203,17 +208,7 @@ impl RedisServer {
     /// The remaining time to live of each key in seconds, as `TTL` answers: -1 for a key
     /// without expiry, -2 for a missing key.
     pub fn ttls(&self, keys: &[String]) -> Vec<i64> {
-        let mut con = self.connect().expect("connect to redis-server");
-        let mut ttls = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for key in chunk {
-                pipe.cmd("TTL").arg(key);
-            }
-            let page: Vec<i64> = pipe.query(&mut con).expect("TTL");
-            ttls.extend(page);
-        }
-        ttls
+        self.per_key("TTL", keys)
     }
 
     fn log_path(&self) -> std::path::PathBuf {
