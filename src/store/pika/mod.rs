@@ -32,7 +32,7 @@ use std::time::Duration;
 
 const BACKEND: &str = "pika";
 /// The key the start-up check reads and deletes (under the key prefix); nothing writes it.
-pub const PROBE_KEY: &str = "probe:access";
+const PROBE_KEY: &str = "probe:access";
 /// The index keys' part of the data contract: checkpoints, progress, the chain record.
 const INDEX_KEYS: &str = "idx:";
 /// The execution records' part of the data contract (`rec:{n}`), before the `:{n}`.

@@ -276,7 +276,7 @@ impl Node {
 
 /// True when `error` leaves the connection unusable (unread replies, a dead socket), as opposed
 /// to an error reply after which the connection is in step.
-pub fn broken(error: &RedisError) -> bool {
+fn broken(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()

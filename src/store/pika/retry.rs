@@ -23,12 +23,25 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub enum Failure {
     /// A node did not answer, or answered with an error.
-    Node { node: String, error: RedisError },
+    Node {
+        /// `host:port`.
+        node: String,
+        /// What the client saw.
+        error: RedisError,
+    },
     /// The cluster's answers did not settle (redirections or slot map changes went on for the
     /// whole attempt: a resharding or failover in progress).
-    Unsettled { detail: String },
+    Unsettled {
+        /// What kept moving.
+        detail: String,
+    },
     /// The server answered, but not as the protocol says.
-    Protocol { node: String, detail: String },
+    Protocol {
+        /// `host:port`.
+        node: String,
+        /// What was wrong with the answer.
+        detail: String,
+    },
     /// The write deadline passed before the rest of the operation could be sent.
     DeadlinePassed,
 }
@@ -100,7 +113,7 @@ fn is_transient(error: &RedisError) -> bool {
 }
 
 /// True when `error` is an ACL refusal.
-pub fn is_permission_error(error: &RedisError) -> bool {
+fn is_permission_error(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
         || error.detail().is_some_and(|d| d.starts_with("NOPERM"))
 }
