@@ -59,14 +59,14 @@ bench: build
 			$(BIN) bench --chain $(BENCH_CHAIN) --relay; status=$$?; fi; \
 		kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
 
-# Tests start their own redis-server and Prometheus (the dashboard's queries are evaluated on
-# a real one; promtool checks deployments/prometheus); install them where they are missing
-# (Debian/Ubuntu).
+# Tests start their own redis-server (redis-cli joins clusters; openssl makes TLS
+# certificates) and Prometheus (the dashboard's queries are evaluated on a real one;
+# promtool checks deployments/prometheus); install what is missing (Debian/Ubuntu).
 test-deps:
-	@command -v redis-server >/dev/null || { \
-		echo "installing redis-server"; \
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v openssl >/dev/null || { \
+		echo "installing redis-server, redis-tools, openssl"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 		echo "installing prometheus"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -203,17 +203,30 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// `[storage.pika]`: a Redis-protocol server.
+/// `[storage.pika]`: a Redis-protocol server, or a Redis Cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PikaConfig {
-    /// `host:port`.
+    /// `host:port`; with `cluster`, one or more seed nodes as `host:port,host:port,...`.
     pub addr: String,
-    /// AUTH password; empty for none.
-    pub password: String,
-    /// Logical database (SELECT).
+    /// Speak the Redis Cluster protocol (slot map, MOVED/ASK) to the nodes of a cluster.
+    pub cluster: bool,
+    /// ACL user; empty for the default user (AUTH with the password alone).
+    pub username: String,
+    /// AUTH password; empty for none. Never logged.
+    pub password: Password,
+    /// Logical database (SELECT); a cluster has database 0 only.
     pub db: u32,
-    /// Most pooled connections.
+    /// Connect over TLS.
+    pub tls: bool,
+    /// PEM file of the CA certificates that sign the servers' certificates; empty for the
+    /// system's trusted roots.
+    pub tls_ca_file: PathBuf,
+    /// PEM file of the client certificate presented to the servers; empty for none.
+    pub tls_cert_file: PathBuf,
+    /// PEM file of the client certificate's private key (with `tls_cert_file`).
+    pub tls_key_file: PathBuf,
+    /// Most pooled connections (per node on a cluster).
     pub max_connections: u32,
     /// Commands per pipelined round trip.
     pub pipeline_size: u32,
@@ -233,8 +246,14 @@ impl Default for PikaConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:9221".into(),
-            password: String::new(),
+            cluster: false,
+            username: String::new(),
+            password: Password::default(),
             db: 0,
+            tls: false,
+            tls_ca_file: PathBuf::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
             max_connections: 16,
             pipeline_size: 1000,
             connect_timeout_ms: 5000,
@@ -243,6 +262,92 @@ impl Default for PikaConfig {
             retry_max_backoff_ms: 10_000,
             max_retries: 0,
         }
+    }
+}
+
+/// A password: read, compared and written as its text, never shown by `Debug` (so no log line
+/// or error that prints a config carries it).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// The password itself, for AUTH.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no password is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.is_empty() {
+            true => f.write_str("\"\""),
+            false => f.write_str("<redacted>"),
+        }
+    }
+}
+
+impl PikaConfig {
+    /// The `host:port` pairs of `addr`: one, or with `cluster` one or more seed nodes.
+    pub fn nodes(&self) -> Result<Vec<(String, u16)>, ConfigError> {
+        let key = "storage.pika.addr";
+        let parts: Vec<&str> = self.addr.split(',').map(str::trim).collect();
+        if parts.len() > 1 && !self.cluster {
+            return Err(invalid(
+                key,
+                format!(
+                    "{:?} lists several nodes, which needs storage.pika.cluster = true",
+                    self.addr
+                ),
+            ));
+        }
+        parts
+            .iter()
+            .map(|part| {
+                parse_host_port(part)
+                    .ok_or_else(|| invalid(key, format!("{part:?} is not host:port")))
+            })
+            .collect()
+    }
+
+    /// Reject settings no connection could use.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.nodes()?;
+        if self.cluster && self.db != 0 {
+            return Err(invalid(
+                "storage.pika.db",
+                "a Redis Cluster has database 0 only (storage.pika.cluster = true)",
+            ));
+        }
+        if !self.username.is_empty() && self.password.is_empty() {
+            return Err(invalid(
+                "storage.pika.password",
+                "must be set with storage.pika.username (AUTH takes both)",
+            ));
+        }
+        let files = [
+            ("storage.pika.tls_ca_file", &self.tls_ca_file),
+            ("storage.pika.tls_cert_file", &self.tls_cert_file),
+            ("storage.pika.tls_key_file", &self.tls_key_file),
+        ];
+        if let Some((key, _)) = files
+            .iter()
+            .find(|(_, path)| !self.tls && !path.as_os_str().is_empty())
+        {
+            return Err(invalid(key, "needs storage.pika.tls = true"));
+        }
+        if self.tls_cert_file.as_os_str().is_empty() != self.tls_key_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "storage.pika.tls_key_file",
+                "storage.pika.tls_cert_file and storage.pika.tls_key_file go together",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -486,11 +591,8 @@ impl Config {
             }
         }
         let pika = &self.storage.pika;
-        if self.storage.backend == Backend::Pika && parse_host_port(&pika.addr).is_none() {
-            return Err(invalid(
-                "storage.pika.addr",
-                format!("{:?} is not host:port", pika.addr),
-            ));
+        if self.storage.backend == Backend::Pika {
+            pika.validate()?;
         }
         let positive: [(&str, u64); 9] = [
             ("storage.pika.max_connections", pika.max_connections.into()),

@@ -1,5 +1,5 @@
-//! The two store backends behind [`primitives::store::Store`]: `pika` (any Redis-protocol server)
-//! and `embedded` (a local redb file). Which one runs is `storage.backend`.
+//! The two store backends behind [`primitives::store::Store`]: `pika` (any Redis-protocol server or
+//! Redis Cluster) and `embedded` (a local redb file). Which one runs is `storage.backend`.
 
 pub mod embedded;
 pub mod pika;
@@ -15,6 +15,9 @@ pub fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
             embedded::EmbeddedStore::open(&config.embedded.path)?
                 .with_sync_interval(config.embedded.sync_interval()),
         ),
-        Backend::Pika => Arc::new(pika::PikaStore::connect(&config.pika)?),
+        Backend::Pika => Arc::new(pika::PikaStore::connect_with_prefix(
+            &config.pika,
+            &config.key_prefix,
+        )?),
     })
 }

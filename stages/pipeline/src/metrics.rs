@@ -67,6 +67,12 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// 1 while the merkle stage checks state roots; 0 for a store executing unverified.
     pub state_verified: IntGauge,
+    /// Round trips to each node of the store (label `node`, `host:port`): one per command or
+    /// pipeline sent to it.
+    pub store_node_round_trips_total: IntCounterVec,
+    /// Failures per node of the store (label `node`): connections lost or refused, timeouts,
+    /// error replies (cluster redirections included).
+    pub store_node_errors_total: IntCounterVec,
 }
 
 fn name(short: &str) -> String {
@@ -126,6 +132,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["stage", "on"],
     )?;
     registry.register(Box::new(stage_wait_seconds_total.clone()))?;
+    let int_counter_vec =
+        |n: &str, help: &str, label: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let m = IntCounterVec::new(Opts::new(name(n), help), &[label])?;
+            registry.register(Box::new(m.clone()))?;
+            Ok(m)
+        };
     Ok(Metrics {
         execution_height: int_gauge(
             "execution_height",
@@ -187,6 +199,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "1 while state roots are checked against the headers; 0 when the state is unverified",
         )?,
         store_up: int_gauge("store_up", "1 while the store answers")?,
+        store_node_round_trips_total: int_counter_vec(
+            "store_node_round_trips_total",
+            "Round trips to each store node (commands or pipelines sent)",
+            "node",
+        )?,
+        store_node_errors_total: int_counter_vec(
+            "store_node_errors_total",
+            "Failures per store node: lost or refused connections, timeouts, error replies",
+            "node",
+        )?,
         registry,
     })
 }

@@ -503,7 +503,7 @@ impl UnwindBatch {
         self.storage_roots.get(address).copied()
     }
 
-    /// The whole batch, in order.
+    /// The whole batch, in order, fenced between its sections.
     pub fn into_batch(self) -> WriteBatch {
         let mut batch = self.undo;
         batch.extend(self.checkpoints);

@@ -21,10 +21,15 @@ pub enum WriteOp {
 
 /// An ordered list of writes sent together (pipelined on Pika, one transaction on the embedded
 /// store). Backends promise order, not atomicity: the crash rule (DESIGN §2) never relies on a
-/// batch landing whole, so every batch must be safe to replay.
+/// batch landing whole, so every batch must be safe to replay. A store that applies parts of a
+/// batch in parallel (a Redis Cluster, one pipeline per node) keeps the order the crash rule
+/// needs at the batch's fences ([`WriteBatch::fence`]): every write before a fence lands before
+/// any write after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
+    /// Positions in `ops` where an ordered part ends.
+    fences: Vec<usize>,
     /// Unix milliseconds after which no part of the batch may be sent (a leader's write
     /// deadline); `None` for no limit.
     deadline_ms: Option<u64>,
@@ -77,9 +82,39 @@ impl WriteBatch {
         self
     }
 
-    /// Queue every write of `other` after these, in order.
+    /// An ordering point: every write queued so far lands before any write queued after it,
+    /// also on a store that applies parts of a batch in parallel.
+    pub fn fence(&mut self) -> &mut Self {
+        let at = self.ops.len();
+        if at > 0 && self.fences.last() != Some(&at) {
+            self.fences.push(at);
+        }
+        self
+    }
+
+    /// The writes in the parts the fences cut them into, in order (one part without fences).
+    pub fn parts(&self) -> impl Iterator<Item = &[WriteOp]> {
+        let ends = self
+            .fences
+            .iter()
+            .copied()
+            .chain(std::iter::once(self.ops.len()));
+        let mut start = 0;
+        ends.filter_map(move |end| {
+            let part = &self.ops[start..end];
+            start = end;
+            (!part.is_empty()).then_some(part)
+        })
+    }
+
+    /// Queue every write of `other` after these, in order, its fences kept, with a fence
+    /// between the two.
     pub fn extend(&mut self, other: WriteBatch) {
+        self.fence();
+        let offset = self.ops.len();
         self.ops.extend(other.ops);
+        self.fences
+            .extend(other.fences.into_iter().map(|at| at + offset));
     }
 
     /// The queued writes, in order.
@@ -159,5 +194,34 @@ pub trait Store: Send + Sync {
         let mut batch = WriteBatch::new();
         batch.delete(key);
         self.write(&batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_cut_a_batch_into_ordered_parts() {
+        let mut batch = WriteBatch::new();
+        batch.fence();
+        batch.set("a", b"1".to_vec()).set("b", b"2".to_vec());
+        batch.fence().fence();
+        batch.delete("c");
+        let mut tail = WriteBatch::new();
+        tail.set("d", b"4".to_vec()).fence().set("e", b"5".to_vec());
+        batch.extend(tail);
+        let parts: Vec<Vec<&str>> = batch
+            .parts()
+            .map(|part| {
+                part.iter()
+                    .map(|op| match op {
+                        WriteOp::Set { key, .. } | WriteOp::Delete { key } => key.as_str(),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(parts, [vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]);
+        assert_eq!(WriteBatch::new().parts().count(), 0);
     }
 }

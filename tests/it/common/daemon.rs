@@ -2,14 +2,16 @@
 //! a Redis store while it works; a reference run (one uninterrupted `run --exit-at-head` on a
 //! fresh store) to compare a store with; and a seeded random source for kill instants.
 
+use super::chain::ChainFixture;
 use super::exec::{exec_progress, without_run_times, EXEC_PROGRESS_KEY};
 use super::redis_server::RedisServer;
 use super::{cli_command, expect_success, import, init, Backend};
 use evm_executor::gen::workload::Rng;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -32,7 +34,13 @@ pub struct Daemon {
 impl Daemon {
     /// Start the binary with `args` against `backend` with `extra` overrides.
     pub fn start(backend: &Backend, extra: &[(String, String)], args: &[&str]) -> Self {
-        let (command, cwd) = cli_command(&backend.env_with(extra), args);
+        Self::start_with_env(&backend.env_with(extra), args)
+    }
+
+    /// Start the binary with `args` and the overrides `env` (a store that is no [`Backend`],
+    /// such as a cluster).
+    pub fn start_with_env(env: &[(String, String)], args: &[&str]) -> Self {
+        let (command, cwd) = cli_command(env, args);
         Self::spawn(command, Some(cwd))
     }
 
@@ -246,6 +254,22 @@ pub fn uninterrupted_run(
         snapshot: without_run_times(backend.snapshot()),
         run_time,
     }
+}
+
+/// `chain` run once per test binary, uninterrupted, on a fresh redis-server with the default
+/// config: what every other run of the chain must leave.
+pub fn redis_reference(chain: &ChainFixture) -> &'static Reference {
+    static REFERENCES: Mutex<BTreeMap<PathBuf, &'static Reference>> = Mutex::new(BTreeMap::new());
+    let mut references = REFERENCES.lock().unwrap_or_else(PoisonError::into_inner);
+    references.entry(chain.dir.clone()).or_insert_with(|| {
+        let reference = uninterrupted_run(
+            Backend::redis(),
+            &chain.genesis_path(),
+            &chain.chain_path(),
+            &[],
+        );
+        Box::leak(Box::new(reference))
+    })
 }
 
 /// `$DAEMON_TEST_SEED` (decimal or `0x` hex) when set, else `default`.

@@ -1,5 +1,6 @@
 //! The integration tests' shared harness: where the fixtures are, a real `redis-server` per
-//! test, the two store backends as the CLI sees them, running the built binary, an RLP
+//! test (or a real Redis Cluster, `redis_cluster`; TLS certificates made with openssl, `tls`),
+//! the two store backends as the CLI sees them, running the built binary, an RLP
 //! framing reader written independently of the project's codecs, what execution must leave in
 //! the store (`exec`), and the execution-spec-tests archive (`eest`).
 //!
@@ -10,8 +11,10 @@ pub mod chain;
 pub mod daemon;
 pub mod eest;
 pub mod exec;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod rlp;
+pub mod tls;
 pub mod trie;
 
 use evm_executor::store::embedded::EmbeddedStore;

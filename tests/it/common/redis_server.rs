@@ -1,7 +1,8 @@
 //! A real `redis-server` process per test: on a free port, with its data in a temp dir, so a
-//! test can stop it, restart it on the same port and data, and read back every key.
+//! test can stop it, restart it on the same port and data, and read back every key. Extra
+//! arguments ([`ServerOptions`]) make it a cluster node or a TLS-only server.
 
-use redis::{Connection, ConnectionAddr, IntoConnectionInfo};
+use redis::{Connection, ConnectionAddr, FromRedisValue, IntoConnectionInfo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::process::{Child, Command, Stdio};
@@ -23,16 +24,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How a server is started beyond the defaults (kept for restarts).
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// More command-line arguments.
+    pub args: Vec<String>,
+    /// Serve TLS only on the port (`args` give `--tls-cert-file` and the rest); the harness
+    /// itself talks to the server over a Unix socket in its directory.
+    pub tls_only: bool,
+}
+
+/// The name of a TLS-only server's Unix socket in its directory.
+const ADMIN_SOCKET: &str = "redis.sock";
+
 /// A `redis-server` child process with append-only persistence in its own temp dir.
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    options: ServerOptions,
 }
 
 impl RedisServer {
     /// Start a server on a free port and wait until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// [`RedisServer::start`] with `options`.
+    pub fn start_with(options: ServerOptions) -> Self {
         let found = Command::new(REDIS_SERVER)
             .arg("--version")
             .stdout(Stdio::null())
@@ -47,6 +67,7 @@ impl RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir for redis"),
             child: None,
+            options,
         };
         server.spawn();
         server
@@ -55,6 +76,39 @@ impl RedisServer {
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Run `cmd` on the server (as the default user) and return its reply; panics on an error.
+    pub fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let mut con = self.connect().expect("connect to redis-server");
+        cmd.query(&mut con)
+            .unwrap_or_else(|e| panic!("{cmd:?} on port {}: {e}", self.port))
+    }
+
+    /// The values at `keys` by pipelined GETs (which, unlike MGET, a cluster node answers for
+    /// keys of different slots).
+    pub fn values(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        self.per_key("GET", keys)
+    }
+
+    /// The replies to `command key` for each of `keys`, pipelined 1000 at a time.
+    fn per_key<T: FromRedisValue>(&self, command: &str, keys: &[String]) -> Vec<T> {
+        let mut con = self.connect().expect("connect to redis-server");
+        let mut replies = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd(command).arg(key);
+            }
+            let page: Vec<T> = pipe.query(&mut con).expect(command);
+            replies.extend(page);
+        }
+        replies
     }
 
     /// Stop the server (SHUTDOWN, then kill if it lingers); its data stays in the temp dir.
@@ -154,17 +208,7 @@ impl RedisServer {
     /// The remaining time to live of each key in seconds, as `TTL` answers: -1 for a key
     /// without expiry, -2 for a missing key.
     pub fn ttls(&self, keys: &[String]) -> Vec<i64> {
-        let mut con = self.connect().expect("connect to redis-server");
-        let mut ttls = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for key in chunk {
-                pipe.cmd("TTL").arg(key);
-            }
-            let page: Vec<i64> = pipe.query(&mut con).expect("TTL");
-            ttls.extend(page);
-        }
-        ttls
+        self.per_key("TTL", keys)
     }
 
     fn log_path(&self) -> std::path::PathBuf {
@@ -178,9 +222,20 @@ impl RedisServer {
             .open(self.log_path())
             .expect("open redis log");
         let log_err = log.try_clone().expect("clone redis log handle");
+        let port = self.port.to_string();
+        let listen = match self.options.tls_only {
+            false => vec!["--port", &port],
+            true => vec![
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--unixsocket",
+                ADMIN_SOCKET,
+            ],
+        };
         let child = Command::new(REDIS_SERVER)
-            .arg("--port")
-            .arg(self.port.to_string())
+            .args(listen)
             .args(["--bind", "127.0.0.1", "--dir"])
             .arg(self.dir.path())
             .args([
@@ -191,6 +246,8 @@ impl RedisServer {
                 "--save",
                 "",
             ])
+            .args(&self.options.args)
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -234,7 +291,11 @@ impl RedisServer {
     }
 
     fn connect(&self) -> redis::RedisResult<Connection> {
-        let info = ConnectionAddr::Tcp("127.0.0.1".into(), self.port).into_connection_info()?;
+        let addr = match self.options.tls_only {
+            false => ConnectionAddr::Tcp("127.0.0.1".into(), self.port),
+            true => ConnectionAddr::Unix(self.dir.path().join(ADMIN_SOCKET)),
+        };
+        let info = addr.into_connection_info()?;
         // redis-server 7.0 does not know CLIENT SETINFO.
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let client = redis::Client::open(info.set_redis_settings(settings))?;

@@ -87,10 +87,12 @@ impl Stage for CommitStage {
         let txs: u64 = records.iter().map(|r| r.tx_count() as u64).sum();
         let mut batch = WriteBatch::new();
         writes.queue(keys, self.settings.history_ttl, &mut batch);
-        batch.put(
+        // Progress and checkpoint vouch for the state: they land after it, in that order.
+        batch.fence().put(
             keys.exec_progress(),
             &exec_progress_at(last.number, self.total_txs + txs),
         );
+        batch.fence();
         shared
             .store
             .queue_checkpoint(&mut batch, STAGE, last.number, last.hash);

@@ -219,6 +219,7 @@ fn write_batch(
         batch.put(keys.record(record.number), record);
     }
     // Last: on a store without transactions the checkpoint never runs ahead of the records.
+    batch.fence();
     shared
         .store
         .queue_checkpoint(&mut batch, STAGE, last_number, last_hash);

@@ -185,7 +185,11 @@ impl MerkleStage {
             if input.is_empty() {
                 break;
             }
-            let (verified, failure) = self.verify(shared, input)?;
+            // A store failure (or a lost lease) stops every stage; a block that fails
+            // verification stops only the loading, below.
+            let (verified, failure) = self
+                .verify(shared, input)
+                .inspect_err(|_| shared.control.request_stop())?;
             send_all(shared, STAGE, &io.outputs, verified);
             if let Some(failure) = failure {
                 shared.control.stop_loading();
@@ -390,7 +394,7 @@ impl Stage for MerkleStage {
             nodes: update.node_changes.iter().map(node_change).collect(),
         };
         let pending = keys.trie_pending();
-        batch.undo().put(pending.clone(), &change);
+        batch.undo().put(pending.clone(), &change).fence();
         queue_nodes(shared, &change.nodes, |c| c.post.as_ref(), batch.undo());
         batch.checkpoint(shared, STAGE, record.number - 1, record.parent_hash);
         batch.after_checkpoints().remove(pending);
@@ -407,10 +411,11 @@ impl Stage for MerkleStage {
 fn queue_change(shared: &Shared, change: &TrieRecord, hash: B256, batch: &mut WriteBatch) {
     let pending = shared.store.keys().trie_pending();
     // First: a cut anywhere after it leaves what a restart needs to finish the change.
-    batch.put(pending.clone(), change);
+    batch.put(pending.clone(), change).fence();
     queue_nodes(shared, &change.nodes, |c| c.post.as_ref(), batch);
+    batch.fence();
     shared.store.queue_checkpoint(batch, STAGE, change.to, hash);
-    batch.remove(pending);
+    batch.fence().remove(pending);
 }
 
 /// Queue the value `pick` chooses (post to apply, pre to undo) of every node change.

@@ -71,6 +71,7 @@ impl Stage for PruneStage {
             let last = target.min(self.pruned + BLOCKS_PER_BATCH);
             let mut batch = WriteBatch::new();
             let totals = queue_block_deletes(shared, self.pruned + 1..=last, &mut batch)?;
+            batch.fence();
             store.queue_checkpoint(&mut batch, STAGE, last, B256::ZERO);
             store.write(STAGE, batch)?;
             crate::metrics::metrics()
@@ -111,8 +112,13 @@ fn queue_block_deletes(
         for (address, slot) in &summary.storage {
             batch.remove(keys.history_storage(number, address, &B256::from(*slot)));
         }
-        batch.remove(keys.record(number));
         deleted.push((number, (summary.tx_count as u64, summary.gas_used)));
+    }
+    // A record lists its block's history: it goes after the history, so a cut leaves none of
+    // the history without the record that finds it.
+    batch.fence();
+    for (number, _) in &deleted {
+        batch.remove(keys.record(*number));
     }
     Ok(deleted)
 }

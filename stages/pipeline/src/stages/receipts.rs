@@ -56,6 +56,7 @@ impl Stage for ReceiptsStage {
                 &record.receipts,
             );
         }
+        batch.fence();
         shared
             .store
             .queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
