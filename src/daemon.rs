@@ -7,7 +7,7 @@
 use crate::commands::{CommandError, Context};
 use crossbeam_channel::bounded;
 use evm::chain::ChainSpec;
-use pipeline::meter::StageTotals;
+use pipeline::meter::{thread_round_trips, CountedStore, StageTotals};
 use pipeline::progress::{report_progress, Queues};
 use pipeline::reorg;
 use pipeline::stage::{
@@ -54,14 +54,12 @@ pub fn run(
         storage_slots: cache.storage_slots as usize,
         code: cache.code as usize,
     };
+    // Every store call the stages make is counted per thread (round trips per stage).
+    let store: Arc<dyn primitives::store::Store> = Arc::new(CountedStore(Arc::clone(&ctx.store)));
     let shared = Shared {
-        store: StageStore::new(Arc::clone(&ctx.store), ctx.keys.clone(), write_deadline),
+        store: StageStore::new(Arc::clone(&store), ctx.keys.clone(), write_deadline),
         spec: Arc::new(spec),
-        layers: Arc::new(StateLayers::new(
-            Arc::clone(&ctx.store),
-            ctx.keys.clone(),
-            sizes,
-        )),
+        layers: Arc::new(StateLayers::new(store, ctx.keys.clone(), sizes)),
         control: Control::new(shutdown),
         meters: Default::default(),
     };
@@ -203,28 +201,30 @@ fn run_stages(
         let pipeline_done = AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<HeadersEnd, StageError> {
             let reporter = scope.spawn(|| report_progress(shared, queues, &pipeline_done));
-            let headers = spawn(scope, StageId::Headers, || headers.run(shared, blocks_tx));
+            let headers = spawn(scope, shared, StageId::Headers, || {
+                headers.run(shared, blocks_tx)
+            });
             let stages = [
-                spawn(scope, StageId::Senders, || {
+                spawn(scope, shared, StageId::Senders, || {
                     senders.run(shared, io(blocks_rx, vec![senders_tx]))
                 }),
-                spawn(scope, StageId::Execution, || {
+                spawn(scope, shared, StageId::Execution, || {
                     execution.run(shared, io(senders_rx, vec![merkle_tx]))
                 }),
-                spawn(scope, StageId::Merkle, || {
+                spawn(scope, shared, StageId::Merkle, || {
                     let io = io(merkle_rx, vec![commit_tx, receipts_tx]);
                     merkle.run(shared, merkle_pending, io, max)
                 }),
-                spawn(scope, StageId::Commit, move || {
+                spawn(scope, shared, StageId::Commit, move || {
                     let io = io(commit_rx, vec![applied_by_commit]);
                     // One verified batch (up to `batch_size` blocks) at a time.
                     run_batches(commit, shared, commit_pending, io, 1, |_| false)
                 }),
-                spawn(scope, StageId::Receipts, move || {
+                spawn(scope, shared, StageId::Receipts, move || {
                     let io = io(receipts_rx, vec![applied_tx]);
                     run_batches(receipts, shared, receipts_pending, io, 1, |_| false)
                 }),
-                spawn(scope, StageId::Prune, || {
+                spawn(scope, shared, StageId::Prune, || {
                     prune.run(shared, io(applied_rx, vec![]))
                 }),
             ];
@@ -307,15 +307,21 @@ fn io<I, O>(
     StageIo { input, outputs }
 }
 
-/// Start `stage` on a thread of its own named after it.
+/// Start `stage` on a thread of its own named after it; the store round trips the thread
+/// makes are counted in the stage's meter.
 fn spawn<'scope, 'env, T: Send + 'scope>(
     scope: &'scope Scope<'scope, 'env>,
+    shared: &'scope Shared,
     stage: StageId,
     work: impl FnOnce() -> Result<T, StageError> + Send + 'scope,
 ) -> std::io::Result<ScopedJoinHandle<'scope, Result<T, StageError>>> {
     Builder::new()
         .name(stage.as_str().into())
-        .spawn_scoped(scope, work)
+        .spawn_scoped(scope, move || {
+            let result = work();
+            shared.meter(stage).add_round_trips(thread_round_trips());
+            result
+        })
 }
 
 /// Wait for a stage's thread; a thread that could not start or panicked is an error.

@@ -88,6 +88,11 @@ pub struct StageReport {
     pub input_wait_seconds: f64,
     /// Seconds it waited for the next stage to take its output.
     pub output_wait_seconds: f64,
+    /// Store round trips per block, all its threads together.
+    pub round_trips_per_block: f64,
+    /// The median of the round trips one block took, where the stage counts them per block
+    /// (the execution thread's own: its batched prefetch and its misses).
+    pub median_block_round_trips: Option<u32>,
 }
 
 /// Sender recovery on one thread and on two, over the same blocks.
@@ -172,24 +177,41 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "{:<10} {:>10} {:>10} {:>9} {:>7} {:>13} {:>14}",
-            "stage", "blocks/s*", "tx/s*", "Mgas/s*", "busy %", "input wait s", "output wait s"
+            "{:<10} {:>10} {:>10} {:>9} {:>7} {:>13} {:>14} {:>9}",
+            "stage",
+            "blocks/s*",
+            "tx/s*",
+            "Mgas/s*",
+            "busy %",
+            "input wait s",
+            "output wait s",
+            "rt/block"
         )?;
         for s in &self.stages {
             let t = &s.busy_throughput;
             writeln!(
                 f,
-                "{:<10} {:>10.1} {:>10.0} {:>9.1} {:>7.1} {:>13.2} {:>14.2}",
+                "{:<10} {:>10.1} {:>10.0} {:>9.1} {:>7.1} {:>13.2} {:>14.2} {:>9.2}",
                 s.stage,
                 t.blocks_per_sec,
                 t.tx_per_sec,
                 t.mgas_per_sec,
                 s.busy_percent,
                 s.input_wait_seconds,
-                s.output_wait_seconds
+                s.output_wait_seconds,
+                s.round_trips_per_block
             )?;
         }
         writeln!(f, "(* per busy second: what the stage could do on its own)")?;
+        for s in &self.stages {
+            if let Some(median) = s.median_block_round_trips {
+                writeln!(
+                    f,
+                    "{}: median {median} store round trips per block on its own thread",
+                    s.stage
+                )?;
+            }
+        }
         let m = &self.in_memory;
         writeln!(
             f,
@@ -363,6 +385,8 @@ fn stage_report(stage: StageId, totals: &StageTotals, wall_seconds: f64) -> Stag
         busy_percent: 100.0 * busy / wall_seconds.max(f64::EPSILON),
         input_wait_seconds: totals.input_wait_seconds,
         output_wait_seconds: totals.output_wait_seconds,
+        round_trips_per_block: totals.round_trips as f64 / totals.blocks.max(1) as f64,
+        median_block_round_trips: totals.median_block_round_trips,
     }
 }
 

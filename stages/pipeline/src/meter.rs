@@ -6,7 +6,10 @@
 use crate::metrics::metrics;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use primitives::stage_id::StageId;
+use primitives::store::{Store, StoreError, WriteBatch};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One stage's running totals (nanoseconds and counts).
@@ -17,7 +20,13 @@ pub struct StageMeter {
     blocks: AtomicU64,
     transactions: AtomicU64,
     gas: AtomicU64,
+    round_trips: AtomicU64,
+    /// Round trips of each block, for the stages that count them per block (execution).
+    block_round_trips: std::sync::Mutex<Vec<u32>>,
 }
+
+/// Blocks whose round trips a meter remembers for the median (a bench's length).
+const ROUND_TRIP_SAMPLES: usize = 100_000;
 
 /// A snapshot of one stage's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -32,6 +41,10 @@ pub struct StageTotals {
     pub input_wait_seconds: f64,
     /// Seconds spent waiting for the next stage to take output (a full channel).
     pub output_wait_seconds: f64,
+    /// Store round trips the stage's threads made.
+    pub round_trips: u64,
+    /// The median of the store round trips per block, where the stage counts them per block.
+    pub median_block_round_trips: Option<u32>,
 }
 
 impl StageMeter {
@@ -102,10 +115,37 @@ impl StageMeter {
         self.gas.fetch_add(gas, Ordering::Relaxed);
     }
 
+    /// Count `round_trips` store round trips of one of the stage's threads.
+    pub fn add_round_trips(&self, round_trips: u64) {
+        self.round_trips.fetch_add(round_trips, Ordering::Relaxed);
+    }
+
+    /// Remember the round trips one block took.
+    pub fn add_block_round_trips(&self, round_trips: u32) {
+        let mut samples = self
+            .block_round_trips
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if samples.len() < ROUND_TRIP_SAMPLES {
+            samples.push(round_trips);
+        }
+    }
+
     /// The totals so far.
     pub fn totals(&self) -> StageTotals {
         let seconds = |ns: &AtomicU64| ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let median_block_round_trips = {
+            let mut samples = self
+                .block_round_trips
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            samples.sort_unstable();
+            samples.get(samples.len() / 2).copied()
+        };
         StageTotals {
+            round_trips: self.round_trips.load(Ordering::Relaxed),
+            median_block_round_trips,
             blocks: self.blocks.load(Ordering::Relaxed),
             transactions: self.transactions.load(Ordering::Relaxed),
             gas: self.gas.load(Ordering::Relaxed),
@@ -148,6 +188,58 @@ pub fn fill_batch<T>(
         items.push(item);
     }
     (items, waited)
+}
+
+thread_local! {
+    /// Store calls made by this thread through a [`CountedStore`].
+    static ROUND_TRIPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Store calls this thread has made through a [`CountedStore`] so far.
+pub fn thread_round_trips() -> u64 {
+    ROUND_TRIPS.with(Cell::get)
+}
+
+/// A store that counts the calls each thread makes (each one round trip on a server), so a
+/// stage can tell how many its own threads made ([`thread_round_trips`]).
+pub struct CountedStore(pub Arc<dyn Store>);
+
+impl CountedStore {
+    fn count<T>(&self, call: impl FnOnce(&dyn Store) -> T) -> T {
+        ROUND_TRIPS.with(|count| count.set(count.get() + 1));
+        call(self.0.as_ref())
+    }
+}
+
+impl Store for CountedStore {
+    fn backend_name(&self) -> &'static str {
+        self.0.backend_name()
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.count(|store| store.get(key))
+    }
+
+    fn multi_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.count(|store| store.multi_get(keys))
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.count(|store| store.write(batch))
+    }
+
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.count(|store| store.scan_prefix(prefix))
+    }
+
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.count(|store| store.set_if_absent(key, value, ttl))
+    }
 }
 
 /// The meters of every stage.

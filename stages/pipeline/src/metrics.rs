@@ -67,6 +67,10 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// 1 while the merkle stage checks state roots; 0 for a store executing unverified.
     pub state_verified: IntGauge,
+    /// Store round trips the execution thread made per block (prefetch and misses).
+    pub execution_round_trips_per_block: Histogram,
+    /// From a block first seen synced (at the head) to its state and receipts written.
+    pub head_latency_seconds: Histogram,
     /// Round trips to each node of the store (label `node`, `host:port`): one per command or
     /// pipeline sent to it.
     pub store_node_round_trips_total: IntCounterVec,
@@ -102,13 +106,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             registry.register(Box::new(m.clone()))?;
             Ok(m)
         };
-    let histogram = |n: &str, help: &str| -> Result<Histogram, prometheus::Error> {
-        let m = Histogram::with_opts(
-            HistogramOpts::new(name(n), help)
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
-        )?;
+    let histogram_with = |n: &str, help: &str, buckets: Vec<f64>| {
+        let m = Histogram::with_opts(HistogramOpts::new(name(n), help).buckets(buckets))?;
         registry.register(Box::new(m.clone()))?;
-        Ok(m)
+        Ok::<_, prometheus::Error>(m)
+    };
+    let histogram = |n: &str, help: &str| -> Result<Histogram, prometheus::Error> {
+        histogram_with(n, help, prometheus::exponential_buckets(0.0005, 2.0, 16)?)
     };
     let stage_blocks_total = IntCounterVec::new(
         Opts::new(name("stage_blocks_total"), "Blocks each stage finished"),
@@ -194,6 +198,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Store errors seen, each retry counted",
         )?,
         leader: int_gauge("leader", "1 while this replica holds the leader lease")?,
+        execution_round_trips_per_block: histogram_with(
+            "execution_round_trips_per_block",
+            "store round trips the execution thread made per block (batched prefetch and misses)",
+            vec![0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 100.0],
+        )?,
+        head_latency_seconds: histogram_with(
+            "head_latency_seconds",
+            "from a block first seen in the syncer's progress (at the head) to its state and \
+             receipts written",
+            prometheus::exponential_buckets(0.005, 1.5, 16)?,
+        )?,
         state_verified: int_gauge(
             "state_verified",
             "1 while state roots are checked against the headers; 0 when the state is unverified",

@@ -210,7 +210,20 @@ pub struct Control {
     /// The syncer's height as the headers stage last read it: a stage that has not reached it
     /// knows more blocks are on their way.
     synced: AtomicU64,
+    /// Blocks seen at the head, until their state and receipts are written.
+    head: std::sync::Mutex<HeadLatency>,
 }
+
+/// When each block near the head was first seen synced, and which of the stages that publish
+/// it (commit: state; receipts) have written it: the head latency the metrics report.
+#[derive(Debug, Default)]
+struct HeadLatency {
+    blocks: std::collections::BTreeMap<u64, (std::time::Instant, bool, bool)>,
+}
+
+/// Blocks further than this below a newly read syncer height are not timed: the pipeline is
+/// catching up, not following the head.
+const HEAD_WINDOW: u64 = 16;
 
 impl Control {
     /// Flags that also stop when `shutdown` is set.
@@ -220,6 +233,7 @@ impl Control {
             abort: AtomicBool::new(false),
             loading_stopped: AtomicBool::new(false),
             synced: AtomicU64::new(0),
+            head: Default::default(),
         }
     }
 
@@ -248,9 +262,50 @@ impl Control {
         self.loading_stopped.load(Ordering::Relaxed)
     }
 
-    /// Note the syncer's height.
+    /// Note the syncer's height; blocks it newly shows near the head start their latency.
     pub fn note_synced(&self, height: u64) {
-        self.synced.store(height, Ordering::Relaxed);
+        let before = self.synced.swap(height, Ordering::Relaxed);
+        if height > before && before > 0 {
+            let now = std::time::Instant::now();
+            let mut head = self
+                .head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for block in (before + 1).max(height.saturating_sub(HEAD_WINDOW))..=height {
+                head.blocks.entry(block).or_insert((now, false, false));
+            }
+            // Blocks that never got written (a failed block) do not pile up.
+            while head.blocks.len() > 4 * HEAD_WINDOW as usize {
+                head.blocks.pop_first();
+            }
+        }
+    }
+
+    /// Note that `stage` (commit or receipts) wrote every block up to `last`; a block both
+    /// have written is published, and its head latency goes to the metrics.
+    pub fn note_written(&self, stage: StageId, last: u64) {
+        let mut head = self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut published = Vec::new();
+        for (block, (_, state, receipts)) in head.blocks.range_mut(..=last) {
+            match stage {
+                StageId::Commit => *state = true,
+                StageId::Receipts => *receipts = true,
+                _ => return,
+            }
+            if *state && *receipts {
+                published.push(*block);
+            }
+        }
+        for block in published {
+            if let Some((seen, _, _)) = head.blocks.remove(&block) {
+                crate::metrics::metrics()
+                    .head_latency_seconds
+                    .observe(seen.elapsed().as_secs_f64());
+            }
+        }
     }
 
     /// True while blocks above `number` are known to be synced (the pipeline is catching up).

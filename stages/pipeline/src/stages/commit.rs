@@ -101,6 +101,7 @@ impl Stage for CommitStage {
         m.state_commit_latency_seconds
             .observe(started.elapsed().as_secs_f64());
         self.committed = last.number;
+        shared.control.note_written(STAGE, last.number);
         for record in &records {
             shared.layers.release(record.number);
             self.total_txs += record.tx_count() as u64;

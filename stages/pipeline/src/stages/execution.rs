@@ -9,14 +9,17 @@
 //! commit) with the checkpoint of the last, so execution never waits for the store.
 
 use super::senders::SendersBlock;
-use crate::meter::fill_batch;
+use crate::meter::{fill_batch, thread_round_trips};
 use crate::metrics::metrics;
 use crate::stage::{send_all, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
+use crate::state::prewarm::{learn_keys, BlockKeys};
 use crate::state::StateLayers;
 use alloy_consensus::Header;
+use alloy_primitives::Address;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use evm::error::BlockError;
+use primitives::block::ChainBlock;
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
@@ -63,8 +66,10 @@ impl<'a> ExecutionStage<'a> {
         self.parent = parent;
     }
 
-    /// Execute every block from `io.input` and write its record (on a second thread), passing
-    /// each written record to every output.
+    /// Execute every block from `io.input` and write its record, passing each written record
+    /// to every output. Three threads: a prewarmer learns what each waiting block will read
+    /// (see [`crate::state::prewarm`]), this one loads that in batched reads and executes, and
+    /// a writer stores the records.
     pub fn run(
         &mut self,
         shared: &Shared,
@@ -72,17 +77,31 @@ impl<'a> ExecutionStage<'a> {
     ) -> Result<(), StageError> {
         let capacity = self.settings.batch_size.max(1) as usize;
         let (to_writer, writer_input) = bounded(capacity);
+        let (to_executor, prewarmed) = bounded(PREWARM_AHEAD);
         std::thread::scope(|scope| {
+            let thread_failed = |what: &str, e: std::io::Error| StageError::Thread {
+                stage: STAGE,
+                reason: format!("cannot start the {what}: {e}"),
+            };
             let writer = std::thread::Builder::new()
                 .name("records".into())
                 .spawn_scoped(scope, || {
-                    write_records(shared, capacity, writer_input, &io.outputs)
+                    let written = write_records(shared, capacity, writer_input, &io.outputs);
+                    shared.meter(STAGE).add_round_trips(thread_round_trips());
+                    written
                 })
-                .map_err(|e| StageError::Thread {
-                    stage: STAGE,
-                    reason: format!("cannot start the record writer: {e}"),
-                })?;
-            let executed = self.execute_all(shared, &io.input, to_writer);
+                .map_err(|e| thread_failed("record writer", e))?;
+            let input = &io.input;
+            std::thread::Builder::new()
+                .name("prewarm".into())
+                .spawn_scoped(scope, move || {
+                    prewarm(shared, input, to_executor);
+                    shared.meter(STAGE).add_round_trips(thread_round_trips());
+                })
+                .map_err(|e| thread_failed("prewarmer", e))?;
+            // The executor owns the prewarmer's queue: when it stops, the prewarmer's next send
+            // fails and it stops too.
+            let executed = self.execute_all(shared, prewarmed, to_writer);
             let written = writer.join().unwrap_or_else(|_| {
                 Err(StageError::Thread {
                     stage: STAGE,
@@ -95,27 +114,43 @@ impl<'a> ExecutionStage<'a> {
         .inspect_err(|_| shared.control.request_stop())
     }
 
-    /// Execute blocks until the input ends, a block fails, or the writer is gone.
+    /// Execute blocks until the input ends, a block fails, or the writer is gone; each block's
+    /// learned keys are loaded first, in batched reads.
     fn execute_all(
         &mut self,
         shared: &Shared,
-        input: &Receiver<SendersBlock>,
+        input: Receiver<Prewarmed>,
         to_writer: Sender<Unwritten>,
     ) -> Result<(), StageError> {
         let meter = shared.meter(STAGE);
-        while let Some((block, senders)) = meter.recv(STAGE, input) {
+        let mut result = Ok(());
+        while let Some((block, senders, keys)) = meter.recv(STAGE, &input) {
             if shared.control.stopping() {
                 break;
             }
             let started = Instant::now();
+            let round_trips = thread_round_trips();
+            // A failed prefetch costs nothing but time: execution reads what it lacks.
+            let _ = self.state.prefetch(&keys);
             // The good blocks before a failing one are still written (the writer drains its
             // input before it stops).
-            let record = self.execute_block(shared, (block, senders))?;
+            let record = match self.execute_block(shared, (block, senders)) {
+                Ok(record) => record,
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            };
+            let block_round_trips = thread_round_trips() - round_trips;
+            meter.add_block_round_trips(block_round_trips as u32);
+            metrics()
+                .execution_round_trips_per_block
+                .observe(block_round_trips as f64);
             if !meter.send(STAGE, &to_writer, (record, started)) {
                 break;
             }
         }
-        Ok(())
+        result
     }
 
     /// Execute one block (again while a state read fails in a way waiting can fix); its changes
@@ -184,6 +219,29 @@ impl Stage for ExecutionStage<'_> {
             .after_checkpoints()
             .remove(shared.store.keys().record(record.number));
         Ok(())
+    }
+}
+
+/// How many blocks the prewarmer runs ahead of execution: enough to hide its passes' round
+/// trips, few enough that its view of the state is not far behind.
+const PREWARM_AHEAD: usize = 4;
+
+/// A block, its senders and the keys it is expected to read.
+type Prewarmed = (ChainBlock, Vec<Address>, BlockKeys);
+
+/// Learn what each block from `input` reads (speculatively, over the newest state view), then
+/// pass it on to the executor; ends when either side is gone.
+fn prewarm(shared: &Shared, input: &Receiver<SendersBlock>, out: Sender<Prewarmed>) {
+    let meter = shared.meter(STAGE);
+    while let Some((block, senders)) = meter.recv(STAGE, input) {
+        let keys = if shared.control.stopping() {
+            BlockKeys::default()
+        } else {
+            learn_keys(&shared.spec, &shared.layers, &block, &senders)
+        };
+        if out.send((block, senders, keys)).is_err() {
+            break;
+        }
     }
 }
 

@@ -62,6 +62,7 @@ impl Stage for ReceiptsStage {
             .queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
         shared.store.write(STAGE, batch)?;
         self.written = last.number;
+        shared.control.note_written(STAGE, last.number);
         for record in &input {
             let totals = (record.tx_count() as u64, record.gas_used);
             shared.record_progress(STAGE, record.number, totals, started);

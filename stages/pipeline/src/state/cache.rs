@@ -107,6 +107,25 @@ impl StateCache {
         found
     }
 
+    /// A cached account without touching the LRU order or the hit counts (prewarming).
+    pub fn peek_account(&self, address: &Address) -> Option<CachedAccount> {
+        self.accounts.peek(address).copied()
+    }
+
+    /// A cached slot value without touching the LRU order or the hit counts (prewarming).
+    pub fn peek_storage(&self, address: &Address, slot: &U256) -> Option<U256> {
+        let epoch = self.epoch(address);
+        self.storage
+            .peek(&(*address, *slot))
+            .filter(|(cached_epoch, _)| *cached_epoch == epoch)
+            .map(|(_, value)| *value)
+    }
+
+    /// Cached code without touching the LRU order or the hit counts (prewarming).
+    pub fn peek_code(&self, hash: &B256) -> Option<Bytecode> {
+        self.code.peek(hash).cloned()
+    }
+
     /// Cache an account.
     pub fn put_account(&mut self, address: Address, account: CachedAccount) {
         self.accounts.put(address, account);

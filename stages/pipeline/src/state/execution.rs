@@ -45,6 +45,12 @@ impl<'a> ExecutionState<'a> {
             .build()
     }
 
+    /// Load into the layers' caches, in batched reads, the keys of `wanted` the next block
+    /// would otherwise read from the store one by one; returns the batched reads made.
+    pub fn prefetch(&self, wanted: &super::prewarm::BlockKeys) -> Result<u32, StateError> {
+        self.layers.prefetch(wanted, &self.state.cache)
+    }
+
     /// Execute and verify `block` (child of `parent`) and return its record; its changes join
     /// the layers' overlay (later blocks read them there until the commit stage applies them
     /// and calls [`StateLayers::release`]). On any error nothing of the block stays behind.

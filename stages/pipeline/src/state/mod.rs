@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod execution;
+pub mod prewarm;
 
 pub use evm::error::StateError;
 
@@ -17,7 +18,8 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use cache::{CacheSizes, StateCache};
 use lru::LruCache;
 
-use primitives::contract::{MalformedValue, EMPTY_CODE_HASH};
+use prewarm::BlockKeys;
+use primitives::contract::{AccountJson, MalformedValue, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
 use primitives::record::{AccountState, ExecutionRecord};
 use primitives::store::Store;
@@ -139,6 +141,180 @@ impl StateLayers {
         f(overlay.range(..earlier))
     }
 
+    /// The newest value of `address` the caches or any in-flight block hold, without reading
+    /// the store (prewarming's view).
+    fn peek_account(&self, address: &Address) -> Option<Option<AccountState>> {
+        if let Some(found) = self
+            .overlay()
+            .iter()
+            .rev()
+            .find_map(|b| b.accounts.get(address).copied())
+        {
+            return Some(found);
+        }
+        lock(&self.cache).peek_account(address)
+    }
+
+    /// The newest value of a slot the caches or any in-flight block hold, without reading the
+    /// store (prewarming's view).
+    fn peek_storage(&self, address: &Address, slot: &U256) -> Option<U256> {
+        let in_overlay = self.overlay().iter().rev().find_map(|block| {
+            let wiped = block.wiped.contains(address).then_some(U256::ZERO);
+            block.storage.get(&(*address, *slot)).copied().or(wiped)
+        });
+        in_overlay.or_else(|| lock(&self.cache).peek_storage(address, slot))
+    }
+
+    /// Code the caches or an in-flight block hold, without reading the store.
+    fn peek_code(&self, hash: &B256) -> Option<Bytecode> {
+        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
+            return Some(Bytecode::new_raw(code.clone()));
+        }
+        lock(&self.cache).peek_code(hash)
+    }
+
+    /// Accounts and slots straight from the store, in one batched read (absent accounts
+    /// `None`, absent slots zero); nothing is cached.
+    fn read_accounts_and_slots(
+        &self,
+        accounts: &[Address],
+        slots: &[(Address, U256)],
+    ) -> Result<(Vec<Option<AccountState>>, Vec<U256>), StateError> {
+        if accounts.is_empty() && slots.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let account_keys: Vec<_> = accounts
+            .iter()
+            .map(|a| self.keys.latest_account(a))
+            .collect();
+        let slot_keys: Vec<_> = slots
+            .iter()
+            .map(|(a, s)| self.keys.latest_storage(a, &B256::from(*s)))
+            .collect();
+        let texts: Vec<String> = account_keys
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .chain(slot_keys.iter().map(|k| k.as_str().to_string()))
+            .collect();
+        let values = self.store.multi_get(&texts)?;
+        let (account_values, slot_values) = values.split_at(accounts.len());
+        let found_accounts = account_keys
+            .iter()
+            .zip(account_values)
+            .map(|(key, bytes)| {
+                bytes
+                    .as_ref()
+                    .map(|b| key.decode(b).map(|json| account_state_of(&json)))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let found_slots = slot_keys
+            .iter()
+            .zip(slot_values)
+            .map(|(key, bytes)| bytes.as_ref().map_or(Ok(U256::ZERO), |b| key.decode(b)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((found_accounts, found_slots))
+    }
+
+    /// Code by hash straight from the store, in one batched read; a code the store lacks is an
+    /// error (an account names it).
+    fn read_codes(&self, hashes: &[B256]) -> Result<Vec<Bytecode>, StateError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<_> = hashes.iter().map(|h| self.keys.code(h)).collect();
+        let found = self.store.read_many(&keys)?;
+        hashes
+            .iter()
+            .zip(keys)
+            .zip(found)
+            .map(|((hash, key), code)| {
+                code.map(Bytecode::new_raw).ok_or(StateError::MissingCode {
+                    hash: *hash,
+                    key: key.into_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Load into the caches, in at most two batched reads, the keys of `wanted` that executing
+    /// the next block over `pending` (the execution state's own cache) would read from the
+    /// store: those neither `pending`, the caches nor an earlier in-flight block hold. Called
+    /// by the execution thread between blocks, so what it caches is what a read at that moment
+    /// would have returned. Returns the batched reads made.
+    pub fn prefetch(&self, wanted: &BlockKeys, pending: &CacheState) -> Result<u32, StateError> {
+        let needs_read = |address: &Address| {
+            !pending.accounts.contains_key(address)
+                && lock(&self.cache).peek_account(address).is_none()
+                && self.with_earlier_epochs(|mut blocks| {
+                    !blocks.any(|b| b.accounts.contains_key(address))
+                })
+        };
+        let accounts: Vec<Address> = wanted
+            .accounts
+            .iter()
+            .filter(|a| needs_read(a))
+            .copied()
+            .collect();
+        let slots: Vec<(Address, U256)> = wanted
+            .slots
+            .iter()
+            .filter(|(address, slot)| self.slot_needs_read(address, slot, pending))
+            .copied()
+            .collect();
+        let mut reads = 0;
+        let (found_accounts, found_slots) = self.read_accounts_and_slots(&accounts, &slots)?;
+        reads += u32::from(!accounts.is_empty() || !slots.is_empty());
+        let mut codes: Vec<B256> = wanted.codes.iter().copied().collect();
+        {
+            let mut cache = lock(&self.cache);
+            for (address, account) in accounts.iter().zip(&found_accounts) {
+                codes.extend(account.map(|a| a.code_hash));
+                cache.put_account(*address, *account);
+            }
+            for ((address, slot), value) in slots.iter().zip(found_slots) {
+                cache.put_storage(*address, *slot, value);
+            }
+        }
+        codes.retain(|hash| {
+            *hash != EMPTY_CODE_HASH
+                && !hash.is_zero()
+                && !pending.contracts.contains_key(hash)
+                && self.peek_code(hash).is_none()
+        });
+        codes.sort_unstable();
+        codes.dedup();
+        let found_codes = self.read_codes(&codes)?;
+        reads += u32::from(!codes.is_empty());
+        let mut cache = lock(&self.cache);
+        for (hash, code) in codes.into_iter().zip(found_codes) {
+            cache.put_code(hash, code);
+        }
+        Ok(reads)
+    }
+
+    /// True when reading slot `slot` of `address` next would come down to the store.
+    fn slot_needs_read(&self, address: &Address, slot: &U256, pending: &CacheState) -> bool {
+        if let Some(cached) = pending.accounts.get(address) {
+            // The execution state knows this account's storage when it created or destroyed it
+            // in this epoch; otherwise it reads slots it lacks from the layers.
+            let known = cached.status.is_storage_known()
+                || cached
+                    .account
+                    .as_ref()
+                    .is_some_and(|account| account.storage.contains_key(slot));
+            if known {
+                return false;
+            }
+        }
+        if lock(&self.cache).peek_storage(address, slot).is_some() {
+            return false;
+        }
+        self.with_earlier_epochs(|mut blocks| {
+            !blocks.any(|b| b.wiped.contains(address) || b.storage.contains_key(&(*address, *slot)))
+        })
+    }
+
     /// The account at the head of the layers.
     pub fn account(&self, address: &Address) -> Result<Option<AccountState>, StateError> {
         // A cached value is the newest (see `cache`); what the caches lack is in the overlay
@@ -154,11 +330,7 @@ impl StateLayers {
         let account = self
             .store
             .read(&self.keys.latest_account(address))?
-            .map(|json| AccountState {
-                balance: json.balance,
-                nonce: json.nonce,
-                code_hash: json.code_hash,
-            });
+            .map(|json| account_state_of(&json));
         lock(&self.cache).put_account(*address, account);
         Ok(account)
     }
@@ -431,6 +603,15 @@ impl revm::DatabaseRef for StateReader<'_> {
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
         self.layers.block_hash(number)
+    }
+}
+
+/// An account's fields from its stored JSON.
+fn account_state_of(json: &AccountJson) -> AccountState {
+    AccountState {
+        balance: json.balance,
+        nonce: json.nonce,
+        code_hash: json.code_hash,
     }
 }
 
