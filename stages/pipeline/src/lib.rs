@@ -24,3 +24,5 @@ pub mod stage;
 pub mod stages;
 pub mod startup;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_utils;
