@@ -16,14 +16,16 @@ use crate::stages::headers::{HeadersSettings, HeadersStage};
 use crate::stages::senders::{SendersBlock, SendersStage};
 use crate::startup::start_point;
 use crate::state::{cache::CacheSizes, StateLayers};
-use alloy_consensus::Header;
-use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_consensus::{Header, TxReceipt};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 use alloy_rlp::Decodable;
 use evm::chain::ChainSpec;
 use evm::genesis::GenesisBlock;
 use primitives::contract::{encode_json, ExecProgress, SyncProgress};
 use primitives::keys::Keys;
 use primitives::memory::MemoryStore;
+use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::{Store, WriteBatch};
 use primitives::value::ContractRead;
@@ -360,6 +362,48 @@ fn known_withdrawals(bytes: &[u8]) -> BTreeMap<u64, Vec<(Address, u64)>> {
 /// transactionsRoot commits to (`items` in their consensus encoding).
 pub fn ordered_root(items: &[&[u8]]) -> B256 {
     alloy_trie::root::ordered_trie_root_with_encoder(items, |item, out| out.extend_from_slice(item))
+}
+
+/// Check `record` against block `number` of the chain file: its identity, its gas, and its
+/// receipts (one per transaction and of its type, the last cumulative gas the header's
+/// gasUsed, their trie root the header's receiptsRoot, their logs' bloom the header's).
+pub fn assert_record_matches_header(record: &ExecutionRecord, number: u64) {
+    let chain = geth_chain();
+    let block = chain.block(number);
+    assert_eq!(
+        (record.number, record.hash, record.parent_hash),
+        (number, block.hash, chain.hash(number - 1)),
+        "record {number}'s identity"
+    );
+    assert_eq!(
+        record.gas_used, block.header.gas_used,
+        "record {number}'s gas"
+    );
+    let types: Vec<u8> = record.receipts.iter().map(|r| r.tx_type() as u8).collect();
+    assert_eq!(types, block.tx_types, "record {number}'s receipt types");
+    let last_gas = record
+        .receipts
+        .last()
+        .map_or(0, |r| r.cumulative_gas_used());
+    assert_eq!(
+        last_gas, block.header.gas_used,
+        "record {number}'s cumulative gas"
+    );
+    let encoded: Vec<Vec<u8>> = record.receipts.iter().map(|r| r.encoded_2718()).collect();
+    let items: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        ordered_root(&items),
+        block.header.receipts_root,
+        "record {number}'s receipts root"
+    );
+    let mut bloom = Bloom::ZERO;
+    for receipt in &record.receipts {
+        bloom |= receipt.bloom();
+    }
+    assert_eq!(
+        bloom, block.header.logs_bloom,
+        "record {number}'s logs bloom"
+    );
 }
 
 /// An in-memory store holding the genesis state as `init` writes it and the fixture chain as
