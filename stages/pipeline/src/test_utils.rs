@@ -134,13 +134,6 @@ impl GethChain {
             .map(|n| self.block(n).tx_hashes.len() as u64)
             .sum()
     }
-
-    /// The first block after `after` with at least `min` transactions.
-    pub fn block_with_txs(&self, after: u64, min: usize) -> u64 {
-        (after + 1..=CHAIN_LENGTH)
-            .find(|&n| self.block(n).tx_hashes.len() >= min)
-            .unwrap_or_else(|| panic!("no block after {after} has {min} transactions"))
-    }
 }
 
 /// The shared fixtures: `$EVM_EXECUTOR_FIXTURES`, else `../shared/fixtures` beside the
