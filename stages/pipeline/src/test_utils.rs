@@ -514,9 +514,10 @@ impl SyncedStore {
     }
 
     /// The stages on one thread from where the store's checkpoints say (taking over a store
-    /// fresh from `init`, as the daemon does).
+    /// fresh from `init`, and starting the state layers again, as the daemon does).
     pub fn serial(&self) -> SerialPipeline<'_> {
         let start = start_point(&self.shared).expect("start point");
+        self.shared.layers.restart(&[]);
         assert!(
             start.committed == start.executed && start.receipts == start.executed,
             "the serial stages apply no records written before: {start:?}"
@@ -680,4 +681,26 @@ pub fn history_keys(snapshot: &Snapshot) -> Vec<(u64, String)> {
             Some((number, key))
         })
         .collect()
+}
+
+/// Fail, listing the first keys that differ, unless `left` and `right` are equal.
+pub fn assert_same_snapshot(left: &Snapshot, right: &Snapshot, what: &str) {
+    if left == right {
+        return;
+    }
+    let keys: std::collections::BTreeSet<&String> = left.keys().chain(right.keys()).collect();
+    let differences: Vec<String> = keys
+        .into_iter()
+        .filter(|key| left.get(*key) != right.get(*key))
+        .take(10)
+        .map(|key| {
+            let show = |value: Option<&Vec<u8>>| {
+                value.map_or("absent".to_string(), |v| {
+                    String::from_utf8(v.clone()).unwrap_or_else(|_| format!("{} bytes", v.len()))
+                })
+            };
+            format!("{key}: {} vs {}", show(left.get(key)), show(right.get(key)))
+        })
+        .collect();
+    panic!("{what}: the stores differ at\n{}", differences.join("\n"));
 }
