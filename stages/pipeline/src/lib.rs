@@ -9,6 +9,8 @@
 //!   and the unwind; [`serial`]: the stages on one thread, block by block.
 //! - [`meter`], [`metrics`] and [`progress`]: where the time goes, every Prometheus metric,
 //!   and the sampler that feeds them and logs progress.
+//! - `test_utils` (tests only): the harness of the unit tests beside each stage, a fixture
+//!   chain in the in-memory store.
 //!
 //! Execution writes each block's execution record as one value before anything else of the
 //! block is written; commit and receipts apply records idempotently and only then move their

@@ -236,7 +236,7 @@ mod tests {
                 "{error:?}"
             );
             assert_eq!(error.action(), ErrorAction::Stop);
-            assert!(store.snapshot() == before, "nothing written");
+            assert_same_snapshot(&store.snapshot(), &before, "nothing written");
         }
     }
 }

@@ -101,3 +101,38 @@ impl<'a> SerialPipeline<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::stage::{BlockFailure, StageError};
+    use crate::test_utils::{assert_same_snapshot, geth_chain, SyncedStore};
+    use evm::error::BlockError;
+
+    #[test]
+    fn a_failing_block_leaves_nothing_and_the_pipeline_where_it_was() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(12);
+        let mut pipeline = store.execute_to(10);
+        store.replace_header(11, |header| header.gas_used += 1);
+        let before = store.snapshot();
+        let error = pipeline.run_next(&store.shared).expect_err("block 11");
+        assert!(
+            matches!(
+                error,
+                StageError::Block {
+                    failure: BlockFailure::Execution(BlockError::Mismatch { block: 11, .. }),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_same_snapshot(&store.snapshot(), &before, "nothing of block 11 written");
+        assert_eq!(pipeline.head(), (10, chain.hash(10)));
+        store.sync(11..=11);
+        for number in 11..=12 {
+            let block = pipeline.run_next(&store.shared).expect("run");
+            assert_eq!((block.number(), block.hash), (number, chain.hash(number)));
+        }
+        assert_eq!(pipeline.head(), (12, chain.hash(12)));
+    }
+}

@@ -178,7 +178,9 @@ mod tests {
     use crate::stage::{ErrorAction, Stage};
     use crate::stages::commit::{CommitSettings, CommitStage};
     use crate::stages::receipts::ReceiptsStage;
-    use crate::test_utils::{geth_chain, state_keys, without_run_times, SyncedStore, HISTORY_TTL};
+    use crate::test_utils::{
+        assert_same_snapshot, geth_chain, state_keys, without_run_times, SyncedStore, HISTORY_TTL,
+    };
     use alloy_primitives::B256;
     use primitives::contract::{ExecProgress, StageCheckpoint};
     use primitives::value::ContractRead;
@@ -247,9 +249,10 @@ mod tests {
             start_point(&store.shared).expect("start"),
             start(0, 0, 0, 0)
         );
-        assert!(
-            store.snapshot() == taken_over,
-            "a second start changes nothing"
+        assert_same_snapshot(
+            &store.snapshot(),
+            &taken_over,
+            "a second start changes nothing",
         );
     }
 
@@ -278,7 +281,11 @@ mod tests {
         store.execute_to(30);
         let straight = SyncedStore::new(30);
         straight.execute_to(30);
-        assert!(state_keys(&store.snapshot()) == state_keys(&straight.snapshot()));
+        assert_same_snapshot(
+            &state_keys(&store.snapshot()),
+            &state_keys(&straight.snapshot()),
+            "the state of a run that never stopped",
+        );
         let progress = store
             .memory
             .read(&keys.exec_progress())
@@ -351,10 +358,10 @@ mod tests {
         .execute(&crashed.shared, pending)
         .expect("commit");
         let keys = crashed.keys();
-        assert!(
-            without_run_times(keys, &crashed.snapshot())
-                == without_run_times(keys, &straight.snapshot()),
-            "the store of a run never cut"
+        assert_same_snapshot(
+            &without_run_times(keys, &crashed.snapshot()),
+            &without_run_times(keys, &straight.snapshot()),
+            "the store of a run never cut",
         );
     }
 
@@ -386,9 +393,10 @@ mod tests {
             .execute(&crashed.shared, pending)
             .expect("receipts");
         let keys = crashed.keys();
-        assert!(
-            without_run_times(keys, &crashed.snapshot())
-                == without_run_times(keys, &straight.snapshot())
+        assert_same_snapshot(
+            &without_run_times(keys, &crashed.snapshot()),
+            &without_run_times(keys, &straight.snapshot()),
+            "the same store",
         );
     }
 
@@ -411,6 +419,6 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(error.action(), ErrorAction::Stop);
-        assert!(store.snapshot() == before, "nothing written");
+        assert_same_snapshot(&store.snapshot(), &before, "nothing written");
     }
 }

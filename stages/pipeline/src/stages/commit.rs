@@ -277,8 +277,8 @@ mod tests {
     use crate::stages::receipts::ReceiptsStage;
     use crate::startup::start_point;
     use crate::test_utils::{
-        geth_chain, history_keys, state_keys, under, without_run_times, Snapshot, SyncedStore,
-        CHAIN_LENGTH, HISTORY_TTL, KEY_PREFIX,
+        assert_same_snapshot, geth_chain, history_keys, state_keys, under, without_run_times,
+        Snapshot, SyncedStore, CHAIN_LENGTH, HISTORY_TTL, KEY_PREFIX,
     };
     use alloy_primitives::keccak256;
     use primitives::record::{AccountChange, StorageChange};
@@ -448,18 +448,20 @@ mod tests {
         again
             .execute(&store.shared, records.clone())
             .expect("commit");
-        assert!(
-            without_run_times(&keys, &store.snapshot()) == applied,
-            "applied twice at once"
+        assert_same_snapshot(
+            &without_run_times(&keys, &store.snapshot()),
+            &applied,
+            "applied twice at once",
         );
         // ... and block by block.
         let mut again = CommitStage::new(settings(), chain.txs_up_to(40));
         for record in records {
             again.execute(&store.shared, vec![record]).expect("commit");
         }
-        assert!(
-            without_run_times(&keys, &store.snapshot()) == applied,
-            "applied twice one by one"
+        assert_same_snapshot(
+            &without_run_times(&keys, &store.snapshot()),
+            &applied,
+            "applied twice one by one",
         );
         assert_eq!(progress(&store), (60, chain.txs_up_to(60)));
     }
@@ -494,10 +496,10 @@ mod tests {
             .execute(&batched.shared, records)
             .expect("receipts");
         let keys = batched.keys();
-        assert!(
-            without_run_times(keys, &batched.snapshot())
-                == without_run_times(keys, &one_by_one.snapshot()),
-            "the same store"
+        assert_same_snapshot(
+            &without_run_times(keys, &batched.snapshot()),
+            &without_run_times(keys, &one_by_one.snapshot()),
+            "the same store",
         );
     }
 
@@ -537,10 +539,10 @@ mod tests {
                 .expect("unwind");
             store.write(unwind.into_batch());
             let restored = commit_view(&store, &store.snapshot());
-            assert!(
-                restored == before[record.number as usize - 1],
-                "the state before block {} restored",
-                record.number
+            assert_same_snapshot(
+                &restored,
+                &before[record.number as usize - 1],
+                &format!("the state before block {} restored", record.number),
             );
         }
         // Down to the genesis state as `init` wrote it.
@@ -687,9 +689,10 @@ mod tests {
             .unwind(&store.shared, &record, &mut unwind)
             .expect("unwind");
         store.write(unwind.into_batch());
-        assert!(
-            commit_view(&store, &store.snapshot()) == commit_view(&store, &before),
-            "the account and its storage are back"
+        assert_same_snapshot(
+            &commit_view(&store, &store.snapshot()),
+            &commit_view(&store, &before),
+            "the account and its storage are back",
         );
     }
 

@@ -238,7 +238,8 @@ mod tests {
     use super::*;
     use crate::stage::{BlockFailure, ErrorAction};
     use crate::test_utils::{
-        assert_record_matches_header, geth_chain, Snapshot, SyncedStore, CHAIN_LENGTH,
+        assert_record_matches_header, assert_same_snapshot, geth_chain, Snapshot, SyncedStore,
+        CHAIN_LENGTH,
     };
     use alloy_primitives::{Bloom, B256};
     use primitives::value::ContractRead;
@@ -315,6 +316,9 @@ mod tests {
         assert_eq!(changed(&before, &store.snapshot()), expected);
     }
 
+    /// A change to a header field.
+    type HeaderEdit = fn(&mut Header);
+
     #[test]
     fn a_block_whose_result_differs_from_its_header_fails_with_nothing_written() {
         let chain = geth_chain();
@@ -325,7 +329,7 @@ mod tests {
                 !block.tx_hashes.is_empty() && block.header.logs_bloom != Bloom::ZERO
             })
             .expect("a block with logs");
-        let alterations: [(&str, fn(&mut Header)); 3] = [
+        let alterations: [(&str, HeaderEdit); 3] = [
             ("gasUsed", |h| h.gas_used += 1),
             ("receiptsRoot", |h| {
                 h.receipts_root = B256::repeat_byte(0x11)
@@ -358,9 +362,10 @@ mod tests {
                 "{error}"
             );
             assert_eq!(error.action(), ErrorAction::Stop, "{field}");
-            assert!(
-                store.snapshot() == before,
-                "{field}: the failed block wrote nothing"
+            assert_same_snapshot(
+                &store.snapshot(),
+                &before,
+                "{field}: the failed block wrote nothing",
             );
             // The syncer's correct block then executes from the same state.
             store.sync(number..=number);
