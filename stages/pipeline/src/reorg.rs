@@ -58,7 +58,7 @@ mod tests {
     use crate::stages::receipts::ReceiptsStage;
     use crate::startup::start_point;
     use crate::test_utils::{
-        assert_same_snapshot, geth_chain, other_branch, without_run_times, SyncedStore,
+        assert_same_snapshot, assert_same_store, geth_chain, other_branch, SyncedStore,
         HISTORY_TTL, KEY_PREFIX,
     };
     use primitives::value::ContractRead;
@@ -137,12 +137,8 @@ mod tests {
 
     /// `unwound` holds what `reference` holds, the run times aside and for the code of the
     /// unwound blocks, which stays (`st:code:*` is never deleted).
-    fn assert_same_store(unwound: &SyncedStore, reference: &SyncedStore, what: &str) {
-        let keys = unwound.keys();
-        let (mut unwound, reference) = (
-            without_run_times(keys, &unwound.snapshot()),
-            without_run_times(keys, &reference.snapshot()),
-        );
+    fn assert_unwound_to(unwound: &SyncedStore, reference: &SyncedStore, what: &str) {
+        let (mut unwound, reference) = (unwound.timeless_snapshot(), reference.timeless_snapshot());
         let code = format!("{KEY_PREFIX}st:code:");
         unwound.retain(|key, _| !key.starts_with(&code) || reference.contains_key(key));
         assert_same_snapshot(&unwound, &reference, what);
@@ -167,7 +163,7 @@ mod tests {
             switch_branch(&store, fork, head);
             assert_eq!(unwind_reorg(&store), fork);
             let what = format!("{} blocks unwound to {fork}", head - fork);
-            assert_same_store(&store, &stopped_at_fork(fork, head), &what);
+            assert_unwound_to(&store, &stopped_at_fork(fork, head), &what);
             // Should the syncer go back to the first branch, it is executed again to the
             // store of a run that never unwound.
             store.sync(fork + 1..=head);
@@ -202,7 +198,7 @@ mod tests {
             // The restart finds the replaced head and unwinds again.
             assert_eq!(unwind_reorg(&store), fork);
             let what = format!("unwound again after a crash in block {cut}'s unwind");
-            assert_same_store(&store, &stopped_at_fork(fork, head), &what);
+            assert_unwound_to(&store, &stopped_at_fork(fork, head), &what);
         }
     }
 

@@ -179,7 +179,7 @@ mod tests {
     use crate::stages::commit::{CommitSettings, CommitStage};
     use crate::stages::receipts::ReceiptsStage;
     use crate::test_utils::{
-        assert_same_snapshot, geth_chain, state_keys, without_run_times, SyncedStore, HISTORY_TTL,
+        assert_same_snapshot, assert_same_store, geth_chain, state_keys, SyncedStore, HISTORY_TTL,
     };
     use alloy_primitives::B256;
     use primitives::contract::{ExecProgress, StageCheckpoint};
@@ -357,12 +357,7 @@ mod tests {
         )
         .execute(&crashed.shared, pending)
         .expect("commit");
-        let keys = crashed.keys();
-        assert_same_snapshot(
-            &without_run_times(keys, &crashed.snapshot()),
-            &without_run_times(keys, &straight.snapshot()),
-            "the store of a run never cut",
-        );
+        assert_same_store(&crashed, &straight, "the store of a run never cut");
     }
 
     #[test]
@@ -392,12 +387,7 @@ mod tests {
         ReceiptsStage
             .execute(&crashed.shared, pending)
             .expect("receipts");
-        let keys = crashed.keys();
-        assert_same_snapshot(
-            &without_run_times(keys, &crashed.snapshot()),
-            &without_run_times(keys, &straight.snapshot()),
-            "the same store",
-        );
+        assert_same_store(&crashed, &straight, "the same store");
     }
 
     #[test]

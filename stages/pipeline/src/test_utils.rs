@@ -513,6 +513,11 @@ impl SyncedStore {
         self.memory.snapshot()
     }
 
+    /// [`Self::snapshot`] without the run times (see [`without_run_times`]).
+    pub fn timeless_snapshot(&self) -> Snapshot {
+        without_run_times(self.keys(), &self.snapshot())
+    }
+
     /// The stages on one thread from where the store's checkpoints say (taking over a store
     /// fresh from `init`, and starting the state layers again, as the daemon does).
     pub fn serial(&self) -> SerialPipeline<'_> {
@@ -651,10 +656,14 @@ pub fn without_run_times(keys: &Keys, snapshot: &Snapshot) -> Snapshot {
 
 /// The entries of `snapshot` whose key starts with `KEY_PREFIX` followed by `part`.
 pub fn under(snapshot: &Snapshot, part: &str) -> Snapshot {
-    let prefix = format!("{KEY_PREFIX}{part}");
+    with_prefix(snapshot, &format!("{KEY_PREFIX}{part}"))
+}
+
+/// The entries of `snapshot` whose key starts with `prefix`.
+pub fn with_prefix(snapshot: &Snapshot, prefix: &str) -> Snapshot {
     snapshot
-        .range(prefix.clone()..)
-        .take_while(|(key, _)| key.starts_with(&prefix))
+        .range(prefix.to_string()..)
+        .take_while(|(key, _)| key.starts_with(prefix))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect()
 }
@@ -681,6 +690,11 @@ pub fn history_keys(snapshot: &Snapshot) -> Vec<(u64, String)> {
             Some((number, key))
         })
         .collect()
+}
+
+/// Fail unless two stores hold the same, their run times aside.
+pub fn assert_same_store(left: &SyncedStore, right: &SyncedStore, what: &str) {
+    assert_same_snapshot(&left.timeless_snapshot(), &right.timeless_snapshot(), what);
 }
 
 /// Fail, listing the first keys that differ, unless `left` and `right` are equal.

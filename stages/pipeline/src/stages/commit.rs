@@ -277,8 +277,9 @@ mod tests {
     use crate::stages::receipts::ReceiptsStage;
     use crate::startup::start_point;
     use crate::test_utils::{
-        assert_same_snapshot, geth_chain, history_keys, state_keys, under, without_run_times,
-        Snapshot, SyncedStore, CHAIN_LENGTH, HISTORY_TTL, KEY_PREFIX,
+        assert_same_snapshot, assert_same_store, geth_chain, history_keys, state_keys, under,
+        with_prefix, without_run_times, Snapshot, SyncedStore, CHAIN_LENGTH, HISTORY_TTL,
+        KEY_PREFIX,
     };
     use alloy_primitives::keccak256;
     use primitives::record::{AccountChange, StorageChange};
@@ -436,8 +437,7 @@ mod tests {
         let chain = geth_chain();
         let store = SyncedStore::new(60);
         store.execute_to(60);
-        let keys = store.keys().clone();
-        let applied = without_run_times(&keys, &store.snapshot());
+        let applied = store.timeless_snapshot();
         let records = stored_records(&store, 41, 60);
         assert!(
             chain.txs_up_to(60) > chain.txs_up_to(40),
@@ -449,7 +449,7 @@ mod tests {
             .execute(&store.shared, records.clone())
             .expect("commit");
         assert_same_snapshot(
-            &without_run_times(&keys, &store.snapshot()),
+            &store.timeless_snapshot(),
             &applied,
             "applied twice at once",
         );
@@ -459,7 +459,7 @@ mod tests {
             again.execute(&store.shared, vec![record]).expect("commit");
         }
         assert_same_snapshot(
-            &without_run_times(&keys, &store.snapshot()),
+            &store.timeless_snapshot(),
             &applied,
             "applied twice one by one",
         );
@@ -495,12 +495,7 @@ mod tests {
         ReceiptsStage
             .execute(&batched.shared, records)
             .expect("receipts");
-        let keys = batched.keys();
-        assert_same_snapshot(
-            &without_run_times(keys, &batched.snapshot()),
-            &without_run_times(keys, &one_by_one.snapshot()),
-            "the same store",
-        );
+        assert_same_store(&batched, &one_by_one, "batched and one by one");
     }
 
     /// What the commit stage keeps: the world state, the progress and its checkpoint.
@@ -588,13 +583,12 @@ mod tests {
         let before = store.snapshot();
         let slots_of = |address: &Address| -> Vec<(B256, U256)> {
             let prefix = keys.latest_storage_prefix(address);
-            before
-                .range(prefix.clone()..)
-                .take_while(|(key, _)| key.starts_with(&prefix))
+            with_prefix(&before, &prefix)
+                .into_iter()
                 .map(|(key, value)| {
                     let slot: B256 = key[prefix.len()..].parse().expect("a slot");
                     let value = U256::from_str_radix(
-                        std::str::from_utf8(value)
+                        std::str::from_utf8(&value)
                             .expect("text")
                             .trim_start_matches("0x"),
                         16,
@@ -665,13 +659,13 @@ mod tests {
         let after = store.snapshot();
         let latest = |key: String| after.get(&key).cloned();
         assert_eq!(latest(keys.latest_account(&destroyed).into_string()), None);
-        assert!(slots_of_in(&after, &keys.latest_storage_prefix(&destroyed)).is_empty());
+        assert!(with_prefix(&after, &keys.latest_storage_prefix(&destroyed)).is_empty());
         assert_eq!(
             latest(keys.latest_storage(&trimmed, &cleared).into_string()),
             None
         );
         assert_eq!(
-            slots_of_in(&after, &keys.latest_storage_prefix(&trimmed)).len(),
+            with_prefix(&after, &keys.latest_storage_prefix(&trimmed)).len(),
             slots_of(&trimmed).len() - 1
         );
         // History: a destroyed account is `null`, a cleared slot the zero word.
@@ -694,14 +688,5 @@ mod tests {
             &commit_view(&store, &before),
             "the account and its storage are back",
         );
-    }
-
-    /// The keys of `snapshot` under `prefix`.
-    fn slots_of_in(snapshot: &Snapshot, prefix: &str) -> Vec<String> {
-        snapshot
-            .range(prefix.to_string()..)
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(key, _)| key.clone())
-            .collect()
     }
 }

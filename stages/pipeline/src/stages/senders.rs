@@ -246,29 +246,34 @@ mod tests {
         assert_known_senders(&recovered);
     }
 
-    #[test]
-    fn run_passes_blocks_on_in_order_with_their_senders() {
-        let store = SyncedStore::new(CHAIN_LENGTH);
+    /// [`SendersStage::run`] on a pool of two threads over `blocks`; with what it passed on.
+    fn run_on_two_threads(
+        store: &SyncedStore,
+        blocks: Vec<ChainBlock>,
+    ) -> (Result<(), StageError>, Vec<SendersBlock>) {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .expect("pool");
         let (input, input_rx) = crossbeam_channel::unbounded();
         let (output_tx, output) = crossbeam_channel::unbounded();
-        for block in loaded(&store, 1, CHAIN_LENGTH) {
+        for block in blocks {
             input.send(block).expect("send");
         }
         drop(input);
-        SendersStage::new(&pool)
-            .run(
-                &store.shared,
-                StageIo {
-                    input: input_rx,
-                    outputs: vec![output_tx],
-                },
-            )
-            .expect("run");
-        let recovered: Vec<SendersBlock> = output.try_iter().collect();
+        let io = StageIo {
+            input: input_rx,
+            outputs: vec![output_tx],
+        };
+        let result = SendersStage::new(&pool).run(&store.shared, io);
+        (result, output.try_iter().collect())
+    }
+
+    #[test]
+    fn run_passes_blocks_on_in_order_with_their_senders() {
+        let store = SyncedStore::new(CHAIN_LENGTH);
+        let (result, recovered) = run_on_two_threads(&store, loaded(&store, 1, CHAIN_LENGTH));
+        result.expect("run");
         let numbers: Vec<u64> = recovered.iter().map(|(b, _)| b.number()).collect();
         assert_eq!(numbers, (1..=CHAIN_LENGTH).collect::<Vec<_>>());
         assert_known_senders(&recovered);
@@ -369,30 +374,13 @@ mod tests {
         let store = SyncedStore::new(number + 1);
         let mut blocks = loaded(&store, number - 1, number + 1);
         with_bad_signature(&mut blocks[1]);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
-        let (input, input_rx) = crossbeam_channel::unbounded();
-        let (output_tx, output) = crossbeam_channel::unbounded();
-        for block in blocks {
-            input.send(block).expect("send");
-        }
-        drop(input);
-        let error = SendersStage::new(&pool)
-            .run(
-                &store.shared,
-                StageIo {
-                    input: input_rx,
-                    outputs: vec![output_tx],
-                },
-            )
-            .expect_err("bad signature");
+        let (result, recovered) = run_on_two_threads(&store, blocks);
+        let error = result.expect_err("bad signature");
         assert!(
             error.to_string().contains(&format!("block {number}")),
             "{error}"
         );
-        let passed: Vec<u64> = output.try_iter().map(|(b, _)| b.number()).collect();
+        let passed: Vec<u64> = recovered.iter().map(|(b, _)| b.number()).collect();
         assert_eq!(passed, [number - 1]);
         assert!(store.shared.control.loading_stopped());
         assert!(
