@@ -10,8 +10,7 @@
 //! comes from the fixture files, never from the code under test.
 
 use crate::serial::SerialPipeline;
-use crate::stage::Stage;
-use crate::stage::{Control, Shared, StageStore};
+use crate::stage::{Control, Shared, Stage, StageStore};
 use crate::stages::headers::{HeadersSettings, HeadersStage};
 use crate::stages::senders::{SendersBlock, SendersStage};
 use crate::startup::start_point;
@@ -22,7 +21,8 @@ use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 use alloy_rlp::Decodable;
 use evm::chain::ChainSpec;
 use evm::genesis::GenesisBlock;
-use primitives::contract::{encode_json, ExecProgress, SyncProgress};
+use primitives::block::ChainBlock;
+use primitives::contract::{encode_json, ExecProgress};
 use primitives::keys::Keys;
 use primitives::memory::MemoryStore;
 use primitives::record::ExecutionRecord;
@@ -490,22 +490,10 @@ impl SyncedStore {
             .expect("read")
             .map_or(0, |p| p.latest_synced_block);
         if *blocks.end() > synced {
-            self.set_synced(*blocks.end());
+            // Spelled as the syncer spells it.
+            let text = format!(r#"{{"latestSyncedBlock": {}}}"#, blocks.end());
+            self.set_raw(keys.sync_progress().as_str(), text.as_bytes());
         }
-    }
-
-    /// `idx:sync:progress` at `height`, spelled as the syncer writes it.
-    pub fn set_synced(&self, height: u64) {
-        let text = format!(r#"{{"latestSyncedBlock": {height}}}"#);
-        self.set_raw(self.keys().sync_progress().as_str(), text.as_bytes());
-        let key = self.keys().sync_progress();
-        let stored = self.memory.read(&key).expect("read").expect("written");
-        assert_eq!(
-            stored,
-            SyncProgress {
-                latest_synced_block: height
-            }
-        );
     }
 
     /// Every live key with its value.
@@ -555,15 +543,19 @@ impl SyncedStore {
         pipeline
     }
 
-    /// Blocks `first..=last` through the headers and senders stages, as execution gets them.
-    pub fn recovered(&self, first: u64, last: u64) -> Vec<SendersBlock> {
-        let mut headers = HeadersStage::new(load_settings(), first, geth_chain().hash(first - 1));
-        let blocks = headers
+    /// Blocks `first..=last` through the headers stage, as senders gets them.
+    pub fn loaded(&self, first: u64, last: u64) -> Vec<ChainBlock> {
+        let blocks = headers_from(first)
             .execute(&self.shared, vec![first..=last])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(blocks.len() as u64, last - first + 1, "blocks loaded");
+        blocks
+    }
+
+    /// Blocks `first..=last` through the headers and senders stages, as execution gets them.
+    pub fn recovered(&self, first: u64, last: u64) -> Vec<SendersBlock> {
         SendersStage::in_current_pool()
-            .execute(&self.shared, blocks)
+            .execute(&self.shared, self.loaded(first, last))
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -625,6 +617,11 @@ pub fn load_settings() -> HeadersSettings {
         poll_interval: Duration::from_millis(1),
         exit_at_head: true,
     }
+}
+
+/// The headers stage about to load block `first` of the fixture chain.
+pub fn headers_from(first: u64) -> HeadersStage {
+    HeadersStage::new(load_settings(), first, geth_chain().hash(first - 1))
 }
 
 /// A header changed so its hash differs from the fixture's (the syncer's other branch).

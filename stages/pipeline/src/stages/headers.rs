@@ -223,14 +223,9 @@ fn synced_height(shared: &Shared) -> Result<u64, StageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_utils::{geth_chain, load_settings, other_branch, SyncedStore};
+    use crate::test_utils::{geth_chain, headers_from, load_settings, other_branch, SyncedStore};
     use alloy_primitives::Address;
     use primitives::keys::Keys;
-
-    /// The headers stage about to load block `first`.
-    fn stage_at(first: u64) -> HeadersStage {
-        HeadersStage::new(load_settings(), first, geth_chain().hash(first - 1))
-    }
 
     /// Each block's number and hash.
     fn identities(blocks: &[ChainBlock]) -> Vec<(u64, B256)> {
@@ -246,7 +241,7 @@ mod tests {
     fn loads_synced_blocks_in_order_with_one_batched_read_per_range() {
         let chain = geth_chain();
         let store = SyncedStore::new(130);
-        let mut stage = stage_at(1);
+        let mut stage = headers_from(1);
         let before = store.memory.round_trips();
         let blocks = stage
             .execute(&store.shared, vec![1..=64, 65..=130])
@@ -388,7 +383,7 @@ mod tests {
         for case in damages() {
             let store = SyncedStore::new(12);
             (case.damage)(&store);
-            let mut stage = stage_at(1);
+            let mut stage = headers_from(1);
             let good = stage.execute(&store.shared, vec![1..=12]).expect(case.what);
             assert_eq!(identities(&good), expected(1..=BAD - 1), "{}", case.what);
             let error = stage
@@ -436,7 +431,7 @@ mod tests {
     #[test]
     fn an_unreachable_store_is_retried_and_loads_nothing() {
         let store = SyncedStore::new(5);
-        let mut stage = stage_at(1);
+        let mut stage = headers_from(1);
         store.memory.set_unavailable(true);
         let error = stage
             .execute(&store.shared, vec![1..=5])
@@ -455,7 +450,7 @@ mod tests {
         let store = SyncedStore::new(9);
         store.truncate(store.keys().header(6).as_str());
         let (tx, rx) = crossbeam_channel::unbounded();
-        let error = stage_at(1).run(&store.shared, tx).expect_err("block 6");
+        let error = headers_from(1).run(&store.shared, tx).expect_err("block 6");
         assert!(error.to_string().contains("block 6"), "{error}");
         assert_eq!(
             identities(&rx.try_iter().collect::<Vec<_>>()),
@@ -512,7 +507,7 @@ mod tests {
     #[test]
     fn a_replaced_head_is_reported_by_run_as_a_reorg() {
         let store = SyncedStore::new(5);
-        let mut stage = stage_at(1);
+        let mut stage = headers_from(1);
         let (tx, rx) = crossbeam_channel::unbounded();
         assert_eq!(
             stage.run(&store.shared, tx.clone()).expect("run"),
@@ -537,7 +532,7 @@ mod tests {
     #[test]
     fn a_longer_branch_is_reported_by_run_as_a_reorg_at_the_replaced_block() {
         let store = SyncedStore::new(5);
-        let mut stage = stage_at(1);
+        let mut stage = headers_from(1);
         let (tx, rx) = crossbeam_channel::unbounded();
         assert_eq!(
             stage.run(&store.shared, tx.clone()).expect("run"),

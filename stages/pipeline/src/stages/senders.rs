@@ -188,19 +188,11 @@ fn failed(shared: &Shared, error: StageError) -> StageError {
 mod tests {
     use super::*;
     use crate::stage::{ErrorAction, StageIo};
-    use crate::stages::headers::HeadersStage;
-    use crate::test_utils::{geth_chain, load_settings, SyncedStore, CHAIN_LENGTH};
+    use crate::test_utils::{geth_chain, SyncedStore, CHAIN_LENGTH};
     use alloy_consensus::crypto::secp256k1::sign_message;
     use alloy_consensus::{SignableTransaction, Signed, Transaction, TxEip1559, TxEnvelope};
     use alloy_primitives::{address, b256, Signature, U256};
     use std::collections::BTreeMap;
-
-    /// Blocks `first..=last` as the headers stage passes them on.
-    fn loaded(store: &SyncedStore, first: u64, last: u64) -> Vec<ChainBlock> {
-        HeadersStage::new(load_settings(), first, geth_chain().hash(first - 1))
-            .execute(&store.shared, vec![first..=last])
-            .expect("load")
-    }
 
     /// Every sender `txinfo.json` names is the one recovered for its transaction.
     fn assert_known_senders(recovered: &[SendersBlock]) {
@@ -239,7 +231,7 @@ mod tests {
     #[test]
     fn recovered_senders_are_the_ones_txinfo_names() {
         let store = SyncedStore::new(CHAIN_LENGTH);
-        let blocks = loaded(&store, 1, CHAIN_LENGTH);
+        let blocks = store.loaded(1, CHAIN_LENGTH);
         let recovered = SendersStage::in_current_pool()
             .execute(&store.shared, blocks)
             .expect("recover");
@@ -272,7 +264,7 @@ mod tests {
     #[test]
     fn run_passes_blocks_on_in_order_with_their_senders() {
         let store = SyncedStore::new(CHAIN_LENGTH);
-        let (result, recovered) = run_on_two_threads(&store, loaded(&store, 1, CHAIN_LENGTH));
+        let (result, recovered) = run_on_two_threads(&store, store.loaded(1, CHAIN_LENGTH));
         result.expect("run");
         let numbers: Vec<u64> = recovered.iter().map(|(b, _)| b.number()).collect();
         assert_eq!(numbers, (1..=CHAIN_LENGTH).collect::<Vec<_>>());
@@ -316,7 +308,7 @@ mod tests {
         let owner = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
         let number = block_with_eip1559();
         let store = SyncedStore::new(number);
-        let mut blocks = loaded(&store, number, number);
+        let mut blocks = store.loaded(number, number);
         let index = resign(&mut blocks[0], |signed| {
             sign_message(secret, signed.signature_hash()).expect("sign")
         });
@@ -342,7 +334,7 @@ mod tests {
     fn a_bad_signature_is_an_error_naming_block_and_transaction() {
         let number = block_with_eip1559();
         let store = SyncedStore::new(number);
-        let mut blocks = loaded(&store, number - 1, number);
+        let mut blocks = store.loaded(number - 1, number);
         let index = with_bad_signature(&mut blocks[1]);
         let hash = *blocks[1].body.transactions[index].tx_hash();
         let error = SendersStage::in_current_pool()
@@ -372,7 +364,7 @@ mod tests {
     fn run_passes_on_the_blocks_before_a_bad_signature_and_stops_loading() {
         let number = block_with_eip1559();
         let store = SyncedStore::new(number + 1);
-        let mut blocks = loaded(&store, number - 1, number + 1);
+        let mut blocks = store.loaded(number - 1, number + 1);
         with_bad_signature(&mut blocks[1]);
         let (result, recovered) = run_on_two_threads(&store, blocks);
         let error = result.expect_err("bad signature");
