@@ -303,10 +303,10 @@ mod tests {
         let key = store.keys().exec_progress().into_string();
         store.remove(&key);
         let error = start_point(&store.shared).expect_err("not initialised");
-        assert!(
-            matches!(&error, StageError::Inconsistent(Inconsistency::NotInitialised { key: named }) if *named == key),
-            "{error:?}"
-        );
+        let StageError::Inconsistent(Inconsistency::NotInitialised { key: named }) = &error else {
+            panic!("not a missing initialisation: {error:?}");
+        };
+        assert_eq!(*named, key);
         assert_eq!(error.action(), ErrorAction::Stop);
     }
 

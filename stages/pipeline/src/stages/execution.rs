@@ -347,16 +347,19 @@ mod tests {
             let error = stage
                 .execute(&store.shared, store.recovered(number, number))
                 .expect_err(field);
-            assert!(
-                matches!(
-                    &error,
-                    StageError::Block {
-                        stage: STAGE,
-                        failure: BlockFailure::Execution(BlockError::Mismatch { block, field: named, .. }),
-                    } if *block == number && *named == field
-                ),
-                "{field}: {error:?}"
-            );
+            let StageError::Block {
+                stage: STAGE,
+                failure:
+                    BlockFailure::Execution(BlockError::Mismatch {
+                        block,
+                        field: named,
+                        ..
+                    }),
+            } = &error
+            else {
+                panic!("{field}: not a mismatch found by execution: {error:?}");
+            };
+            assert_eq!((*block, *named), (number, field));
             assert!(
                 error.to_string().contains(&format!("block {number}")),
                 "{error}"

@@ -288,18 +288,27 @@ mod tests {
         matches: fn(&BlockFailure) -> bool,
     }
 
+    /// The load error of a failure, if it is one.
+    fn load_error(failure: &BlockFailure) -> Option<&LoadError> {
+        match failure {
+            BlockFailure::Load(error) => Some(error),
+            _ => None,
+        }
+    }
+
     /// A block with transactions, so a body swapped in from another block differs.
     const BAD: u64 = 7;
     /// The block whose body is swapped in.
     const OTHER: u64 = 8;
 
+    /// Every way of damaging block `BAD` the tests try.
     fn damages() -> [Damage; 8] {
         [
             Damage {
                 what: "header missing",
                 damage: |s| s.remove(s.keys().header(BAD).as_str()),
                 key: |k| Some(k.header(BAD).into_string()),
-                matches: |f| matches!(f, BlockFailure::Load(LoadError::Missing { block: BAD, .. })),
+                matches: |f| matches!(load_error(f), Some(LoadError::Missing { block: BAD, .. })),
             },
             Damage {
                 what: "body and transactions missing",
@@ -308,19 +317,19 @@ mod tests {
                     s.remove(s.keys().transactions(BAD).as_str());
                 },
                 key: |k| Some(k.transactions(BAD).into_string()),
-                matches: |f| matches!(f, BlockFailure::Load(LoadError::Missing { block: BAD, .. })),
+                matches: |f| matches!(load_error(f), Some(LoadError::Missing { block: BAD, .. })),
             },
             Damage {
                 what: "header RLP corrupt",
                 damage: |s| s.truncate(s.keys().header(BAD).as_str()),
                 key: |k| Some(k.header(BAD).into_string()),
-                matches: |f| matches!(f, BlockFailure::Load(LoadError::Corrupt { block: BAD, .. })),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
             },
             Damage {
                 what: "body RLP corrupt",
                 damage: |s| s.truncate(s.keys().body(BAD).as_str()),
                 key: |k| Some(k.body(BAD).into_string()),
-                matches: |f| matches!(f, BlockFailure::Load(LoadError::Corrupt { block: BAD, .. })),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
             },
             Damage {
                 what: "transactions RLP corrupt, no body",
@@ -329,7 +338,7 @@ mod tests {
                     s.truncate(s.keys().transactions(BAD).as_str());
                 },
                 key: |k| Some(k.transactions(BAD).into_string()),
-                matches: |f| matches!(f, BlockFailure::Load(LoadError::Corrupt { block: BAD, .. })),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
             },
             Damage {
                 what: "header stored under another number",

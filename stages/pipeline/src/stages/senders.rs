@@ -187,7 +187,7 @@ fn failed(shared: &Shared, error: StageError) -> StageError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::{ErrorAction, StageIo};
+    use crate::stage::{BlockFailure, ErrorAction, StageIo};
     use crate::test_utils::{geth_chain, SyncedStore, CHAIN_LENGTH};
     use alloy_consensus::crypto::secp256k1::sign_message;
     use alloy_consensus::{SignableTransaction, Signed, Transaction, TxEip1559, TxEnvelope};
@@ -340,16 +340,20 @@ mod tests {
         let error = SendersStage::in_current_pool()
             .execute(&store.shared, blocks)
             .expect_err("bad signature");
-        assert!(
-            matches!(
-                &error,
-                StageError::Block {
-                    stage: StageId::Senders,
-                    failure: crate::stage::BlockFailure::Load(LoadError::Signature { block, index: at, hash: named, .. }),
-                } if *block == number && *at == index && *named == hash
-            ),
-            "{error:?}"
-        );
+        let StageError::Block {
+            stage: StageId::Senders,
+            failure:
+                BlockFailure::Load(LoadError::Signature {
+                    block,
+                    index: at,
+                    hash: named,
+                    ..
+                }),
+        } = &error
+        else {
+            panic!("not a signature error of the senders stage: {error:?}");
+        };
+        assert_eq!((*block, *at, *named), (number, index, hash));
         let message = error.to_string();
         assert!(
             message.contains(&format!("block {number}"))
