@@ -1,6 +1,7 @@
 # evm-executor: build, run, test.
 #   make run    the main job on the embedded store (no server needed)
-#   make test   everything CI runs: installs redis-server if missing, fmt check, clippy, all tests
+#   make test   everything CI runs: installs redis-server and prometheus if missing, fmt check,
+#               clippy, all tests
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -46,12 +47,19 @@ bench: build
 		EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port $(BIN) bench --chain $(BENCH_CHAIN); \
 		status=$$?; kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
 
-# Tests start their own redis-server; install it where it is missing (Debian/Ubuntu).
+# Tests start their own redis-server and Prometheus (the dashboard's queries are evaluated on
+# a real one; promtool checks deployments/prometheus); install them where they are missing
+# (Debian/Ubuntu).
 test-deps:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		echo "installing prometheus"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@test -d "$(EVM_EXECUTOR_FIXTURES)" || { echo "fixtures not found at $(EVM_EXECUTOR_FIXTURES); set EVM_EXECUTOR_FIXTURES"; exit 1; }
 
 test: test-deps

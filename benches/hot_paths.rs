@@ -13,6 +13,7 @@ use evm_executor::gen::{generate, Options};
 use evm_executor::store::embedded::EmbeddedStore;
 use pipeline::stage::{Control, Shared, Stage, StageStore};
 use pipeline::stages::commit::{CommitSettings, CommitStage};
+use pipeline::stages::merkle::VerifiedBatch;
 use pipeline::state::execution::ExecutionState;
 use pipeline::state::{cache::CacheSizes, StateLayers};
 use primitives::block::{decode_block, ChainBlock};
@@ -172,16 +173,16 @@ fn benches(c: &mut Criterion) {
         control: Control::new(Arc::new(AtomicBool::new(false))),
         meters: Default::default(),
     };
-    let mut commit = CommitStage::new(
-        CommitSettings {
-            history_ttl: Duration::from_secs(3600),
-        },
-        0,
-    );
+    let batch = vec![Arc::new(VerifiedBatch::new(records, None))];
     c.bench_function("commit_batch/8_blocks_embedded", |b| {
         b.iter_batched(
-            || records.clone(),
-            |records| commit.execute(&shared, records).expect("commit the batch"),
+            || {
+                let settings = CommitSettings {
+                    history_ttl: Duration::from_secs(3600),
+                };
+                (CommitStage::new(settings, 0, 0), batch.clone())
+            },
+            |(mut commit, batch)| commit.execute(&shared, batch).expect("commit the batch"),
             BatchSize::SmallInput,
         )
     });

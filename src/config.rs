@@ -4,6 +4,7 @@
 //! Unknown keys, values of the wrong type and impossible values are errors that name the key
 //! (file keys as `section.key`, environment overrides by the variable's name).
 
+use evm::chain_data;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -115,7 +116,8 @@ pub struct ChainConfig {
     pub name: String,
     /// EIP-155 chain id; 0 for the one the name implies.
     pub network_id: u64,
-    /// BNB Smart Chain data (`hardforks.json`, `systemcontracts/`), read for Parlia chains.
+    /// The chain data (`hardforks.json`, `systemcontracts/`) of a custom Parlia chain; empty
+    /// when there is none (the built-in chains carry their own).
     pub data_dir: PathBuf,
 }
 
@@ -124,20 +126,10 @@ impl Default for ChainConfig {
         Self {
             name: "bsc".into(),
             network_id: 0,
-            data_dir: PathBuf::from("data/bsc"),
+            data_dir: PathBuf::new(),
         }
     }
 }
-
-/// Chain names with a fixed chain id; `custom` takes it from the genesis.
-pub const KNOWN_CHAINS: &[(&str, u64)] = &[
-    ("bsc", 56),
-    ("chapel", 97),
-    ("mainnet", 1),
-    ("sepolia", 11_155_111),
-    ("holesky", 17_000),
-    ("hoodi", 560_048),
-];
 
 impl ChainConfig {
     /// The chain id this config requires, or `None` when any is accepted (`custom` without id).
@@ -145,10 +137,7 @@ impl ChainConfig {
         if self.network_id != 0 {
             return Some(self.network_id);
         }
-        KNOWN_CHAINS
-            .iter()
-            .find(|(name, _)| *name == self.name)
-            .map(|(_, id)| *id)
+        chain_data::built_in(&self.name).map(|chain| chain.chain_id)
     }
 }
 
@@ -301,7 +290,7 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// `[state]`: the history window.
+/// `[state]`: the history window and the state root check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
@@ -309,6 +298,8 @@ pub struct StateConfig {
     pub window_size: u64,
     /// TTL of history keys, seconds.
     pub history_ttl: u64,
+    /// When the merkle stage checks the state root against the header.
+    pub verify_root: VerifyRootConfig,
 }
 
 impl Default for StateConfig {
@@ -316,6 +307,32 @@ impl Default for StateConfig {
         Self {
             window_size: 1024,
             history_ttl: 3600,
+            verify_root: VerifyRootConfig::Batch,
+        }
+    }
+}
+
+/// `state.verify_root`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyRootConfig {
+    /// Every block on its own.
+    Every,
+    /// Once per batch while catching up (the last block of each batch; the first bad block
+    /// found by bisection), every block at the head.
+    Batch,
+    /// Never: no state tries are kept and the state is not verified.
+    Off,
+}
+
+impl VerifyRootConfig {
+    /// The merkle stage's setting.
+    pub fn stage_setting(self) -> pipeline::stages::merkle::VerifyRoot {
+        use pipeline::stages::merkle::VerifyRoot;
+        match self {
+            VerifyRootConfig::Every => VerifyRoot::Every,
+            VerifyRootConfig::Batch => VerifyRoot::Batch,
+            VerifyRootConfig::Off => VerifyRoot::Off,
         }
     }
 }
@@ -436,8 +453,12 @@ impl Config {
     /// Reject values no run could use.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let chain = &self.chain;
-        if chain.name != "custom" && !KNOWN_CHAINS.iter().any(|(name, _)| *name == chain.name) {
-            let names: Vec<_> = KNOWN_CHAINS.iter().map(|(name, _)| *name).collect();
+        let built_in = chain_data::built_in(&chain.name);
+        if chain.name != "custom" && built_in.is_none() {
+            let names: Vec<_> = chain_data::BUILT_IN_CHAINS
+                .iter()
+                .map(|chain| chain.name)
+                .collect();
             return Err(invalid(
                 "chain.name",
                 format!(
@@ -447,13 +468,19 @@ impl Config {
                 ),
             ));
         }
-        if let Some((_, id)) = KNOWN_CHAINS.iter().find(|(name, _)| *name == chain.name) {
-            if chain.network_id != 0 && chain.network_id != *id {
+        if let Some(known) = built_in {
+            if chain.network_id != 0 && chain.network_id != known.chain_id {
                 return Err(invalid(
                     "chain.network_id",
                     format!(
-                        "{} contradicts chain.name {:?} (chain id {id})",
-                        chain.network_id, chain.name
+                        "{} contradicts chain.name {:?} (chain id {}); set chain.network_id = 0{}",
+                        chain.network_id,
+                        chain.name,
+                        known.chain_id,
+                        chain_data::built_in_with_id(chain.network_id).map_or_else(
+                            || " or chain.name = \"custom\"".to_string(),
+                            |other| format!(" or chain.name = {:?}", other.name)
+                        )
                     ),
                 ));
             }

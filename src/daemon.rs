@@ -10,10 +10,13 @@ use evm::chain::ChainSpec;
 use pipeline::meter::StageTotals;
 use pipeline::progress::{report_progress, Queues};
 use pipeline::reorg;
-use pipeline::stage::{run_batches, Control, Shared, StageError, StageIo, StageStore, Unwind};
+use pipeline::stage::{
+    run_batches, BlockFailure, Control, Shared, StageError, StageIo, StageStore, Unwind,
+};
 use pipeline::stages::commit::{CommitSettings, CommitStage};
 use pipeline::stages::execution::{ExecutionSettings, ExecutionStage};
 use pipeline::stages::headers::{HeadersEnd, HeadersSettings, HeadersStage};
+use pipeline::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot};
 use pipeline::stages::prune::{PruneSettings, PruneStage};
 use pipeline::stages::receipts::ReceiptsStage;
 use pipeline::stages::senders::SendersStage;
@@ -103,9 +106,18 @@ fn run_stages(
     start: StartPoint,
     exit_at_head: bool,
 ) -> Result<HeadersEnd, CommandError> {
-    let commit_pending = start.commit_pending(shared)?;
-    let receipts_pending = start.receipts_pending(shared)?;
-    shared.layers.restart(&commit_pending);
+    let verify = verify_setting(ctx, &start);
+    let verifying = verify != VerifyRoot::Off;
+    let merkle_pending = start.merkle_pending(shared, verifying)?;
+    let commit_pending = start.verified_pending(shared, start.committed, verifying)?;
+    let receipts_pending = start.verified_pending(shared, start.receipts, verifying)?;
+    // Every block executed but not committed is in flight: in the overlay.
+    let in_flight: Vec<_> = commit_pending
+        .iter()
+        .flat_map(|batch| batch.records.iter().cloned())
+        .chain(merkle_pending.iter().cloned())
+        .collect();
+    shared.layers.restart(&in_flight);
     shared.control.restart();
     let header_key = ctx.keys.header(start.executed);
     let parent = shared
@@ -133,13 +145,21 @@ fn run_stages(
         &shared.layers,
         parent.inner().clone(),
     );
+    let mut merkle = MerkleStage::new(
+        MerkleSettings {
+            verify,
+            cached_levels: pipeline::stages::merkle::DEFAULT_CACHED_LEVELS,
+        },
+        start.merkle.unwrap_or(0),
+    );
     let mut commit = CommitStage::new(
         CommitSettings {
             history_ttl: config.state.history_ttl(),
         },
+        start.committed,
         start.total_txs,
     );
-    let mut receipts = ReceiptsStage;
+    let mut receipts = ReceiptsStage::new(start.receipts);
     let mut prune = PruneStage::new(
         PruneSettings {
             window_size: config.state.window_size,
@@ -152,9 +172,9 @@ fn run_stages(
     let replaced_while_down =
         executed.is_some_and(|c| c.block == start.executed && c.hash != parent.hash());
     let headers_end = if replaced_while_down {
-        HeadersEnd::Reorg {
+        Ok(HeadersEnd::Reorg {
             block: start.executed,
-        }
+        })
     } else {
         tracing::info!(
             executed = start.executed,
@@ -166,17 +186,18 @@ fn run_stages(
         let capacity = config.workers.queue_capacity as usize;
         let (blocks_tx, blocks_rx) = bounded(capacity);
         let (senders_tx, senders_rx) = bounded(capacity);
+        let (merkle_tx, merkle_rx) = bounded(capacity);
         let (commit_tx, commit_rx) = bounded(capacity);
         let (receipts_tx, receipts_rx) = bounded(capacity);
         let (applied_tx, applied_rx) = bounded(capacity);
         let queues = Queues {
             senders: blocks_rx.clone(),
             execution: senders_rx.clone(),
+            merkle: merkle_rx.clone(),
             commit: commit_rx.clone(),
             receipts: receipts_rx.clone(),
         };
         let max = batch_size as usize;
-        let behind = |record: &Arc<_>| shared.control.behind_head(record_number(record));
         let applied_by_commit = applied_tx.clone();
         let (commit, receipts) = (&mut commit, &mut receipts);
         let pipeline_done = AtomicBool::new(false);
@@ -188,15 +209,20 @@ fn run_stages(
                     senders.run(shared, io(blocks_rx, vec![senders_tx]))
                 }),
                 spawn(scope, StageId::Execution, || {
-                    execution.run(shared, io(senders_rx, vec![commit_tx, receipts_tx]))
+                    execution.run(shared, io(senders_rx, vec![merkle_tx]))
+                }),
+                spawn(scope, StageId::Merkle, || {
+                    let io = io(merkle_rx, vec![commit_tx, receipts_tx]);
+                    merkle.run(shared, merkle_pending, io, max)
                 }),
                 spawn(scope, StageId::Commit, move || {
                     let io = io(commit_rx, vec![applied_by_commit]);
-                    run_batches(commit, shared, commit_pending, io, max, behind)
+                    // One verified batch (up to `batch_size` blocks) at a time.
+                    run_batches(commit, shared, commit_pending, io, 1, |_| false)
                 }),
                 spawn(scope, StageId::Receipts, move || {
                     let io = io(receipts_rx, vec![applied_tx]);
-                    run_batches(receipts, shared, receipts_pending, io, max, behind)
+                    run_batches(receipts, shared, receipts_pending, io, 1, |_| false)
                 }),
                 spawn(scope, StageId::Prune, || {
                     prune.run(shared, io(applied_rx, vec![]))
@@ -212,14 +238,49 @@ fn run_stages(
             let _ = reporter.join();
             results.into_iter().collect::<Result<Vec<()>, _>>()?;
             headers_end
-        })?
+        })
+    };
+    let headers_end = match headers_end {
+        Err(StageError::Block {
+            failure: BlockFailure::StateRoot(failure),
+            stage,
+        }) => {
+            // Nothing of the failed block may stay: its record and those after it go, so a
+            // restart executes it again.
+            let executed = shared.store.checkpoint_block(StageId::Execution)?;
+            let verified = failure.block() - 1;
+            if let Some(executed) = executed.filter(|e| *e > verified) {
+                reorg::unwind_to(shared, verified, executed, &mut [&mut execution])?;
+            }
+            return Err(StageError::block(stage, BlockFailure::StateRoot(failure)).into());
+        }
+        other => other?,
     };
     if let HeadersEnd::Reorg { .. } = headers_end {
         if !shared.control.stopping() {
-            unwind_reorg(shared, &mut [&mut receipts, &mut commit, &mut execution])?;
+            let stages: &mut [&mut dyn Unwind] =
+                &mut [&mut receipts, &mut commit, &mut merkle, &mut execution];
+            unwind_reorg(shared, stages)?;
         }
     }
     Ok(headers_end)
+}
+
+/// The merkle stage's setting: the configured one, or off (said loudly) for a store without
+/// state tries.
+fn verify_setting(ctx: &Context, start: &StartPoint) -> VerifyRoot {
+    let configured = ctx.config.state.verify_root.stage_setting();
+    let verified = start.merkle.is_some() && configured != VerifyRoot::Off;
+    pipeline::metrics::metrics()
+        .state_verified
+        .set(i64::from(verified));
+    if start.merkle.is_none() && configured != VerifyRoot::Off {
+        tracing::warn!(
+            "STATE UNVERIFIED: this store has no state tries (written before the merkle stage,              or by the original service), so state roots are not checked; run `evm-executor              trie rebuild` once to build them from st:latest and verify from then on"
+        );
+        return VerifyRoot::Off;
+    }
+    configured
 }
 
 /// Unwind the executed blocks the syncer replaced, down to the fork point.
@@ -244,11 +305,6 @@ fn io<I, O>(
     outputs: Vec<crossbeam_channel::Sender<O>>,
 ) -> StageIo<I, O> {
     StageIo { input, outputs }
-}
-
-/// The block number of an execution record.
-fn record_number(record: &Arc<primitives::record::ExecutionRecord>) -> u64 {
-    record.number
 }
 
 /// Start `stage` on a thread of its own named after it.

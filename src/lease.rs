@@ -19,6 +19,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where the kernel keeps the host name (`uname -n`).
+const KERNEL_HOST_NAME: &str = "/proc/sys/kernel/hostname";
+
+/// The host name for the lease token: `from_env` (`HOSTNAME`, which shells and Kubernetes set)
+/// when present, else the kernel's, else `unknown-host`.
+fn host_name(from_env: Option<String>) -> String {
+    from_env
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string(KERNEL_HOST_NAME)
+                .ok()
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+        })
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
 /// One process's claim on the leader lease.
 pub struct LeaderLease {
     store: Arc<dyn Store>,
@@ -30,7 +47,7 @@ pub struct LeaderLease {
 impl LeaderLease {
     /// A lease of `ttl` on `keys`' `lock:leader` for this process.
     pub fn new(store: Arc<dyn Store>, keys: &Keys, ttl: Duration) -> Self {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".into());
+        let host = host_name(std::env::var("HOSTNAME").ok());
         let token = format!("{host}:{}:{}", std::process::id(), unix_now_ms());
         Self {
             store,
@@ -121,5 +138,24 @@ fn sleep_unless(done: &AtomicBool, total: Duration) {
         let nap = left.min(slice);
         std::thread::sleep(nap);
         left -= nap;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without `HOSTNAME` the token carries the kernel's host name, as `uname -n` prints it.
+    #[test]
+    fn host_name_falls_back_to_the_kernel_s() {
+        let uname = std::process::Command::new("uname")
+            .arg("-n")
+            .output()
+            .expect("run uname -n");
+        let kernel = String::from_utf8_lossy(&uname.stdout).trim().to_string();
+        assert!(!kernel.is_empty(), "uname -n printed nothing");
+        assert_eq!(host_name(None), kernel);
+        assert_eq!(host_name(Some(String::new())), kernel);
+        assert_eq!(host_name(Some("pod-7".into())), "pod-7");
     }
 }

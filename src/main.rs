@@ -21,11 +21,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write a geth-style genesis (config + alloc) into the store as block 0 and its state.
+    /// Write the chain's genesis into the store as block 0 and its state (the built-in genesis
+    /// of chain.name, or a geth-style genesis file), or take over a store the original service
+    /// filled.
     Init {
-        /// The genesis JSON file.
+        /// A geth-style genesis file (config + alloc); needed for chain.name = "custom".
         #[arg(long)]
-        genesis: PathBuf,
+        genesis: Option<PathBuf>,
+        /// Take over a store the original service filled (blocks, state and
+        /// idx:exec:progress, no idx:chain): check it against the genesis and write only the
+        /// chain record; execution continues from idx:exec:progress.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Import a chain file in geth `export` format into blk:* as the Block Syncer would.
     Import {
@@ -146,12 +153,16 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
     };
     match command {
         Command::EfTest { .. } | Command::Bench { .. } | Command::Gen { .. } => {}
-        Command::Init { genesis } => {
-            let outcome = commands::init::run(&ctx, &genesis)?;
-            let verb = if outcome.written {
-                "initialised"
-            } else {
-                "already initialised"
+        Command::Init { genesis, adopt } => {
+            let source = match &genesis {
+                Some(path) => commands::init::GenesisSource::File(path),
+                None => commands::init::GenesisSource::BuiltIn,
+            };
+            let outcome = commands::init::init(&ctx, source, adopt)?;
+            let verb = match (outcome.adopted, outcome.written) {
+                (Some((block, hash)), _) => format!("taken over at block {block} ({hash:#x})"),
+                (None, true) => "initialised".to_string(),
+                (None, false) => "already initialised".to_string(),
             };
             println!(
                 "{verb}: chain id {}, {} accounts",

@@ -1,6 +1,7 @@
 //! The CLI commands' implementations, each in its own module, and what they share: the opened
 //! store with its key layout, and the check that the store belongs to the configured chain.
 
+pub mod adopt;
 pub mod bench;
 pub mod gen;
 pub mod import;
@@ -9,8 +10,10 @@ pub mod run;
 pub mod status;
 
 use crate::config::Config;
+use evm::chain_data;
+use evm::collision::storage_only_accounts;
 use evm::error::BlockError;
-use evm::genesis::GenesisError;
+use evm::genesis::{GenesisBlock, GenesisError};
 use pipeline::stage::{Inconsistency, StageError};
 use primitives::block::{BodyMismatch, CorruptRlp};
 use primitives::contract::{ChainRecord, MalformedValue};
@@ -39,8 +42,26 @@ pub enum CommandError {
     #[error("chain mismatch: {0}")]
     ChainMismatch(String),
     /// The store has not been initialised with `init`.
-    #[error("store not initialised: {0}; run `evm-executor init --genesis FILE` first")]
+    #[error(
+        "store not initialised: {0}; run `evm-executor init` first (with `--genesis FILE` for \
+         chain.name = \"custom\")"
+    )]
     NotInitialised(String),
+    /// `init` without `--genesis` for a chain that is not built in.
+    #[error(
+        "chain.name = \"custom\" takes its chain from a genesis file: run `evm-executor init \
+         --genesis FILE`, or set chain.name to a built-in chain ({0})"
+    )]
+    GenesisNeeded(String),
+    /// The genesis state's tries could not be built or do not give its state root.
+    #[error("genesis state tries: {0}")]
+    GenesisTries(String),
+    /// A store without `idx:chain` cannot be taken over as it is.
+    #[error("cannot take over the store: {0}")]
+    Takeover(String),
+    /// The chain data built into the program is unusable.
+    #[error(transparent)]
+    ChainData(#[from] chain_data::ChainDataError),
     /// A chain file could not be imported.
     #[error("import stopped at block {block} (byte offset {offset}): {reason}")]
     Import {
@@ -159,7 +180,8 @@ impl Context {
     }
 }
 
-/// Refuse when the config names a chain other than `name` / `chain_id`.
+/// Refuse when the config names a chain other than `name` / `chain_id`, saying which setting
+/// would fit.
 pub fn check_config_matches(
     config: &Config,
     name: &str,
@@ -168,16 +190,46 @@ pub fn check_config_matches(
     let chain = &config.chain;
     if chain.name != name && chain.name != "custom" {
         return Err(CommandError::ChainMismatch(format!(
-            "config chain.name is {:?} but the store holds chain {name:?} (chain id {chain_id})",
-            chain.name
+            "config chain.name is {:?} but the store holds chain {name:?} (chain id {chain_id}); \
+             set {}",
+            chain.name,
+            setting_for(name, chain_id)
         )));
     }
     if let Some(expected) = chain.expected_chain_id().filter(|id| *id != chain_id) {
         return Err(CommandError::ChainMismatch(format!(
             "config expects chain id {expected} (chain.name {:?}, chain.network_id {}) but the \
-             chain has id {chain_id}",
-            chain.name, chain.network_id
+             chain has id {chain_id}; set {}",
+            chain.name,
+            chain.network_id,
+            setting_for(name, chain_id)
         )));
     }
     Ok(())
+}
+
+/// The config setting that serves a chain with id `chain_id` called `name` (by the store, or by
+/// the config when the store has no name yet): `name` when it is the built-in chain of that id,
+/// else the built-in chain of that id, else `custom`.
+pub fn setting_for(name: &str, chain_id: u64) -> String {
+    let fitting = match chain_data::built_in(name) {
+        Some(chain) if chain.chain_id == chain_id => Some(chain.name),
+        _ if name == "custom" => None,
+        _ => chain_data::built_in_with_id(chain_id).map(|chain| chain.name),
+    };
+    format!(
+        "chain.name = {:?} with chain.network_id = 0",
+        fitting.unwrap_or("custom")
+    )
+}
+
+/// The chain record `idx:chain` for the chain `name` with `genesis`.
+pub fn chain_record(name: &str, genesis: &GenesisBlock) -> ChainRecord {
+    ChainRecord {
+        name: name.to_string(),
+        chain_id: genesis.chain_id(),
+        genesis_hash: genesis.hash,
+        config: genesis.config_json.clone(),
+        storage_only_accounts: storage_only_accounts(&genesis.genesis),
+    }
 }

@@ -7,6 +7,7 @@ use alloy_consensus::Header;
 use alloy_genesis::ChainConfig;
 use evm::bsc::BscChain;
 use evm::chain::ChainSpec;
+use evm::chain_data;
 use pipeline::meter::StageTotals;
 use pipeline::metrics::metrics;
 use primitives::contract::ChainRecord;
@@ -38,13 +39,29 @@ pub fn chain_spec(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, Comm
     Ok(schedule(ctx, record)?.with_storage_only_accounts(record.storage_only_accounts.clone()))
 }
 
-/// The fork schedule of the chain the store was initialised with.
+/// The fork schedule of the chain the store was initialised with: a built-in chain's from the
+/// data built into the program, a custom Parlia chain's from `chain.data_dir`, any other
+/// chain's from its genesis `config`.
 fn schedule(ctx: &Context, record: &ChainRecord) -> Result<ChainSpec, CommandError> {
-    if let Some(spec) = ChainSpec::by_name(&record.name) {
-        return Ok(spec);
+    let dir = &ctx.config.chain.data_dir;
+    if let Some(chain) = chain_data::built_in(&record.name) {
+        if !dir.as_os_str().is_empty() {
+            tracing::warn!(
+                chain = chain.name,
+                data_dir = %dir.display(),
+                "chain.data_dir is ignored: the chain data of a built-in chain is built in"
+            );
+        }
+        return Ok(chain.spec()?);
     }
-    if matches!(record.name.as_str(), "bsc" | "chapel") || record.config.get("parlia").is_some() {
-        let dir = &ctx.config.chain.data_dir;
+    if record.config.get("parlia").is_some() {
+        if dir.as_os_str().is_empty() {
+            return Err(CommandError::ChainMismatch(format!(
+                "chain {:?} (id {}) uses Parlia (BNB Smart Chain): set chain.data_dir to a \
+                 directory holding its hardforks.json and systemcontracts/",
+                record.name, record.chain_id
+            )));
+        }
         let chain = BscChain::load(dir, record.chain_id).map_err(|e| {
             CommandError::ChainMismatch(format!(
                 "chain {:?} uses Parlia (BNB Smart Chain) and needs its chain data \
@@ -89,7 +106,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
         crate::http::serve(addr, ctx.config.metrics.ready_max_lag).map_err(server_error)?;
         tracing::info!(%addr, "serving /metrics, /health, /ready");
     }
-    let spec = chain_spec(ctx, &ctx.checked_chain()?)?;
+    let spec = chain_spec(ctx, &super::adopt::chain_for_run(ctx)?)?;
     let progress_key = ctx.keys.exec_progress();
     let before = ctx.store.read(&progress_key)?;
     let started = Instant::now();

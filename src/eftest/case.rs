@@ -10,11 +10,13 @@ use pipeline::serial::SerialPipeline;
 use pipeline::stage::{Control, Shared, StageStore};
 use pipeline::startup::StartPoint;
 use pipeline::state::{cache::CacheSizes, StateLayers};
+use pipeline::tries::build_tries;
 use primitives::block::decode_block;
 use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
 use primitives::store::{Store, WriteBatch};
 use primitives::value::ContractRead;
+use state_trie::AccountFields;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Fail
     };
     let start = StartPoint {
         executed: 0,
+        merkle: Some(0),
         committed: 0,
         receipts: 0,
         pruned: 0,
@@ -88,19 +91,45 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Fail
     }
 }
 
+/// The pre-state as `init` writes a genesis: accounts (with their storage roots), slots,
+/// code, the tries (checked against the genesis header's state root), and the genesis header.
 fn write_pre_state(
     store: &dyn Store,
     keys: &Keys,
     pre: &BTreeMap<Address, TestAccount>,
     genesis: Sealed<Header>,
 ) -> Result<(), String> {
-    let mut batch = WriteBatch::new();
-    for (address, account) in pre {
-        let code_hash = if account.code.is_empty() {
+    let code_hash = |account: &TestAccount| {
+        if account.code.is_empty() {
             EMPTY_CODE_HASH
         } else {
             keccak256(&account.code)
+        }
+    };
+    let tries = build_tries(pre.iter().map(|(address, account)| {
+        let fields = AccountFields {
+            nonce: account.nonce.to::<u64>(),
+            balance: account.balance,
+            code_hash: code_hash(account),
         };
+        let slots: Vec<(B256, U256)> = account
+            .storage
+            .iter()
+            .filter(|(_, value)| !value.is_zero())
+            .map(|(slot, value)| (B256::from(*slot), *value))
+            .collect();
+        (*address, fields, slots)
+    }))
+    .map_err(|e| e.to_string())?;
+    if tries.state_root != genesis.state_root {
+        return Err(format!(
+            "the pre-state's root is {:#x}, the genesis header says {:#x}",
+            tries.state_root, genesis.state_root
+        ));
+    }
+    let mut batch = WriteBatch::new();
+    for (address, account) in pre {
+        let code_hash = code_hash(account);
         if !account.code.is_empty() {
             batch.put(keys.code(&code_hash), &account.code);
         }
@@ -111,10 +140,11 @@ fn write_pre_state(
             balance: account.balance,
             nonce: account.nonce.to::<u64>(),
             code_hash,
-            storage_root: B256::ZERO,
+            storage_root: tries.storage_root(address),
         };
         batch.put(keys.latest_account(address), &json);
     }
+    tries.queue(keys, 0, genesis.hash(), &mut batch);
     batch.put(keys.header(0), &genesis);
     store.write(&batch).map_err(|e| e.to_string())
 }

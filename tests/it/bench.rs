@@ -60,6 +60,7 @@ fn check_report(report: &Value, backend: &str) {
             "headers",
             "senders",
             "execution",
+            "merkle",
             "commit",
             "receipts",
             "prune"

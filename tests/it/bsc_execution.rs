@@ -592,11 +592,11 @@ fn real_consecutive_headers_pass_the_header_rules_and_a_nonzero_base_fee_fails()
             "fixture pair {}",
             child.number
         );
-        evm::validate::check_header(&spec, child, parent)
+        evm::execute::check_header(&spec, child, parent)
             .unwrap_or_else(|v| panic!("real header {}: {v}", child.number));
         let mut tampered = child.clone();
         tampered.base_fee_per_gas = Some(1);
-        assert!(evm::validate::check_header(&spec, &tampered, parent).is_err());
+        assert!(evm::execute::check_header(&spec, &tampered, parent).is_err());
         pairs += 1;
     }
     assert!(pairs >= 8, "{pairs} consecutive pairs");

@@ -1514,3 +1514,255 @@ fn yaml_reader_reads_the_subset_the_files_use() {
         ])
     );
 }
+
+// ---- 4. the dashboard on a real Prometheus --------------------------------------------------
+
+/// Debian's Prometheus server (package `prometheus`, which `make test` installs).
+const PROMETHEUS: &str = "prometheus";
+/// Its config checker, from the same package.
+const PROMTOOL: &str = "promtool";
+/// How often the test's Prometheus scrapes the daemon: often, so a short chain is seen
+/// executing.
+const TEST_SCRAPE_INTERVAL: &str = "500ms";
+/// How long a started Prometheus has to answer `/-/ready`.
+const PROMETHEUS_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the dashboard's queries get to return series once the chain is executed (a few
+/// scrapes: a rate needs two samples of a series).
+const QUERY_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The value Grafana puts for `$instance` with "All" selected (the variable's `allValue`).
+const ALL_INSTANCES: &str = ".*";
+
+/// `promtool check config` accepts the shipped Prometheus configuration.
+#[test]
+fn promtool_accepts_the_prometheus_config() {
+    let output = std::process::Command::new(PROMTOOL)
+        .args(["check", "config"])
+        .arg(deployment_path("prometheus/prometheus.yml"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{PROMTOOL}` ({e}); run `make test`, which installs prometheus")
+        });
+    assert!(
+        output.status.success(),
+        "promtool check config failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A Prometheus server on a free port scraping one target, its data in a temp dir; killed
+/// when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Start one that scrapes `/metrics` on `target` as job `evm-executor`, and wait until it
+    /// is ready.
+    fn start(target: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for prometheus");
+        let config = format!(
+            "global:\n  scrape_interval: {TEST_SCRAPE_INTERVAL}\n  scrape_timeout: \
+             {TEST_SCRAPE_INTERVAL}\n  evaluation_interval: {TEST_SCRAPE_INTERVAL}\n\
+             scrape_configs:\n  - job_name: evm-executor\n    metrics_path: /metrics\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+        let child = std::process::Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `{PROMETHEUS}` ({e}): this test needs Debian's prometheus \
+                     package; run `make test`, which installs it"
+                )
+            });
+        let mut server = Self { child, addr, dir };
+        let started = Instant::now();
+        while status_of(&server.addr, "/-/ready") != Some(200) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("prometheus exited with {status}:\n{}", server.log());
+            }
+            assert!(
+                started.elapsed() < PROMETHEUS_START_TIMEOUT,
+                "prometheus not ready within {PROMETHEUS_START_TIMEOUT:?}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(HTTP_POLL);
+        }
+        server
+    }
+
+    /// What it logged.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The instant query `query` through the HTTP API: the series of its result (`data.result`
+    /// of a vector; a scalar or string counts as one).
+    fn query(&self, query: &str) -> Vec<serde_json::Value> {
+        let path = format!("/api/v1/query?query={}", percent_encode(query));
+        let (status, body) = http_get(&self.addr, &path)
+            .unwrap_or_else(|e| panic!("prometheus did not answer {query:?}: {e}"));
+        let answer: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{query:?}: answer is not JSON ({e}): {body}"));
+        assert!(
+            status == 200 && answer["status"] == "success",
+            "{query:?}: prometheus answered {status}: {body}"
+        );
+        match answer["data"]["resultType"].as_str() {
+            Some("vector" | "matrix") => answer["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            _ => vec![answer["data"]["result"].clone()],
+        }
+    }
+
+    /// Poll `query` until it returns a series, for at most `timeout`.
+    fn wait_for(&self, daemon: &mut Daemon, query: &str, timeout: Duration) {
+        let started = Instant::now();
+        while self.query(query).is_empty() {
+            daemon.assert_running(&format!("while prometheus waited for {query}"));
+            assert!(
+                started.elapsed() < timeout,
+                "{query} returned nothing within {timeout:?}; prometheus log:\n{}\ndaemon:\n{}",
+                self.log(),
+                daemon.stderr()
+            );
+            std::thread::sleep(HTTP_POLL);
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `text` percent-encoded for a URL query value (everything but RFC 3986's unreserved
+/// characters).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A dashboard query as Grafana sends it with every instance selected: `$instance` replaced
+/// by the variable's "All" value. Any other variable fails the test (it would need a value
+/// here too).
+fn as_grafana_sends(expr: &str) -> String {
+    let sent = expr
+        .replace("${instance}", ALL_INSTANCES)
+        .replace("$instance", ALL_INSTANCES);
+    assert!(
+        !sent.contains('$'),
+        "{expr:?} uses a variable this test does not fill in"
+    );
+    sent
+}
+
+/// The series `expr` (a query of the dashboard at `place`) returns through `prometheus`: a
+/// panel's expression as Grafana sends it; for Grafana's `label_values(metric, label)`, the
+/// series of `metric`, each of which must carry `label`.
+fn dashboard_query(prometheus: &Prometheus, place: &str, expr: &str) -> Vec<serde_json::Value> {
+    let label_values = expr
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|args| args.split_once(','));
+    let Some((metric, label)) = label_values else {
+        return prometheus.query(&as_grafana_sends(expr));
+    };
+    let series = prometheus.query(metric.trim());
+    for one in &series {
+        assert!(
+            one["metric"][label.trim()].is_string(),
+            "{place}: a series of {metric} without {label}: {one}"
+        );
+    }
+    series
+}
+
+/// The daemon runs against a real redis-server with its endpoint scraped by Debian's
+/// Prometheus; once Prometheus has seen it idle at the genesis, geth-ethtest is imported (as
+/// the syncer would write it) and executed. Then every query of the dashboard, sent as Grafana
+/// sends it with all instances selected, returns at least one series through Prometheus's HTTP
+/// API; Grafana's `label_values(metric, label)` variable query is asked as the series of
+/// `metric`, each of which must carry `label`.
+#[test]
+fn every_dashboard_query_returns_series_on_a_real_prometheus() {
+    let chain = ChainFixture::geth_ethtest();
+    let head = chain.block_count as u64;
+    let backend = Backend::redis();
+    crate::common::init(&backend, &[], &chain.genesis_path());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut env = metrics_on(&addr);
+    env.push(var("EVM_EXECUTOR_EXECUTOR_POLL_INTERVAL_MS", "100"));
+    let mut daemon = Daemon::start(&backend, &env, &["run"]);
+    let prometheus = Prometheus::start(&addr);
+
+    // Seen idle first, so the counters' rates cover the execution.
+    prometheus.wait_for(
+        &mut daemon,
+        "evm_executor_execution_height == 0",
+        PROGRESS_TIMEOUT,
+    );
+    crate::common::expect_success(&crate::common::import(&backend, &chain.chain_path()));
+    prometheus.wait_for(
+        &mut daemon,
+        &format!("evm_executor_execution_height == {head}"),
+        PROGRESS_TIMEOUT,
+    );
+    prometheus.wait_for(
+        &mut daemon,
+        "sum(rate(evm_executor_txs_executed_total[1m])) > 0",
+        PROGRESS_TIMEOUT,
+    );
+
+    // A labelled series is born at its first sample, and a rate needs two: the queries get
+    // a few scrapes to fill in.
+    let queries = dashboard_queries(&dashboard());
+    assert!(!queries.is_empty(), "the dashboard has no queries");
+    let started = Instant::now();
+    loop {
+        let empty: Vec<String> = queries
+            .iter()
+            .filter(|(place, expr)| dashboard_query(&prometheus, place, expr).is_empty())
+            .map(|(place, expr)| format!("{place}: {expr}"))
+            .collect();
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < QUERY_SETTLE_TIMEOUT,
+            "{} of {} dashboard queries returned no series on Prometheus within \
+             {QUERY_SETTLE_TIMEOUT:?}:\n{}",
+            empty.len(),
+            queries.len(),
+            empty.join("\n")
+        );
+        std::thread::sleep(HTTP_POLL);
+    }
+
+    let status = daemon.terminate(STOP_TIMEOUT);
+    assert!(status.success(), "SIGTERM: {status}\n{}", daemon.stderr());
+}

@@ -8,9 +8,9 @@ use crate::common::chain::{
     block_keys, offset_in, raw_blocks, tx_hash, with_block_replaced, ChainFixture, GenesisFile,
     RawBlock,
 };
-use crate::common::exec::ZERO_HASH;
 use crate::common::redis_server::free_port;
 use crate::common::rlp::{encode_string, first_item, frame_list};
+use crate::common::trie::{assert_tries_hold, non_trie_keys};
 use crate::common::{
     assert_same_keys, expect_exit_code, expect_success, fixtures_dir, import, init,
     mentions_number, names_block, raw_json_fields, run_cli, strip_key_prefix, value, var, Backend,
@@ -59,7 +59,7 @@ fn assert_init_values(
         );
         assert_eq!(
             fields["storageRoot"],
-            format!("\"{ZERO_HASH}\""),
+            format!("\"{:#x}\"", account.storage_root()),
             "{key} storageRoot"
         );
         if !account.code.is_empty() {
@@ -79,6 +79,11 @@ fn assert_init_values(
         keccak256(value(store, "blk:hdr:0")),
         genesis_hash,
         "blk:hdr:0 hashes to the genesis hash"
+    );
+    assert_tries_hold(
+        store,
+        genesis.state_root(),
+        genesis.accounts.iter().map(|a| a.address),
     );
     let chain: serde_json::Value =
         serde_json::from_slice(value(store, "idx:chain")).expect("idx:chain JSON");
@@ -115,7 +120,7 @@ fn assert_snapshot_holds_chain(
     let mut expected = genesis.init_keys();
     expected.extend(block_keys(blocks));
     expected.insert("idx:sync:progress".to_string());
-    assert_same_keys(&store.keys().cloned().collect(), &expected);
+    assert_same_keys(&non_trie_keys(store), &expected);
     assert_init_values(store, genesis, blocks[0].parent_hash());
     for block in blocks {
         let n = block.number();
@@ -149,7 +154,7 @@ fn assert_init_matches_chain(backend: Backend, chain: &ChainFixture) {
     assert_eq!(printed_genesis_hash(&stdout), block_one_parent);
     let genesis = GenesisFile::read(&chain.genesis_path());
     let store = backend.snapshot();
-    assert_same_keys(&store.keys().cloned().collect(), &genesis.init_keys());
+    assert_same_keys(&non_trie_keys(&store), &genesis.init_keys());
     assert_init_values(&store, &genesis, block_one_parent);
 }
 
@@ -180,7 +185,7 @@ fn assert_init_bsc(backend: Backend, chain_name: &str, file: &str, known_hash: &
     assert_eq!(printed_genesis_hash(&stdout), known_hash);
     let genesis = GenesisFile::read(&path);
     let store = backend.snapshot();
-    assert_same_keys(&store.keys().cloned().collect(), &genesis.init_keys());
+    assert_same_keys(&non_trie_keys(&store), &genesis.init_keys());
     assert_init_values(&store, &genesis, known_hash);
 }
 

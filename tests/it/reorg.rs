@@ -11,13 +11,13 @@
 
 use crate::common::branch::{checkpoint, Branch};
 use crate::common::chain::{raw_blocks, tx_hash, write_file, ChainFixture};
-use crate::common::daemon::{init_and_import, redis_server, uninterrupted_run, Daemon};
+use crate::common::daemon::{init_and_import_with, redis_server, uninterrupted_run, Daemon};
 use crate::common::exec::{
     exec_progress, history_entry, tx_count, without_run_times, ExecProgress,
 };
 use crate::common::{
-    assert_same_snapshot, expect_exit_code, expect_success, raw_json_fields, run_to_head, var,
-    Backend, COMMAND_FAILED,
+    assert_same_snapshot, expect_exit_code, expect_success, raw_json_fields, run_to_head,
+    unverified, var, Backend, COMMAND_FAILED,
 };
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -102,7 +102,12 @@ fn reference(length: Length) -> &'static Snapshot {
             "second-branch.rlp",
             &[&file[..cut], &branch(length).chain_file()].concat(),
         );
-        let reference = uninterrupted_run(Backend::redis(), &chain.genesis_path(), &path, &[]);
+        let reference = uninterrupted_run(
+            Backend::redis(),
+            &chain.genesis_path(),
+            &path,
+            &[unverified()],
+        );
         let progress = raw_json_fields(&reference.snapshot, "idx:exec:progress");
         let expected_txs = tx_count(&blocks[..FORK as usize]);
         assert_eq!(
@@ -154,7 +159,12 @@ fn executed_to_old_head(mode: Mode, window: Option<u64>) -> (Backend, Option<Dae
     let mut env = window_env(window);
     let chain = ChainFixture::geth_ethtest();
     let backend = Backend::redis();
-    init_and_import(&backend, &chain.genesis_path(), &chain.chain_path());
+    init_and_import_with(
+        &backend,
+        &[unverified()],
+        &chain.genesis_path(),
+        &chain.chain_path(),
+    );
     match mode {
         Mode::AtRestart => {
             expect_success(&backend.cli(&env, &["run", "--exit-at-head"]));

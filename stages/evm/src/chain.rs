@@ -1,8 +1,9 @@
 //! Chain specs (DESIGN §5): which fork rules apply at each block (by number or timestamp), the
 //! blob parameters, and where the deposit contract is.
 //!
-//! Built in: Ethereum mainnet, Sepolia, Holesky, Hoodi. Any other chain comes from a geth-style
-//! genesis `config` block. The spec implements alloy's `EthereumHardforks`, so the fork checks,
+//! Built in: Ethereum mainnet, Sepolia, Holesky, Hoodi (BSC's are in [`crate::bsc`]; the
+//! built-in chains by name are in `chain_data`). Any other chain comes from a
+//! geth-style genesis `config` block. The spec implements alloy's `EthereumHardforks`, so the fork checks,
 //! the revm `SpecId` mapping and the block executor of alloy-evm all read the same schedule.
 
 use crate::collision::StorageOnlyAccounts;
@@ -93,17 +94,6 @@ impl ChainSpec {
     pub fn with_storage_only_accounts(mut self, accounts: StorageOnlyAccounts) -> Self {
         self.storage_only_accounts = accounts;
         self
-    }
-
-    /// The built-in spec called `name`, if there is one.
-    pub fn by_name(name: &str) -> Option<Self> {
-        match name {
-            "mainnet" => Some(Self::mainnet()),
-            "sepolia" => Some(Self::sepolia()),
-            "holesky" => Some(Self::holesky()),
-            "hoodi" => Some(Self::hoodi()),
-            _ => None,
-        }
     }
 
     /// The spec a geth-style genesis `config` describes. `genesis_difficulty` decides whether the

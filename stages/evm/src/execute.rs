@@ -7,8 +7,9 @@
 use crate::chain::ChainSpec;
 use crate::collision::CollisionCheck;
 use crate::error::{classify, database_error, transaction_error, BlockError, StateError};
-use crate::validate::check_header;
-use alloy_consensus::{proofs, Eip658Value, Header, ReceiptEnvelope, TxReceipt};
+use crate::validate::{check_ethereum_header, HeaderViolation};
+use crate::verify::{verify_result, BlockOutput};
+use alloy_consensus::{Eip658Value, Header};
 use alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS;
 use alloy_evm::block::{BlockExecutor, BlockExecutorFactory};
@@ -17,20 +18,24 @@ use alloy_evm::eth::{
 };
 use alloy_evm::{EthEvmFactory, Evm, EvmEnv, EvmFactory};
 use alloy_hardforks::EthereumHardforks;
-use alloy_primitives::{Address, Bloom, B256};
+use alloy_primitives::{Address, B256};
 use primitives::block::ChainBlock;
 use revm::database::{CacheState, State};
 use revm::Database;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// What running a block produced (before its changes are turned into a record).
-#[derive(Debug)]
-pub struct BlockOutput {
-    /// Receipts in transaction order.
-    pub receipts: Vec<ReceiptEnvelope>,
-    /// Gas used by the block.
-    pub gas_used: u64,
+/// Check `header` against its `parent` under the rules of `spec`'s chain (Ethereum's or
+/// BSC's).
+pub fn check_header(
+    spec: &ChainSpec,
+    header: &Header,
+    parent: &Header,
+) -> Result<(), HeaderViolation> {
+    match &spec.bsc {
+        Some(bsc) => crate::bsc::header::check_header(&bsc.forks, header, parent),
+        None => check_ethereum_header(spec, header, parent),
+    }
 }
 
 /// alloy-evm's Ethereum block executor factory over a [`ChainSpec`].
@@ -82,7 +87,7 @@ where
     }
     let number = block.number();
     let header = &block.header;
-    check_header(spec, header, parent).map_err(|violation| BlockError::Header {
+    check_ethereum_header(spec, header, parent).map_err(|violation| BlockError::Header {
         block: number,
         violation,
     })?;
@@ -223,85 +228,6 @@ where
                 ),
             });
         }
-    }
-    Ok(())
-}
-
-fn mismatch(
-    block: u64,
-    field: &'static str,
-    got: impl std::fmt::Display,
-    expected: impl std::fmt::Display,
-) -> BlockError {
-    BlockError::Mismatch {
-        block,
-        field,
-        got: got.to_string(),
-        expected: expected.to_string(),
-    }
-}
-
-/// Compare execution's outcome with the header: gasUsed, receiptsRoot, logsBloom, blobGasUsed
-/// where the fork has blobs, requestsHash from Prague.
-fn verify_result(
-    spec: &ChainSpec,
-    header: &Header,
-    receipts: &[ReceiptEnvelope],
-    gas_used: u64,
-    blob_gas_used: u64,
-    requests: &alloy_eips::eip7685::Requests,
-) -> Result<(), BlockError> {
-    let cancun = spec.is_cancun_active_at_timestamp(header.timestamp);
-    verify_receipts(header, receipts, gas_used, cancun.then_some(blob_gas_used))?;
-    if spec.is_prague_active_at_timestamp(header.timestamp) {
-        let hash = requests.requests_hash();
-        if Some(hash) != header.requests_hash {
-            return Err(mismatch(
-                header.number,
-                "requestsHash",
-                format!("{hash:#x}"),
-                format!("{:?}", header.requests_hash),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Compare gasUsed, receiptsRoot, logsBloom and, when the fork has blobs (`blob_gas_used` is
-/// `Some`), blobGasUsed with the header.
-pub fn verify_receipts(
-    header: &Header,
-    receipts: &[ReceiptEnvelope],
-    gas_used: u64,
-    blob_gas_used: Option<u64>,
-) -> Result<(), BlockError> {
-    let block = header.number;
-    if gas_used != header.gas_used {
-        return Err(mismatch(block, "gasUsed", gas_used, header.gas_used));
-    }
-    let root = proofs::calculate_receipt_root(receipts);
-    if root != header.receipts_root {
-        return Err(mismatch(
-            block,
-            "receiptsRoot",
-            format!("{root:#x}"),
-            format!("{:#x}", header.receipts_root),
-        ));
-    }
-    let mut bloom = Bloom::ZERO;
-    for receipt in receipts {
-        bloom.accrue_bloom(&receipt.bloom());
-    }
-    if bloom != header.logs_bloom {
-        return Err(mismatch(block, "logsBloom", bloom, header.logs_bloom));
-    }
-    if let Some(blob_gas_used) = blob_gas_used.filter(|used| Some(*used) != header.blob_gas_used) {
-        return Err(mismatch(
-            block,
-            "blobGasUsed",
-            blob_gas_used,
-            format!("{:?}", header.blob_gas_used),
-        ));
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Genesis: a geth-style `genesis.json` turned into the state it defines, its state root and
 //! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it.
 
+use crate::chain::ChainSpec;
 use alloy_consensus::{
     constants::EMPTY_WITHDRAWALS, Header, Sealed, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
 };
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
-use alloy_genesis::Genesis;
+use alloy_genesis::{ChainConfig, Genesis};
+use alloy_hardforks::{EthereumHardfork, EthereumHardforks, ForkCondition};
 use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
 use alloy_trie::{root, TrieAccount};
 use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
@@ -67,16 +69,38 @@ impl GenesisBlock {
 
     /// Parse a genesis from its JSON text; `origin` names it in errors.
     pub fn parse(origin: &str, text: &[u8]) -> Result<Self, GenesisError> {
+        Self::parse_with(origin, text, None)
+    }
+
+    /// Parse the genesis of a chain whose rules are `spec`: a file without a `config` object
+    /// (as clients ship the Ethereum networks' genesis files) takes the spec's chain id and the
+    /// forks that shape the genesis header.
+    pub fn parse_for_spec(
+        origin: &str,
+        text: &[u8],
+        spec: &ChainSpec,
+    ) -> Result<Self, GenesisError> {
+        Self::parse_with(origin, text, Some(spec))
+    }
+
+    fn parse_with(
+        origin: &str,
+        text: &[u8],
+        spec: Option<&ChainSpec>,
+    ) -> Result<Self, GenesisError> {
         let parse_err = |source| GenesisError::Parse {
             path: origin.to_string(),
             source,
         };
-        let genesis: Genesis = serde_json::from_slice(text).map_err(parse_err)?;
+        let mut genesis: Genesis = serde_json::from_slice(text).map_err(parse_err)?;
         let raw: serde_json::Value = serde_json::from_slice(text).map_err(parse_err)?;
         let config_json = raw
             .get("config")
             .cloned()
             .unwrap_or(serde_json::Value::Null);
+        if let (serde_json::Value::Null, Some(spec)) = (&config_json, spec) {
+            genesis.config = header_config(spec);
+        }
         // go-ethereum substitutes the default difficulty only when the field is absent.
         let difficulty_given = raw.get("difficulty").is_some_and(|v| !v.is_null());
         let header = genesis_header(&genesis, difficulty_given);
@@ -89,35 +113,56 @@ impl GenesisBlock {
         })
     }
 
+    /// Whether the file has a `config` object (geth's genesis files do; the files clients
+    /// ship for the Ethereum networks do not).
+    pub fn has_config(&self) -> bool {
+        !self.config_json.is_null()
+    }
+
     /// The chain id the genesis config declares.
     pub fn chain_id(&self) -> u64 {
         self.genesis.config.chain_id
     }
 
+    /// Every allocated account: its fields and non-zero slots.
+    pub fn accounts(&self) -> impl Iterator<Item = GenesisAccount> + '_ {
+        self.genesis.alloc.iter().map(|(address, account)| {
+            let code_hash = account
+                .code
+                .as_ref()
+                .filter(|code| !code.is_empty())
+                .map_or(EMPTY_CODE_HASH, keccak256);
+            GenesisAccount {
+                address: *address,
+                nonce: account.nonce.unwrap_or_default(),
+                balance: account.balance,
+                code_hash,
+                slots: non_zero_storage(account.storage.as_ref()).collect(),
+            }
+        })
+    }
+
     /// The writes that put the genesis state, code and header into the store: every account as
-    /// `st:latest:acc`, every non-zero slot as `st:latest:stor`, code under `st:code`, and the
-    /// header at `blk:hdr:0`.
-    pub fn state_writes(&self, keys: &Keys) -> WriteBatch {
+    /// `st:latest:acc` (with the storage root `storage_root` gives it), every non-zero slot as
+    /// `st:latest:stor`, code under `st:code`, and the header at `blk:hdr:0`.
+    pub fn state_writes(&self, keys: &Keys, storage_root: impl Fn(&Address) -> B256) -> WriteBatch {
         let mut batch = WriteBatch::new();
-        for (address, account) in &self.genesis.alloc {
-            let code_hash = match account.code.as_ref().filter(|code| !code.is_empty()) {
-                Some(code) => {
-                    let hash = keccak256(code);
-                    batch.put(keys.code(&hash), code);
-                    hash
-                }
-                None => EMPTY_CODE_HASH,
-            };
-            for (slot, value) in non_zero_storage(account.storage.as_ref()) {
-                batch.put(keys.latest_storage(address, &slot), &value);
+        for account in self.genesis.alloc.values() {
+            if let Some(code) = account.code.as_ref().filter(|code| !code.is_empty()) {
+                batch.put(keys.code(&keccak256(code)), code);
+            }
+        }
+        for account in self.accounts() {
+            for (slot, value) in &account.slots {
+                batch.put(keys.latest_storage(&account.address, slot), value);
             }
             let json = AccountJson {
                 balance: account.balance,
-                nonce: account.nonce.unwrap_or_default(),
-                code_hash,
-                storage_root: B256::ZERO,
+                nonce: account.nonce,
+                code_hash: account.code_hash,
+                storage_root: storage_root(&account.address),
             };
-            batch.put(keys.latest_account(address), &json);
+            batch.put(keys.latest_account(&account.address), &json);
         }
         batch.put(
             keys.header(0),
@@ -125,6 +170,43 @@ impl GenesisBlock {
         );
         batch
     }
+}
+
+/// A genesis account as the state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenesisAccount {
+    /// Its address.
+    pub address: Address,
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its balance in wei.
+    pub balance: U256,
+    /// keccak256 of its code ([`EMPTY_CODE_HASH`] without code).
+    pub code_hash: B256,
+    /// Its non-zero storage slots.
+    pub slots: Vec<(B256, U256)>,
+}
+
+/// The part of a geth `config` that [`genesis_header`] reads, from `spec`: the chain id, the
+/// London block and the Shanghai, Cancun and Prague times.
+fn header_config(spec: &ChainSpec) -> ChainConfig {
+    let block = |fork| match spec.ethereum_fork_activation(fork) {
+        ForkCondition::Block(number) => Some(number),
+        _ => None,
+    };
+    let time = |fork| match spec.ethereum_fork_activation(fork) {
+        ForkCondition::Timestamp(time) => Some(time),
+        _ => None,
+    };
+    let mut config = ChainConfig {
+        chain_id: spec.chain_id,
+        ..ChainConfig::default()
+    };
+    config.london_block = block(EthereumHardfork::London);
+    config.shanghai_time = time(EthereumHardfork::Shanghai);
+    config.cancun_time = time(EthereumHardfork::Cancun);
+    config.prague_time = time(EthereumHardfork::Prague);
+    config
 }
 
 /// The non-zero slots of a genesis account's `storage`.

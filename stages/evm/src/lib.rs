@@ -1,18 +1,21 @@
 //! Block execution for evm-executor: what a chain's rules make of a block, with no store and
 //! no pipeline in sight.
 //!
-//! - [`chain`]: chain specs (fork schedule, blob parameters), built in or from a genesis.
+//! - [`chain`]: chain specs (fork schedule, blob parameters), built in or from a genesis;
+//!   [`chain_data`]: the built-in chains' data (genesis files, BSC forks and upgrades).
 //! - [`genesis`]: genesis state, state root and genesis header.
 //! - [`validate`]: header rules relative to the parent.
 //! - [`execute`]: one block through revm over any revm database, verified against its header;
-//!   [`error`]: why a block fails.
+//!   [`verify`]: what the outcome must match in the header; [`error`]: why a block fails.
 //! - [`bsc`]: BNB Smart Chain's rules (Parlia system transactions, upgrades, precompiles).
 //! - [`collision`]: EIP-7610's storage part, which revm does not check.
 
 pub mod bsc;
 pub mod chain;
+pub mod chain_data;
 pub mod collision;
 pub mod error;
 pub mod execute;
 pub mod genesis;
 pub mod validate;
+pub mod verify;

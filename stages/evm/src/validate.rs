@@ -42,15 +42,13 @@ pub(crate) fn violation(
     }
 }
 
-/// Check `header` against its `parent` under `spec`.
-pub fn check_header(
+/// Check `header` against its `parent` under the Ethereum rules of `spec` (BSC's are in
+/// `bsc::header`; `execute::check_header` picks by chain).
+pub fn check_ethereum_header(
     spec: &ChainSpec,
     header: &Header,
     parent: &Header,
 ) -> Result<(), HeaderViolation> {
-    if let Some(bsc) = &spec.bsc {
-        return crate::bsc::header::check_header(&bsc.forks, header, parent);
-    }
     if header.number != parent.number + 1 {
         return Err(violation("number", header.number, parent.number + 1));
     }

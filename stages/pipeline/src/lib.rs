@@ -6,7 +6,8 @@
 //! - [`state`]: the state layers execution reads through (overlay, caches, store), with revm's
 //!   state kept between blocks.
 //! - [`startup`]: where each stage resumes, with the crash repair; [`reorg`]: the fork point
-//!   and the unwind; [`serial`]: the stages on one thread, block by block.
+//!   and the unwind; [`serial`]: the stages on one thread, block by block; [`tries`]: a whole
+//!   state's tries at once (init, rebuild).
 //! - [`meter`], [`metrics`] and [`progress`]: where the time goes, every Prometheus metric,
 //!   and the sampler that feeds them and logs progress.
 //! - `test_utils` (tests only): the harness of the unit tests beside each stage, a fixture
@@ -28,3 +29,4 @@ pub mod startup;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod test_utils;
+pub mod tries;

@@ -150,10 +150,10 @@ pub fn fill_batch<T>(
     (items, waited)
 }
 
-/// The meters of all six stages.
+/// The meters of every stage.
 #[derive(Debug, Default)]
 pub struct PipelineMeters {
-    meters: [StageMeter; 6],
+    meters: [StageMeter; StageId::ALL.len()],
 }
 
 impl PipelineMeters {

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// 1 while the store answers.
     pub store_up: IntGauge,
+    /// 1 while the merkle stage checks state roots; 0 for a store executing unverified.
+    pub state_verified: IntGauge,
 }
 
 fn name(short: &str) -> String {
@@ -180,6 +182,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Store errors seen, each retry counted",
         )?,
         leader: int_gauge("leader", "1 while this replica holds the leader lease")?,
+        state_verified: int_gauge(
+            "state_verified",
+            "1 while state roots are checked against the headers; 0 when the state is unverified",
+        )?,
         store_up: int_gauge("store_up", "1 while the store answers")?,
         registry,
     })

@@ -4,6 +4,7 @@
 
 use crate::metrics::metrics;
 use crate::stage::Shared;
+use crate::stages::merkle::VerifiedBatch;
 use crate::stages::senders::SendersBlock;
 use crossbeam_channel::Receiver;
 use primitives::block::ChainBlock;
@@ -18,10 +19,12 @@ pub struct Queues {
     pub senders: Receiver<ChainBlock>,
     /// Into the execution stage.
     pub execution: Receiver<SendersBlock>,
+    /// Into the merkle stage.
+    pub merkle: Receiver<Arc<ExecutionRecord>>,
     /// Into the commit stage.
-    pub commit: Receiver<Arc<ExecutionRecord>>,
+    pub commit: Receiver<Arc<VerifiedBatch>>,
     /// Into the receipts stage.
-    pub receipts: Receiver<Arc<ExecutionRecord>>,
+    pub receipts: Receiver<Arc<VerifiedBatch>>,
 }
 
 /// How often a progress line is logged.
@@ -46,6 +49,7 @@ pub fn report_progress(shared: &Shared, queues: Queues, done: &AtomicBool) {
         for (pool, len) in [
             ("senders", queues.senders.len()),
             ("execution", queues.execution.len()),
+            ("merkle", queues.merkle.len()),
             ("commit", queues.commit.len()),
             ("receipts", queues.receipts.len()),
         ] {

@@ -53,7 +53,8 @@ mod tests {
     use super::*;
     use crate::stage::{ErrorAction, Stage};
     use crate::stages::commit::{CommitSettings, CommitStage};
-    use crate::stages::execution::{ExecutionSettings, ExecutionStage};
+    use crate::stages::execution::ExecutionStage;
+    use crate::stages::merkle::{MerkleStage, VerifyRoot};
     use crate::stages::prune::{PruneSettings, PruneStage};
     use crate::stages::receipts::ReceiptsStage;
     use crate::startup::start_point;
@@ -61,8 +62,6 @@ mod tests {
         assert_same_snapshot, assert_same_store, geth_chain, other_branch, SyncedStore,
         HISTORY_TTL, KEY_PREFIX,
     };
-    use primitives::value::ContractRead;
-    use std::time::Duration;
 
     /// The syncer's other branch: blocks `fork + 1..=head` replaced by headers of their own,
     /// each naming the one before as its parent.
@@ -80,40 +79,36 @@ mod tests {
     struct Unwinders<'a> {
         receipts: ReceiptsStage,
         commit: CommitStage,
+        merkle: MerkleStage,
         execution: ExecutionStage<'a>,
     }
 
     impl<'a> Unwinders<'a> {
         fn new(store: &'a SyncedStore) -> Self {
             let start = start_point(&store.shared).expect("start");
-            let head = store
-                .memory
-                .read(&store.keys().header(start.executed))
-                .expect("read")
-                .expect("the head's header");
             Self {
-                receipts: ReceiptsStage,
+                receipts: ReceiptsStage::new(start.receipts),
                 commit: CommitStage::new(
                     CommitSettings {
                         history_ttl: HISTORY_TTL,
                     },
+                    start.committed,
                     start.total_txs,
                 ),
-                execution: ExecutionStage::new(
-                    ExecutionSettings {
-                        batch_size: 1,
-                        retry_interval: Duration::from_millis(1),
-                    },
-                    &store.shared.layers,
-                    head.into_inner(),
-                ),
+                merkle: store.merkle(VerifyRoot::Batch),
+                execution: store.execution_after(start.executed),
             }
         }
 
         /// The stages in the order the daemon unwinds them (execution, whose record the others
         /// read, last).
-        fn stages(&mut self) -> [&mut dyn Unwind; 3] {
-            [&mut self.receipts, &mut self.commit, &mut self.execution]
+        fn stages(&mut self) -> [&mut dyn Unwind; 4] {
+            [
+                &mut self.receipts,
+                &mut self.commit,
+                &mut self.merkle,
+                &mut self.execution,
+            ]
         }
     }
 

@@ -10,6 +10,7 @@ use crate::stage::{Shared, Stage, StageError, Unwind};
 use crate::stages::commit::{CommitSettings, CommitStage};
 use crate::stages::execution::{ExecutionSettings, ExecutionStage};
 use crate::stages::headers::{HeadersSettings, HeadersStage};
+use crate::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot};
 use crate::stages::receipts::ReceiptsStage;
 use crate::stages::senders::SendersStage;
 use crate::startup::StartPoint;
@@ -23,6 +24,7 @@ pub struct SerialPipeline<'a> {
     headers: HeadersSettings,
     senders: SendersStage<'a>,
     execution: ExecutionStage<'a>,
+    merkle: MerkleStage,
     commit: CommitStage,
     receipts: ReceiptsStage,
     /// The last block through every stage, and its hash.
@@ -31,7 +33,8 @@ pub struct SerialPipeline<'a> {
 
 impl<'a> SerialPipeline<'a> {
     /// Stages over `shared` from `start` (nothing pending), `parent` being the header of the
-    /// executed head; senders are recovered in the rayon pool the caller runs in.
+    /// executed head; senders are recovered in the rayon pool the caller runs in. With tries
+    /// (`start.merkle`), every block's state root is checked.
     pub fn new(
         shared: &'a Shared,
         start: StartPoint,
@@ -55,8 +58,22 @@ impl<'a> SerialPipeline<'a> {
                 &shared.layers,
                 parent,
             ),
-            commit: CommitStage::new(CommitSettings { history_ttl }, start.total_txs),
-            receipts: ReceiptsStage,
+            merkle: MerkleStage::new(
+                MerkleSettings {
+                    verify: match start.merkle {
+                        Some(_) => VerifyRoot::Every,
+                        None => VerifyRoot::Off,
+                    },
+                    cached_levels: crate::stages::merkle::DEFAULT_CACHED_LEVELS,
+                },
+                start.merkle.unwrap_or(0),
+            ),
+            commit: CommitStage::new(
+                CommitSettings { history_ttl },
+                start.committed,
+                start.total_txs,
+            ),
+            receipts: ReceiptsStage::new(start.receipts),
             head,
         }
     }
@@ -74,8 +91,16 @@ impl<'a> SerialPipeline<'a> {
         let recovered = self.senders.execute(shared, blocks)?;
         let block = recovered.first().map(|(block, _)| block.clone());
         let records = self.execution.execute(shared, recovered)?;
-        self.commit.execute(shared, records.clone())?;
-        self.receipts.execute(shared, records)?;
+        let verified = match self.merkle.execute(shared, records) {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Nothing of the block may stay: its record goes, as after a reorg.
+                self.unwind_execution(shared, number)?;
+                return Err(error);
+            }
+        };
+        self.commit.execute(shared, verified.clone())?;
+        self.receipts.execute(shared, verified)?;
         let block = block.ok_or_else(|| StageError::Thread {
             stage: HeadersStage::ID,
             reason: format!("block {} loaded nothing", number + 1),
@@ -93,11 +118,26 @@ impl<'a> SerialPipeline<'a> {
         parent: Header,
         parent_hash: B256,
     ) -> Result<(), StageError> {
-        let stages: &mut [&mut dyn Unwind] =
-            &mut [&mut self.receipts, &mut self.commit, &mut self.execution];
+        let stages: &mut [&mut dyn Unwind] = &mut [
+            &mut self.receipts,
+            &mut self.commit,
+            &mut self.merkle,
+            &mut self.execution,
+        ];
         crate::reorg::unwind_to(shared, fork, self.head.0, stages)?;
         self.execution.restart_at(&shared.layers, parent);
         self.head = (fork, parent_hash);
+        Ok(())
+    }
+
+    /// Undo the execution stage's output above `head` (a block executed but refused later).
+    fn unwind_execution(&mut self, shared: &Shared, head: u64) -> Result<(), StageError> {
+        let executed = shared
+            .store
+            .checkpoint_block(ExecutionStage::ID)?
+            .unwrap_or(head);
+        crate::reorg::unwind_to(shared, head, executed, &mut [&mut self.execution])?;
+        shared.layers.restart(&[]);
         Ok(())
     }
 }

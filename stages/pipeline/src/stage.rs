@@ -5,13 +5,13 @@
 //!
 //! A stage is a loop over its input channel on a thread of its own (the daemon wires them);
 //! [`Stage::execute`] is its work on one batch of blocks, the same code the serial runner
-//! ([`crate::serial`]) drives one block at a time for `ef-test`; [`Stage::unwind`] queues the
-//! writes that undo its output for one block, which the reorg code ([`crate::reorg`]) puts
+//! (the `serial` module) drives one block at a time for `ef-test`; [`Stage::unwind`] queues the
+//! writes that undo its output for one block, which the reorg code (the `reorg` module) puts
 //! together per block (the crash rule: one ordered batch per unwound block, checkpoints last).
 
 use crate::meter::{PipelineMeters, StageMeter};
 use crate::state::StateLayers;
-use alloy_primitives::B256;
+use alloy_primitives::{map::HashMap, Address, B256};
 use crossbeam_channel::{Receiver, Sender};
 use evm::chain::ChainSpec;
 use evm::error::BlockError;
@@ -64,6 +64,9 @@ pub enum BlockFailure {
     /// Executing it failed or its result does not match its header.
     #[error(transparent)]
     Execution(#[from] BlockError),
+    /// The state after it does not have its header's state root (or the tries are damaged).
+    #[error(transparent)]
+    StateRoot(crate::stages::merkle::MerkleError),
 }
 
 /// The store's progress markers or records contradict each other.
@@ -467,6 +470,9 @@ pub struct UnwindBatch {
     undo: WriteBatch,
     checkpoints: WriteBatch,
     last: WriteBatch,
+    /// The storage roots before the block of the accounts it touched, when the merkle stage
+    /// (unwound first) knows them.
+    storage_roots: HashMap<Address, B256>,
 }
 
 impl UnwindBatch {
@@ -485,6 +491,16 @@ impl UnwindBatch {
     /// The writes that must come after every checkpoint moved.
     pub fn after_checkpoints(&mut self) -> &mut WriteBatch {
         &mut self.last
+    }
+
+    /// Note the storage roots before the block (the merkle stage's unwind).
+    pub fn note_storage_roots(&mut self, roots: impl IntoIterator<Item = (Address, B256)>) {
+        self.storage_roots.extend(roots);
+    }
+
+    /// The storage root before the block of `address`, when the merkle stage noted it.
+    pub fn storage_root(&self, address: &Address) -> Option<B256> {
+        self.storage_roots.get(address).copied()
     }
 
     /// The whole batch, in order.

@@ -5,6 +5,7 @@
 //! repaired checkpoints.
 
 use crate::stage::{Inconsistency, Shared, StageError};
+use crate::stages::merkle::{finish_pending, stored_storage_roots, VerifiedBatch};
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
@@ -15,6 +16,9 @@ use std::sync::Arc;
 pub struct StartPoint {
     /// Last block whose record is written.
     pub executed: u64,
+    /// Last block whose state the tries hold; `None` when the store keeps no tries (written
+    /// before the merkle stage existed, or by the original service): its state is unverified.
+    pub merkle: Option<u64>,
     /// Last block applied to `st:latest`.
     pub committed: u64,
     /// Last block whose receipts are written.
@@ -26,17 +30,38 @@ pub struct StartPoint {
 }
 
 impl StartPoint {
-    /// The records the commit stage has still to apply (written before a restart).
-    pub fn commit_pending(&self, shared: &Shared) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
-        records(shared, self.committed + 1, self.executed)
-    }
-
-    /// The records whose receipts the receipts stage has still to write.
-    pub fn receipts_pending(
+    /// The records the merkle stage has still to verify (written before a restart): none when
+    /// `verifying` is false (no tries are kept).
+    pub fn merkle_pending(
         &self,
         shared: &Shared,
+        verifying: bool,
     ) -> Result<Vec<Arc<ExecutionRecord>>, StageError> {
-        records(shared, self.receipts + 1, self.executed)
+        match self.merkle.filter(|_| verifying) {
+            Some(merkle) => records(shared, merkle + 1, self.executed),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The verified blocks after `applied` (a consumer's checkpoint: commit's or receipts')
+    /// it has still to apply, as one batch: with tries, those up to the merkle checkpoint
+    /// with their storage roots in the tries; without, every executed block, unverified.
+    pub fn verified_pending(
+        &self,
+        shared: &Shared,
+        applied: u64,
+        verifying: bool,
+    ) -> Result<Vec<Arc<VerifiedBatch>>, StageError> {
+        let verified = self.merkle.filter(|_| verifying);
+        let blocks = records(shared, applied + 1, verified.unwrap_or(self.executed))?;
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage_roots = match verified {
+            Some(_) => Some(stored_storage_roots(shared, &blocks)?),
+            None => None,
+        };
+        Ok(vec![Arc::new(VerifiedBatch::new(blocks, storage_roots))])
     }
 }
 
@@ -62,8 +87,9 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
             .ok_or_else(|| Inconsistency::NotInitialised {
                 key: progress_key.into_string(),
             })?;
-    let (executed, committed, receipts, pruned) = (
+    let (executed, merkle, committed, receipts, pruned) = (
         store.checkpoint_block(StageId::Execution)?,
+        store.checkpoint_block(StageId::Merkle)?,
         store.checkpoint_block(StageId::Commit)?,
         store.checkpoint_block(StageId::Receipts)?,
         store.checkpoint_block(StageId::Prune)?.unwrap_or(0),
@@ -96,6 +122,7 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
         store.write(STAGE, batch)?;
         return Ok(StartPoint {
             executed: legacy,
+            merkle: merkle.filter(|m| *m == legacy),
             committed: legacy,
             receipts: legacy,
             pruned,
@@ -105,8 +132,13 @@ pub fn start_point(shared: &Shared) -> Result<StartPoint, StageError> {
     // A store whose takeover predates writing these checkpoints may lack them.
     let committed = committed.unwrap_or(legacy);
     let receipts = receipts.unwrap_or(legacy);
+    let merkle = match merkle {
+        Some(merkle) => Some(finish_pending(shared, merkle)?),
+        None => None,
+    };
     let mut start = StartPoint {
         executed,
+        merkle,
         committed,
         receipts,
         pruned,
@@ -177,6 +209,7 @@ mod tests {
     use super::*;
     use crate::stage::{ErrorAction, Stage};
     use crate::stages::commit::{CommitSettings, CommitStage};
+    use crate::stages::merkle::VerifyRoot;
     use crate::stages::receipts::ReceiptsStage;
     use crate::test_utils::{
         assert_same_snapshot, assert_same_store, geth_chain, state_keys, SyncedStore, HISTORY_TTL,
@@ -223,9 +256,17 @@ mod tests {
         store.write(batch);
     }
 
-    fn start(executed: u64, committed: u64, receipts: u64, pruned: u64) -> StartPoint {
+    /// Where the stages resume (transactions counted from the fixture).
+    fn start(
+        executed: u64,
+        merkle: Option<u64>,
+        committed: u64,
+        receipts: u64,
+        pruned: u64,
+    ) -> StartPoint {
         StartPoint {
             executed,
+            merkle,
             committed,
             receipts,
             pruned,
@@ -235,32 +276,33 @@ mod tests {
 
     #[test]
     fn a_store_fresh_from_init_is_taken_over_at_genesis() {
-        let store = SyncedStore::new(5);
         let genesis = Some((0, geth_chain().hash(0)));
-        assert_eq!(
-            start_point(&store.shared).expect("start"),
-            start(0, 0, 0, 0)
-        );
-        assert_eq!(checkpoint(&store, StageId::Commit), genesis);
-        assert_eq!(checkpoint(&store, StageId::Receipts), genesis);
-        assert_eq!(checkpoint(&store, StageId::Execution), None);
-        let taken_over = store.snapshot();
-        assert_eq!(
-            start_point(&store.shared).expect("start"),
-            start(0, 0, 0, 0)
-        );
-        assert_same_snapshot(
-            &store.snapshot(),
-            &taken_over,
-            "a second start changes nothing",
-        );
+        for (store, merkle) in [
+            (SyncedStore::new(5), Some(0)),
+            (SyncedStore::without_tries(5), None),
+        ] {
+            let expected = start(0, merkle, 0, 0, 0);
+            assert_eq!(start_point(&store.shared).expect("start"), expected);
+            assert_eq!(checkpoint(&store, StageId::Commit), genesis);
+            assert_eq!(checkpoint(&store, StageId::Receipts), genesis);
+            assert_eq!(checkpoint(&store, StageId::Execution), None);
+            let merkle = checkpoint(&store, StageId::Merkle);
+            assert_eq!(merkle, expected.merkle.and(genesis), "as init wrote it");
+            let taken_over = store.snapshot();
+            assert_eq!(start_point(&store.shared).expect("start"), expected);
+            assert_same_snapshot(
+                &store.snapshot(),
+                &taken_over,
+                "a second start changes nothing",
+            );
+        }
     }
 
     #[test]
     fn a_store_of_the_original_service_is_taken_over_at_its_progress() {
-        let store = SyncedStore::new(30);
+        let store = SyncedStore::without_tries(30);
         store.execute_to(20);
-        // The original service kept neither checkpoints nor records.
+        // The original service kept neither checkpoints nor records (nor tries).
         let keys = store.keys().clone();
         let mut batch = WriteBatch::new();
         for stage in StageId::ALL {
@@ -272,14 +314,14 @@ mod tests {
         store.write(batch);
         assert_eq!(
             start_point(&store.shared).expect("start"),
-            start(20, 20, 20, 0)
+            start(20, None, 20, 20, 0)
         );
         for stage in [StageId::Commit, StageId::Receipts] {
             assert_eq!(checkpoint(&store, stage), Some((20, geth_chain().hash(20))));
         }
         // The stages go on from there to the state of a run that never stopped.
         store.execute_to(30);
-        let straight = SyncedStore::new(30);
+        let straight = SyncedStore::without_tries(30);
         straight.execute_to(30);
         assert_same_snapshot(
             &state_keys(&store.snapshot()),
@@ -317,7 +359,7 @@ mod tests {
         set_checkpoint(&store, StageId::Execution, 17);
         assert_eq!(
             start_point(&store.shared).expect("start"),
-            start(20, 20, 20, 0)
+            start(20, Some(20), 20, 20, 0)
         );
         assert_eq!(
             checkpoint(&store, StageId::Execution),
@@ -345,14 +387,16 @@ mod tests {
         // Commit wrote progress for block 40 but its checkpoint stayed at 35.
         let (straight, crashed) = cut_at_40(|s| set_checkpoint(s, StageId::Commit, 35));
         let start = start_point(&crashed.shared).expect("start");
-        assert_eq!(start, self::start(40, 35, 40, 0));
-        let pending = start.commit_pending(&crashed.shared).expect("records");
-        let numbers: Vec<u64> = pending.iter().map(|r| r.number).collect();
-        assert_eq!(numbers, (36..=40).collect::<Vec<_>>());
+        assert_eq!(start, self::start(40, Some(40), 35, 40, 0));
+        let pending = start
+            .verified_pending(&crashed.shared, start.committed, true)
+            .expect("records");
+        assert_eq!(numbers(&pending), (36..=40).collect::<Vec<_>>());
         CommitStage::new(
             CommitSettings {
                 history_ttl: HISTORY_TTL,
             },
+            start.committed,
             start.total_txs,
         )
         .execute(&crashed.shared, pending)
@@ -372,7 +416,7 @@ mod tests {
         let (_, crashed) = cut_at_40(|s| set_progress(s, 39));
         assert_eq!(
             start_point(&crashed.shared).expect("start"),
-            start(40, 40, 40, 0)
+            start(40, Some(40), 40, 40, 0)
         );
     }
 
@@ -380,14 +424,73 @@ mod tests {
     fn receipts_behind_are_given_the_records_they_miss() {
         let (straight, crashed) = cut_at_40(|s| set_checkpoint(s, StageId::Receipts, 37));
         let start = start_point(&crashed.shared).expect("start");
-        assert_eq!(start, self::start(40, 40, 37, 0));
-        let pending = start.receipts_pending(&crashed.shared).expect("records");
-        let numbers: Vec<u64> = pending.iter().map(|r| r.number).collect();
-        assert_eq!(numbers, [38, 39, 40]);
-        ReceiptsStage
+        assert_eq!(start, self::start(40, Some(40), 40, 37, 0));
+        let pending = start
+            .verified_pending(&crashed.shared, start.receipts, true)
+            .expect("records");
+        assert_eq!(numbers(&pending), [38, 39, 40]);
+        ReceiptsStage::new(start.receipts)
             .execute(&crashed.shared, pending)
             .expect("receipts");
         assert_same_store(&crashed, &straight, "the same store");
+    }
+
+    /// The blocks of verified batches, in order.
+    fn numbers(batches: &[Arc<VerifiedBatch>]) -> Vec<u64> {
+        batches
+            .iter()
+            .flat_map(|batch| batch.records.iter().map(|r| r.number))
+            .collect()
+    }
+
+    #[test]
+    fn blocks_executed_but_not_verified_are_verified_then_applied() {
+        let straight = SyncedStore::new(40);
+        straight.execute_to(40);
+        // The records of blocks 36..=40 were written; the merkle stage had not got to them.
+        let crashed = SyncedStore::new(40);
+        crashed.execute_to(35);
+        crashed.execute_batch(36, 40);
+        let start = start_point(&crashed.shared).expect("start");
+        assert_eq!(start, self::start(40, Some(35), 35, 35, 0));
+        for applied in [start.committed, start.receipts] {
+            let pending = start.verified_pending(&crashed.shared, applied, true);
+            assert!(pending.expect("none").is_empty(), "none verified yet");
+        }
+        let pending = start
+            .merkle_pending(&crashed.shared, true)
+            .expect("records");
+        let pending_numbers: Vec<u64> = pending.iter().map(|r| r.number).collect();
+        assert_eq!(pending_numbers, (36..=40).collect::<Vec<_>>());
+        let verified = crashed
+            .merkle(VerifyRoot::Batch)
+            .execute(&crashed.shared, pending)
+            .expect("verify");
+        let settings = CommitSettings {
+            history_ttl: HISTORY_TTL,
+        };
+        CommitStage::new(settings, start.committed, start.total_txs)
+            .execute(&crashed.shared, verified.clone())
+            .expect("commit");
+        ReceiptsStage::new(start.receipts)
+            .execute(&crashed.shared, verified)
+            .expect("receipts");
+        assert_same_store(&crashed, &straight, "the store of a run never cut");
+    }
+
+    #[test]
+    fn without_verification_every_executed_block_is_pending_unverified() {
+        let crashed = SyncedStore::new(40);
+        crashed.execute_to(35);
+        crashed.execute_batch(36, 40);
+        let start = start_point(&crashed.shared).expect("start");
+        let merkle_pending = start.merkle_pending(&crashed.shared, false);
+        assert!(merkle_pending.expect("none").is_empty(), "no tries kept");
+        let pending = start
+            .verified_pending(&crashed.shared, start.committed, false)
+            .expect("records");
+        assert_eq!(numbers(&pending), (36..=40).collect::<Vec<_>>());
+        assert!(pending.iter().all(|batch| batch.storage_roots.is_none()));
     }
 
     #[test]

@@ -4,17 +4,22 @@
 //!
 //! The chain is go-ethereum's eth protocol test chain (`chains/geth-ethtest` of the shared
 //! fixtures: 600 blocks with every transaction type, withdrawals, the Cancun and Prague forks;
-//! the state after its last block; the senders of some of its transactions). Its blocks are cut
+//! the state after its last block with its state and storage roots; the senders of some of its
+//! transactions). The store holds the genesis tries as `init` writes them (merkle checkpoint at
+//! 0), or none ([`SyncedStore::without_tries`], a store written before the merkle stage). Its blocks are cut
 //! out of `chain.rlp` with alloy's RLP framing alone and stored byte for byte as the file holds
 //! them, so what a test expects (hashes, header fields, transaction counts, the head state)
 //! comes from the fixture files, never from the code under test.
 
 use crate::serial::SerialPipeline;
 use crate::stage::{Control, Shared, Stage, StageStore};
+use crate::stages::execution::{ExecutionSettings, ExecutionStage};
 use crate::stages::headers::{HeadersSettings, HeadersStage};
+use crate::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot, DEFAULT_CACHED_LEVELS};
 use crate::stages::senders::{SendersBlock, SendersStage};
 use crate::startup::start_point;
 use crate::state::{cache::CacheSizes, StateLayers};
+use crate::tries::{build_tries, BuiltTries};
 use alloy_consensus::{Header, TxReceipt};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
@@ -29,6 +34,7 @@ use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::{Store, WriteBatch};
 use primitives::value::ContractRead;
+use state_trie::AccountFields;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -79,6 +85,8 @@ pub struct HeadAccount {
     pub code: Bytes,
     /// Every non-zero slot.
     pub storage: BTreeMap<B256, U256>,
+    /// The root of its storage trie, as the dump states it.
+    pub storage_root: B256,
 }
 
 /// A transaction whose sender `txinfo.json` names.
@@ -103,6 +111,8 @@ pub struct GethChain {
     pub blocks: Vec<FixtureBlock>,
     /// `headstate.json`: the state after the last block.
     pub head_state: BTreeMap<Address, HeadAccount>,
+    /// `headstate.json`'s state root.
+    pub head_root: B256,
     /// `txinfo.json`'s transactions with their senders.
     pub senders: Vec<KnownSender>,
     /// `txinfo.json`'s withdrawals by block: recipient and amount (gwei).
@@ -164,6 +174,10 @@ pub fn geth_chain() -> &'static GethChain {
             genesis_json: read("genesis.json"),
             blocks: fixture_blocks(&read("chain.rlp")),
             head_state: head_state(&read("headstate.json")),
+            head_root: parse(
+                &json(&read("headstate.json"), "headstate.json")["root"],
+                "root",
+            ),
             senders: known_senders(&read("txinfo.json")),
             withdrawals: known_withdrawals(&read("txinfo.json")),
         };
@@ -306,6 +320,7 @@ fn head_state(bytes: &[u8]) -> BTreeMap<Address, HeadAccount> {
                 code_hash: parse(&account["codeHash"], "codeHash"),
                 code,
                 storage,
+                storage_root: parse(&account["root"], "root"),
             };
             (address.parse().expect("an address"), account)
         })
@@ -409,9 +424,19 @@ pub struct SyncedStore {
 }
 
 impl SyncedStore {
-    /// The genesis state, `idx:exec:progress` at block 0, blocks `1..=synced` and
-    /// `idx:sync:progress` at `synced`.
+    /// The genesis state with its tries (the merkle checkpoint at block 0), `idx:exec:progress`
+    /// at block 0, blocks `1..=synced` and `idx:sync:progress` at `synced`.
     pub fn new(synced: u64) -> Self {
+        Self::initialised(synced, true)
+    }
+
+    /// [`Self::new`] without the tries: a store written before the merkle stage (or by the
+    /// original service), whose state is not verified.
+    pub fn without_tries(synced: u64) -> Self {
+        Self::initialised(synced, false)
+    }
+
+    fn initialised(synced: u64, tries: bool) -> Self {
         let chain = geth_chain();
         let genesis = GenesisBlock::parse("genesis.json", &chain.genesis_json)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -428,7 +453,20 @@ impl SyncedStore {
         let memory = Arc::new(MemoryStore::new());
         let store: Arc<dyn Store> = memory.clone();
         let keys = Keys::new(KEY_PREFIX);
-        let mut init = genesis.state_writes(&keys);
+        // As `init` writes them: the state, then the tries with the merkle checkpoint.
+        let tries = tries.then(|| genesis_tries(&genesis));
+        let storage_root = |address: &Address| {
+            tries
+                .as_ref()
+                .map_or(B256::ZERO, |tries| tries.storage_root(address))
+        };
+        store
+            .write(&genesis.state_writes(&keys, storage_root))
+            .expect("write the genesis");
+        let mut init = WriteBatch::new();
+        if let Some(tries) = &tries {
+            tries.queue(&keys, 0, genesis.hash, &mut init);
+        }
         init.put(
             keys.exec_progress(),
             &ExecProgress {
@@ -437,7 +475,7 @@ impl SyncedStore {
                 total_txs_executed: 0,
             },
         );
-        store.write(&init).expect("write the genesis");
+        store.write(&init).expect("write the genesis's progress");
         let layers = StateLayers::new(
             Arc::clone(&store),
             keys.clone(),
@@ -543,6 +581,55 @@ impl SyncedStore {
         pipeline
     }
 
+    /// The execution stage about to execute the block after `head` (its state in the store).
+    pub fn execution_after(&self, head: u64) -> ExecutionStage<'_> {
+        let key = self.keys().header(head);
+        let parent = self
+            .memory
+            .read(&key)
+            .expect("read")
+            .unwrap_or_else(|| panic!("{key} missing"));
+        ExecutionStage::new(
+            ExecutionSettings {
+                batch_size: 16,
+                retry_interval: Duration::from_millis(1),
+            },
+            &self.shared.layers,
+            parent.into_inner(),
+        )
+    }
+
+    /// Blocks `first..=last` executed in one batch on the store's state after `first - 1`;
+    /// their records, written.
+    pub fn execute_batch(&self, first: u64, last: u64) -> Vec<Arc<ExecutionRecord>> {
+        self.execution_after(first - 1)
+            .execute(&self.shared, self.recovered(first, last))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The records of blocks `first..=last` as the store holds them.
+    pub fn records(&self, first: u64, last: u64) -> Vec<Arc<ExecutionRecord>> {
+        (first..=last)
+            .map(|n| {
+                let record = self.shared.store.record(StageId::Execution, n);
+                Arc::new(record.unwrap_or_else(|e| panic!("{e}")))
+            })
+            .collect()
+    }
+
+    /// The merkle stage at the store's merkle checkpoint (0 without), verifying as `verify`
+    /// says.
+    pub fn merkle(&self, verify: VerifyRoot) -> MerkleStage {
+        let checkpoint = self.shared.store.checkpoint_block(StageId::Merkle);
+        MerkleStage::new(
+            MerkleSettings {
+                verify,
+                cached_levels: DEFAULT_CACHED_LEVELS,
+            },
+            checkpoint.expect("read").unwrap_or(0),
+        )
+    }
+
     /// Blocks `first..=last` through the headers stage, as senders gets them.
     pub fn loaded(&self, first: u64, last: u64) -> Vec<ChainBlock> {
         let blocks = headers_from(first)
@@ -608,6 +695,25 @@ impl SyncedStore {
         self.set_raw(self.keys().header(number).as_str(), &bytes);
         keccak256(&bytes)
     }
+}
+
+/// The tries of `genesis` as `init` builds them, their root checked against its header's
+/// (whose hash is the fixture's block 1's parent).
+fn genesis_tries(genesis: &GenesisBlock) -> BuiltTries {
+    let accounts = genesis.accounts().map(|account| {
+        let fields = AccountFields {
+            nonce: account.nonce,
+            balance: account.balance,
+            code_hash: account.code_hash,
+        };
+        (account.address, fields, account.slots)
+    });
+    let tries = build_tries(accounts).unwrap_or_else(|e| panic!("the genesis tries: {e}"));
+    assert_eq!(
+        tries.state_root, genesis.header.state_root,
+        "the genesis tries' root"
+    );
+    tries
 }
 
 /// Headers settings for loading in tests: fail at once instead of waiting for the syncer.

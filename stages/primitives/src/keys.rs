@@ -8,6 +8,7 @@
 use crate::contract::{AccountJson, ChainRecord, ExecProgress, StageCheckpoint, SyncProgress};
 use crate::record::{ExecutionRecord, RecordSummary};
 use crate::stage_id::StageId;
+use crate::trie_record::{TrieNodeId, TrieRecord};
 pub use crate::value::Key;
 use alloy_consensus::{BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope};
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -172,6 +173,38 @@ impl Keys {
         self.key(format_args!("rec:{number}"))
     }
 
+    /// `trie:acc:{path}` (account trie) or `trie:stor:{Addr}:{path}` (an account's storage
+    /// trie): one node of the state tries, its RLP; the path is one lowercase hex digit per
+    /// nibble, empty for a trie's root.
+    pub fn trie_node(&self, node: &TrieNodeId) -> Key<Bytes> {
+        let spelled = match &node.account {
+            None => self
+                .spell("trie:acc:".len() + node.path.len())
+                .text("trie:acc:"),
+            Some(address) => self
+                .spell("trie:stor::".len() + ADDRESS_TEXT + node.path.len())
+                .text("trie:stor:")
+                .address(address)
+                .text(":"),
+        };
+        spelled.nibbles(&node.path).typed()
+    }
+
+    /// `trie:stor:{Addr}:`: the prefix of every node of one account's storage trie.
+    pub fn storage_trie_prefix(&self, address: &Address) -> String {
+        self.spell("trie:stor::".len() + ADDRESS_TEXT)
+            .text("trie:stor:")
+            .address(address)
+            .text(":")
+            .done()
+    }
+
+    /// `trie:pending`: the merkle stage's record of the trie change being written (node
+    /// changes with pre-values); present only while a write is under way or was cut short.
+    pub fn trie_pending(&self) -> Key<TrieRecord> {
+        self.key(format_args!("trie:pending"))
+    }
+
     /// `lock:leader`: the leader lease (the holder's token, with expiry).
     pub fn leader_lock(&self) -> Key<String> {
         self.key(format_args!("lock:leader"))
@@ -248,6 +281,16 @@ impl KeyText {
 
     fn address(mut self, address: &Address) -> Self {
         with_checksummed(address, |spelled| self.0.push_str(spelled));
+        self
+    }
+
+    fn nibbles(mut self, nibbles: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.0.extend(
+            nibbles
+                .iter()
+                .map(|&n| char::from(HEX[usize::from(n & 0xf)])),
+        );
         self
     }
 

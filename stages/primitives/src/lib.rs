@@ -8,7 +8,8 @@
 //!   values.
 //! - [`block`]: RLP codecs for headers, bodies, transaction and receipt lists; [`load`] reads a
 //!   block as the syncer stored it and recovers its senders.
-//! - [`record`]: the execution record, one block's whole outcome as one value.
+//! - [`record`]: the execution record, one block's whole outcome as one value; [`trie_record`]:
+//!   the merkle stage's record of a batch's trie node changes.
 //! - [`stage_id`]: the names of the pipeline stages; [`clock`]: Unix time.
 
 pub mod block;
@@ -21,4 +22,5 @@ pub mod record;
 pub mod stage_id;
 pub mod storage_only;
 pub mod store;
+pub mod trie_record;
 pub mod value;

@@ -10,6 +10,8 @@ pub enum StageId {
     Senders,
     /// Executes blocks and writes execution records.
     Execution,
+    /// Updates the state tries and checks each block's state root.
+    Merkle,
     /// Applies records to `st:latest` and history.
     Commit,
     /// Writes `blk:rcpt`.
@@ -20,10 +22,11 @@ pub enum StageId {
 
 impl StageId {
     /// Every stage, in pipeline order.
-    pub const ALL: [StageId; 6] = [
+    pub const ALL: [StageId; 7] = [
         StageId::Headers,
         StageId::Senders,
         StageId::Execution,
+        StageId::Merkle,
         StageId::Commit,
         StageId::Receipts,
         StageId::Prune,
@@ -35,6 +38,7 @@ impl StageId {
             StageId::Headers => "headers",
             StageId::Senders => "senders",
             StageId::Execution => "execution",
+            StageId::Merkle => "merkle",
             StageId::Commit => "commit",
             StageId::Receipts => "receipts",
             StageId::Prune => "prune",

@@ -13,6 +13,7 @@ use crate::contract::{
 };
 use crate::record::{ExecutionRecord, RecordSummary};
 use crate::store::{Store, StoreError, WriteBatch};
+use crate::trie_record::TrieRecord;
 use alloy_consensus::{BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope};
 use alloy_primitives::{Bytes, U256};
 use std::marker::PhantomData;
@@ -30,14 +31,14 @@ pub trait Decode: Sized {
     fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue>;
 }
 
-/// A store key together with the type of the value it holds (built by [`crate::keys::Keys`]).
+/// A store key together with the type of the value it holds (built by `Keys` of the `keys` module).
 pub struct Key<V> {
     text: String,
     value: PhantomData<fn() -> V>,
 }
 
 impl<V> Key<V> {
-    /// A key spelled `text` (only [`crate::keys::Keys`] spells keys).
+    /// A key spelled `text` (only `Keys` spells keys).
     pub(crate) fn new(text: String) -> Self {
         Self {
             text,
@@ -345,5 +346,17 @@ impl Decode for ExecutionRecord {
 impl Decode for RecordSummary {
     fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue> {
         RecordSummary::decode(bytes).map_err(|e| MalformedValue::new(key, e))
+    }
+}
+
+impl Encode for TrieRecord {
+    fn encode(&self) -> Vec<u8> {
+        TrieRecord::encode(self)
+    }
+}
+
+impl Decode for TrieRecord {
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, MalformedValue> {
+        TrieRecord::decode(bytes).map_err(|e| MalformedValue::new(key, e))
     }
 }

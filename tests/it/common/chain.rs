@@ -298,9 +298,34 @@ impl GenesisAccount {
         }
     }
 
+    /// The account's storage root, by alloy-trie over its slots.
+    pub fn storage_root(&self) -> B256 {
+        alloy_trie::root::storage_root_unhashed(
+            self.storage
+                .iter()
+                .map(|(slot, value)| (*slot, U256::from_be_bytes(value.0))),
+        )
+    }
+
     /// `st:latest:stor:{EIP-55 address}:{slot}` for one slot.
     pub fn storage_key(&self, slot: &B256) -> String {
         latest_storage_key(&self.address, slot)
+    }
+}
+
+impl GenesisFile {
+    /// The state root of the allocation, by alloy-trie.
+    pub fn state_root(&self) -> B256 {
+        alloy_trie::root::state_root_unhashed(self.accounts.iter().map(|account| {
+            let code_hash = B256::from_str(&account.code_hash()).expect("a code hash");
+            let leaf = alloy_trie::TrieAccount {
+                nonce: account.nonce,
+                balance: account.balance,
+                storage_root: account.storage_root(),
+                code_hash,
+            };
+            (account.address, leaf)
+        }))
     }
 }
 
@@ -345,13 +370,19 @@ impl GenesisFile {
         Self { chain_id, accounts }
     }
 
-    /// The keys `init` writes: every account, every non-zero slot, every code, block 0's
-    /// header, the execution progress and the chain record.
+    /// The keys `init` writes besides the state tries: every account, every non-zero slot,
+    /// every code, block 0's header, the execution progress, the chain record and the merkle
+    /// stage's checkpoint.
     pub fn init_keys(&self) -> BTreeSet<String> {
-        let mut keys: BTreeSet<String> = ["blk:hdr:0", "idx:exec:progress", "idx:chain"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let mut keys: BTreeSet<String> = [
+            "blk:hdr:0",
+            "idx:exec:progress",
+            "idx:chain",
+            "idx:stage:merkle",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         for account in &self.accounts {
             keys.insert(account.account_key());
             if !account.code.is_empty() {

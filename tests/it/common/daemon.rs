@@ -26,13 +26,19 @@ pub struct Daemon {
     child: Child,
     status: Option<ExitStatus>,
     logs: TempDir,
-    _cwd: TempDir,
+    _cwd: Option<TempDir>,
 }
 
 impl Daemon {
     /// Start the binary with `args` against `backend` with `extra` overrides.
     pub fn start(backend: &Backend, extra: &[(String, String)], args: &[&str]) -> Self {
-        let (mut command, cwd) = cli_command(&backend.env_with(extra), args);
+        let (command, cwd) = cli_command(&backend.env_with(extra), args);
+        Self::spawn(command, Some(cwd))
+    }
+
+    /// Start `command` (an `evm-executor` the test set up itself); `cwd`, when given, is kept
+    /// until the process ends.
+    pub fn spawn(mut command: Command, cwd: Option<TempDir>) -> Self {
         let logs = tempfile::tempdir().expect("temp dir for the daemon's output");
         let file = |name: &str| File::create(logs.path().join(name)).expect("daemon output file");
         let child = command
@@ -200,7 +206,17 @@ pub fn run_to_head_with(backend: &Backend, extra: &[(String, String)]) -> Output
 
 /// `init` with `genesis` and `import` of `chain_file`, both of which must succeed.
 pub fn init_and_import(backend: &Backend, genesis: &Path, chain_file: &Path) {
-    init(backend, &[], genesis);
+    init_and_import_with(backend, &[], genesis, chain_file);
+}
+
+/// [`init_and_import`] with `init_env` overrides for `init`.
+pub fn init_and_import_with(
+    backend: &Backend,
+    init_env: &[(String, String)],
+    genesis: &Path,
+    chain_file: &Path,
+) {
+    init(backend, init_env, genesis);
     expect_success(&import(backend, chain_file));
 }
 
@@ -222,7 +238,7 @@ pub fn uninterrupted_run(
     chain_file: &Path,
     extra: &[(String, String)],
 ) -> Reference {
-    init_and_import(&backend, genesis, chain_file);
+    init_and_import_with(&backend, extra, genesis, chain_file);
     let started = Instant::now();
     expect_success(&run_to_head_with(&backend, extra));
     let run_time = started.elapsed();

@@ -12,6 +12,7 @@ pub mod eest;
 pub mod exec;
 pub mod redis_server;
 pub mod rlp;
+pub mod trie;
 
 use evm_executor::store::embedded::EmbeddedStore;
 use primitives::store::Store;
@@ -44,6 +45,12 @@ pub fn fixtures_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The override that makes `init` keep no state tries: the store then executes unverified
+/// (for chains whose blocks the tests build by hand, without a real stateRoot).
+pub fn unverified() -> (String, String) {
+    var("EVM_EXECUTOR_STATE_VERIFY_ROOT", "off")
 }
 
 /// One environment override for the CLI.

@@ -24,7 +24,7 @@ use super::hertzfix;
 use super::system::{is_system_transaction, RewardMove, SLASH_CONTRACT, SYSTEM_ADDRESS};
 use super::BscChain;
 use crate::error::{database_error, BlockError};
-use crate::execute::{verify_receipts, BlockOutput};
+use crate::verify::{verify_receipts, BlockOutput};
 use alloy_consensus::{
     Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope,
     TxType,

@@ -1,11 +1,11 @@
 //! System-contract upgrades (bnb-chain/bsc `core/systemcontracts/upgrade.go`): at the first
 //! block of certain forks the code of listed system contracts is replaced. The list and the
-//! bytecode come from the chain data directory (`systemcontracts/upgrades.json` and the hex
-//! files it names).
+//! bytecode come from the chain data ([`ChainFiles`]: `systemcontracts/upgrades.json` and the
+//! hex files it names).
 
 use super::forks::{BscForks, Fork};
+use super::ChainFiles;
 use alloy_primitives::{Address, Bytes};
-use std::path::Path;
 
 /// The forks that carry upgrades, as `upgrades.json` names them, with the schedule key that
 /// activates each, in the order `upgradeBuildInSystemContract` applies them.
@@ -30,6 +30,11 @@ const UPGRADE_FORKS: &[(&str, Fork)] = &[
     ("maxwell", "MaxwellTime"),
     ("fermi", "FermiTime"),
 ];
+
+/// The upgrade list's path under the chain data root.
+const UPGRADES_FILE: &str = "systemcontracts/upgrades.json";
+/// The directory the list's `code_file` paths are relative to.
+const SYSTEM_CONTRACTS_DIR: &str = "systemcontracts/";
 
 /// One contract's new code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,28 +66,23 @@ pub struct Upgrades {
 }
 
 impl Upgrades {
-    /// Read `systemcontracts/upgrades.json` under `data_dir` for `network` (`mainnet`,
-    /// `chapel`, …), loading every bytecode file it names. A network the file does not list
-    /// has no upgrades.
-    pub fn load(data_dir: &Path, network: &str) -> Result<Self, String> {
-        let dir = data_dir.join("systemcontracts");
-        let path = dir.join("upgrades.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    /// Read `systemcontracts/upgrades.json` of `files` for `network` (`mainnet`, `chapel`,
+    /// …), loading every bytecode file it names. A network the file does not list has no
+    /// upgrades.
+    pub fn load(files: ChainFiles<'_>, network: &str) -> Result<Self, String> {
+        let path = files.show(UPGRADES_FILE);
+        let text = files.read(UPGRADES_FILE)?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{path} is not JSON: {e}"))?;
         let table = json
             .get("upgrades")
             .and_then(|u| u.as_object())
-            .ok_or_else(|| format!("{}: no \"upgrades\" object", path.display()))?;
+            .ok_or_else(|| format!("{path}: no \"upgrades\" object"))?;
         if let Some(unknown) = table
             .keys()
             .find(|k| !UPGRADE_FORKS.iter().any(|(name, _)| name == k))
         {
-            return Err(format!(
-                "{}: unknown upgrade fork {unknown:?}",
-                path.display()
-            ));
+            return Err(format!("{path}: unknown upgrade fork {unknown:?}"));
         }
         let mut forks = Vec::new();
         for (name, fork) in UPGRADE_FORKS {
@@ -91,12 +91,12 @@ impl Upgrades {
             };
             let entries = entries
                 .as_array()
-                .ok_or_else(|| format!("{}: {name}.{network} is not a list", path.display()))?;
+                .ok_or_else(|| format!("{path}: {name}.{network} is not a list"))?;
             let contracts = entries
                 .iter()
-                .map(|entry| contract_upgrade(&dir, entry))
+                .map(|entry| contract_upgrade(files, entry))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {name}.{network}: {e}", path.display()))?;
+                .map_err(|e| format!("{path}: {name}.{network}: {e}"))?;
             forks.push(ForkUpgrade {
                 name,
                 fork,
@@ -122,7 +122,10 @@ impl Upgrades {
     }
 }
 
-fn contract_upgrade(dir: &Path, entry: &serde_json::Value) -> Result<ContractUpgrade, String> {
+fn contract_upgrade(
+    files: ChainFiles<'_>,
+    entry: &serde_json::Value,
+) -> Result<ContractUpgrade, String> {
     let field = |name: &str| {
         entry
             .get(name)
@@ -133,11 +136,11 @@ fn contract_upgrade(dir: &Path, entry: &serde_json::Value) -> Result<ContractUpg
         .parse()
         .map_err(|e| format!("address {:?}: {e}", field("address").unwrap_or_default()))?;
     let contract = field("contract")?.to_string();
-    let file = dir.join(field("code_file")?);
-    let hex = std::fs::read_to_string(&file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    // `code_file` is relative to the `systemcontracts/` directory.
+    let file = format!("{SYSTEM_CONTRACTS_DIR}{}", field("code_file")?);
+    let hex = files.read(&file)?;
     let code = alloy_primitives::hex::decode(hex.trim())
-        .map_err(|e| format!("{} is not hex: {e}", file.display()))?;
+        .map_err(|e| format!("{} is not hex: {e}", files.show(&file)))?;
     Ok(ContractUpgrade {
         address,
         contract,

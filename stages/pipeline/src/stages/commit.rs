@@ -9,6 +9,7 @@
 //! behind the syncer the stage waits up to [`crate::stage::CATCH_UP_LINGER`] for a fuller
 //! batch, which writes each `st:latest:*` key once for all its blocks instead of once per block.
 
+use super::merkle::VerifiedBatch;
 use crate::metrics::metrics;
 use crate::stage::{Shared, Stage, StageError, UnwindBatch};
 use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
@@ -31,45 +32,59 @@ pub struct CommitSettings {
     pub history_ttl: Duration,
 }
 
-/// The commit stage: the running transaction count `idx:exec:progress` reports.
+/// The commit stage: its checkpoint and the running transaction count `idx:exec:progress`
+/// reports.
 #[derive(Debug)]
 pub struct CommitStage {
     settings: CommitSettings,
+    committed: u64,
     total_txs: u64,
 }
 
 impl CommitStage {
-    /// Commit on top of a store whose `idx:exec:progress` counts `total_txs` transactions.
-    pub fn new(settings: CommitSettings, total_txs: u64) -> Self {
+    /// Commit after block `committed`, on a store whose `idx:exec:progress` counts `total_txs`
+    /// transactions.
+    pub fn new(settings: CommitSettings, committed: u64, total_txs: u64) -> Self {
         Self {
             settings,
+            committed,
             total_txs,
         }
     }
 }
 
 impl Stage for CommitStage {
-    type Input = Arc<ExecutionRecord>;
+    /// Blocks the merkle stage verified (each batch whole: its storage roots are those after
+    /// its last block).
+    type Input = Arc<VerifiedBatch>;
     /// The last block committed (for the prune stage).
     type Output = u64;
     const ID: StageId = STAGE;
 
-    /// Apply `input` (consecutive blocks) in one batch.
+    /// Apply `input` (consecutive blocks; those at or below the checkpoint, which a restart
+    /// may hand over again, are skipped) in one batch.
     fn execute(
         &mut self,
         shared: &Shared,
-        input: Vec<Arc<ExecutionRecord>>,
+        input: Vec<Arc<VerifiedBatch>>,
     ) -> Result<Vec<u64>, StageError> {
-        let Some(last) = input.last() else {
+        let mut writes = StateWrites::default();
+        let mut records = Vec::new();
+        for verified in &input {
+            let fresh: Vec<_> = verified
+                .records
+                .iter()
+                .filter(|r| r.number > self.committed)
+                .collect();
+            writes.add_batch(&fresh, verified.storage_roots.as_deref());
+            records.extend(fresh);
+        }
+        let Some(last) = records.last().copied() else {
             return Ok(Vec::new());
         };
         let started = Instant::now();
         let keys = shared.store.keys();
-        let txs: u64 = input.iter().map(|r| r.tx_count() as u64).sum();
-        let mut writes = StateWrites::default();
-        for record in &input {
-            writes.add(record);
-        }
+        let txs: u64 = records.iter().map(|r| r.tx_count() as u64).sum();
         let mut batch = WriteBatch::new();
         writes.queue(keys, self.settings.history_ttl, &mut batch);
         batch.put(
@@ -83,7 +98,8 @@ impl Stage for CommitStage {
         let m = metrics();
         m.state_commit_latency_seconds
             .observe(started.elapsed().as_secs_f64());
-        for record in &input {
+        self.committed = last.number;
+        for record in &records {
             shared.layers.release(record.number);
             self.total_txs += record.tx_count() as u64;
             m.execution_height.set(record.number as i64);
@@ -97,21 +113,33 @@ impl Stage for CommitStage {
         Ok(vec![last.number])
     }
 
-    /// Put back every pre-value of the block, delete its history keys, and move progress and
-    /// checkpoint to its parent.
+    /// Put back every pre-value of the block (accounts with the storage roots the merkle
+    /// stage's unwind noted), delete its history keys, and move progress and checkpoint to its
+    /// parent.
     fn unwind(
         &mut self,
         shared: &Shared,
         record: &ExecutionRecord,
         batch: &mut UnwindBatch,
     ) -> Result<(), StageError> {
+        if record.number > self.committed {
+            return Ok(());
+        }
         let keys = shared.store.keys();
         let number = record.number;
+        let storage_roots: HashMap<Address, B256> = record
+            .accounts
+            .iter()
+            .filter_map(|c| Some((c.address, batch.storage_root(&c.address)?)))
+            .collect();
         let undo = batch.undo();
         for change in &record.accounts {
             let latest = keys.latest_account(&change.address);
             match &change.pre {
-                Some(pre) => undo.put(latest, &account_json(pre)),
+                Some(pre) => {
+                    let root = storage_roots.get(&change.address).copied();
+                    undo.put(latest, &account_json(pre, root.unwrap_or(B256::ZERO)))
+                }
                 None => undo.remove(latest),
             };
             undo.remove(keys.history_account(number, &change.address));
@@ -132,6 +160,7 @@ impl Stage for CommitStage {
             &exec_progress_at(number - 1, self.total_txs),
         );
         batch.checkpoint(shared, STAGE, number - 1, record.parent_hash);
+        self.committed = number - 1;
         Ok(())
     }
 }
@@ -145,13 +174,14 @@ pub fn exec_progress_at(block: u64, total_txs: u64) -> ExecProgress {
     }
 }
 
-/// The JSON the contract keeps for an account (its storage root left zero here).
-fn account_json(account: &AccountState) -> AccountJson {
+/// The JSON the contract keeps for an account with its storage root (the zero hash where it
+/// is not known: verification off, or a pre-value restored by an unwind).
+fn account_json(account: &AccountState, storage_root: B256) -> AccountJson {
     AccountJson {
         balance: account.balance,
         nonce: account.nonce,
         code_hash: account.code_hash,
-        storage_root: B256::ZERO,
+        storage_root,
     }
 }
 
@@ -203,22 +233,41 @@ impl HistoryWrite {
 }
 
 impl StateWrites {
-    /// Add the changes of `record`, the block after those added so far.
-    fn add(&mut self, record: &ExecutionRecord) {
-        let number = record.number;
-        for (hash, code) in &record.codes {
-            self.codes.insert(*hash, code.clone());
-        }
-        for change in &record.accounts {
-            let json = change.post.as_ref().map(account_json);
-            self.history_accounts.push((number, change.address, json));
-            self.accounts.insert(change.address, json);
-        }
-        for change in &record.storage {
-            let slot = B256::from(change.slot);
-            self.history_slots
-                .push((number, change.address, slot, change.post));
-            self.slots.insert((change.address, slot), change.post);
+    /// Add the changes of `records` (consecutive blocks of one verified batch, after those
+    /// added so far) with the batch's `storage_roots` (after its last block), which the latest
+    /// account values carry. History values carry the zero storage root, as the original
+    /// service wrote them: a block inside a batch has no storage root of its own.
+    fn add_batch(
+        &mut self,
+        records: &[&Arc<ExecutionRecord>],
+        storage_roots: Option<&HashMap<Address, B256>>,
+    ) {
+        let root_of = |address: &Address| {
+            storage_roots
+                .and_then(|roots| roots.get(address).copied())
+                .unwrap_or(B256::ZERO)
+        };
+        for record in records {
+            let number = record.number;
+            for (hash, code) in &record.codes {
+                self.codes.insert(*hash, code.clone());
+            }
+            for change in &record.accounts {
+                let history = change.post.as_ref().map(|a| account_json(a, B256::ZERO));
+                self.history_accounts
+                    .push((number, change.address, history));
+                let latest = change
+                    .post
+                    .as_ref()
+                    .map(|a| account_json(a, root_of(&change.address)));
+                self.accounts.insert(change.address, latest);
+            }
+            for change in &record.storage {
+                let slot = B256::from(change.slot);
+                self.history_slots
+                    .push((number, change.address, slot, change.post));
+                self.slots.insert((change.address, slot), change.post);
+            }
         }
     }
 
@@ -273,7 +322,7 @@ impl StateWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::execution::{ExecutionSettings, ExecutionStage};
+    use crate::stages::merkle::VerifyRoot;
     use crate::stages::receipts::ReceiptsStage;
     use crate::startup::start_point;
     use crate::test_utils::{
@@ -290,13 +339,6 @@ mod tests {
         CommitSettings {
             history_ttl: HISTORY_TTL,
         }
-    }
-
-    /// The records of blocks `first..=last` as the store holds them.
-    fn stored_records(store: &SyncedStore, first: u64, last: u64) -> Vec<Arc<ExecutionRecord>> {
-        (first..=last)
-            .map(|n| Arc::new(store.shared.store.record(STAGE, n).expect("record")))
-            .collect()
     }
 
     /// `idx:exec:progress` as (latestExecutedBlock, totalTxsExecuted).
@@ -339,9 +381,8 @@ mod tests {
                 "{address}"
             );
             assert_eq!(
-                account.storage_root,
-                B256::ZERO,
-                "no merkle stage: {address}"
+                account.storage_root, expected.storage_root,
+                "the storage root of {address}"
             );
             if !expected.code.is_empty() {
                 assert_eq!(
@@ -402,9 +443,10 @@ mod tests {
                     .expect("read")
                     .expect("listed");
                 let expected = chain.head_state.get(&address);
+                // History carries the zero storage root, as the original service wrote it.
                 assert_eq!(
-                    left.map(|a| (a.balance, a.nonce, a.code_hash)),
-                    expected.map(|a| (a.balance, a.nonce, a.code_hash)),
+                    left.map(|a| (a.balance, a.nonce, a.code_hash, a.storage_root)),
+                    expected.map(|a| (a.balance, a.nonce, a.code_hash, B256::ZERO)),
                     "{key}"
                 );
             } else {
@@ -433,20 +475,32 @@ mod tests {
     }
 
     #[test]
-    fn applying_records_again_leaves_the_same_bytes() {
+    fn applying_blocks_again_leaves_the_same_bytes() {
         let chain = geth_chain();
         let store = SyncedStore::new(60);
-        store.execute_to(60);
+        store.execute_to(40);
+        // Blocks 41..=60 as the merkle stage passes them on, block by block.
+        let records = store.execute_batch(41, 60);
+        let verified = store
+            .merkle(VerifyRoot::Every)
+            .execute(&store.shared, records)
+            .expect("verify");
+        assert_eq!(verified.len(), 20, "one batch per block");
+        CommitStage::new(settings(), 40, chain.txs_up_to(40))
+            .execute(&store.shared, verified.clone())
+            .expect("commit");
+        ReceiptsStage::new(40)
+            .execute(&store.shared, verified.clone())
+            .expect("receipts");
         let applied = store.timeless_snapshot();
-        let records = stored_records(&store, 41, 60);
         assert!(
             chain.txs_up_to(60) > chain.txs_up_to(40),
             "blocks 41..=60 have transactions"
         );
         // As after a crash between the state writes and the checkpoint: all at once ...
-        let mut again = CommitStage::new(settings(), chain.txs_up_to(40));
+        let mut again = CommitStage::new(settings(), 40, chain.txs_up_to(40));
         again
-            .execute(&store.shared, records.clone())
+            .execute(&store.shared, verified.clone())
             .expect("commit");
         assert_same_snapshot(
             &store.timeless_snapshot(),
@@ -454,9 +508,11 @@ mod tests {
             "applied twice at once",
         );
         // ... and block by block.
-        let mut again = CommitStage::new(settings(), chain.txs_up_to(40));
-        for record in records {
-            again.execute(&store.shared, vec![record]).expect("commit");
+        let mut again = CommitStage::new(settings(), 40, chain.txs_up_to(40));
+        for batch in &verified {
+            again
+                .execute(&store.shared, vec![batch.clone()])
+                .expect("commit");
         }
         assert_same_snapshot(
             &store.timeless_snapshot(),
@@ -464,6 +520,13 @@ mod tests {
             "applied twice one by one",
         );
         assert_eq!(progress(&store), (60, chain.txs_up_to(60)));
+        // A stage past them (a restart hands them over again) skips them: nothing written.
+        let before = store.snapshot();
+        let written = CommitStage::new(settings(), 60, chain.txs_up_to(60))
+            .execute(&store.shared, verified)
+            .expect("commit");
+        assert!(written.is_empty(), "{written:?}");
+        assert_same_snapshot(&store.snapshot(), &before, "nothing written");
     }
 
     #[test]
@@ -473,27 +536,17 @@ mod tests {
         one_by_one.execute_to(LAST);
         let batched = SyncedStore::new(LAST);
         start_point(&batched.shared).expect("take over");
-        let genesis = batched
-            .memory
-            .read(&batched.keys().header(0))
-            .expect("read")
-            .expect("genesis");
-        let mut execution = ExecutionStage::new(
-            ExecutionSettings {
-                batch_size: LAST,
-                retry_interval: Duration::from_millis(1),
-            },
-            &batched.shared.layers,
-            genesis.into_inner(),
-        );
-        let records = execution
-            .execute(&batched.shared, batched.recovered(1, LAST))
-            .expect("execute");
-        CommitStage::new(settings(), 0)
-            .execute(&batched.shared, records.clone())
-            .expect("commit");
-        ReceiptsStage
+        let records = batched.execute_batch(1, LAST);
+        let verified = batched
+            .merkle(VerifyRoot::Batch)
             .execute(&batched.shared, records)
+            .expect("verify");
+        assert_eq!(verified.len(), 1, "one verified batch");
+        CommitStage::new(settings(), 0, 0)
+            .execute(&batched.shared, verified.clone())
+            .expect("commit");
+        ReceiptsStage::new(0)
+            .execute(&batched.shared, verified)
             .expect("receipts");
         assert_same_store(&batched, &one_by_one, "batched and one by one");
     }
@@ -526,9 +579,14 @@ mod tests {
             before.push(commit_view(&store, &store.snapshot()));
         }
         let start = start_point(&store.shared).expect("start");
-        let mut commit = CommitStage::new(settings(), start.total_txs);
-        for record in stored_records(&store, 1, LAST).iter().rev() {
+        let mut commit = CommitStage::new(settings(), start.committed, start.total_txs);
+        // The merkle stage's unwind notes the storage roots the accounts get back.
+        let mut merkle = store.merkle(VerifyRoot::Every);
+        for record in store.records(1, LAST).iter().rev() {
             let mut unwind = UnwindBatch::default();
+            merkle
+                .unwind(&store.shared, record, &mut unwind)
+                .expect("unwind the tries");
             commit
                 .unwind(&store.shared, record, &mut unwind)
                 .expect("unwind");
@@ -609,18 +667,16 @@ mod tests {
         let [destroyed, trimmed] = with_storage[..] else {
             panic!("two accounts with storage after block 10");
         };
-        let account = |address: &Address| {
-            let json = store
-                .memory
-                .read(&keys.latest_account(address))
-                .expect("read")
-                .expect("exists");
-            AccountState {
-                balance: json.balance,
-                nonce: json.nonce,
-                code_hash: json.code_hash,
-            }
-        };
+        let destroyed_json = store
+            .memory
+            .read(&keys.latest_account(&destroyed))
+            .expect("read")
+            .expect("exists");
+        assert_ne!(
+            destroyed_json.storage_root,
+            B256::ZERO,
+            "written with tries"
+        );
         let mut storage: Vec<StorageChange> = slots_of(&destroyed)
             .into_iter()
             .map(|(slot, pre)| StorageChange {
@@ -645,16 +701,22 @@ mod tests {
             receipts: Vec::new(),
             accounts: vec![AccountChange {
                 address: destroyed,
-                pre: Some(account(&destroyed)),
+                pre: Some(AccountState {
+                    balance: destroyed_json.balance,
+                    nonce: destroyed_json.nonce,
+                    code_hash: destroyed_json.code_hash,
+                }),
                 post: None,
                 storage_wiped: true,
             }],
             storage,
             codes: Vec::new(),
         };
-        let mut commit = CommitStage::new(settings(), chain.txs_up_to(10));
+        let mut commit = CommitStage::new(settings(), 10, chain.txs_up_to(10));
+        // No header has its state root: passed on unverified.
+        let unverified = VerifiedBatch::new(vec![Arc::new(record.clone())], None);
         commit
-            .execute(&store.shared, vec![Arc::new(record.clone())])
+            .execute(&store.shared, vec![Arc::new(unverified)])
             .expect("commit");
         let after = store.snapshot();
         let latest = |key: String| after.get(&key).cloned();
@@ -679,6 +741,8 @@ mod tests {
             Some(zero_word)
         );
         let mut unwind = UnwindBatch::default();
+        // The storage root the merkle stage's unwind would note: the one before the block.
+        unwind.note_storage_roots([(destroyed, destroyed_json.storage_root)]);
         commit
             .unwind(&store.shared, &record, &mut unwind)
             .expect("unwind");

@@ -3,6 +3,7 @@
 //! the pipeline is behind the syncer the stage waits up to
 //! [`crate::stage::CATCH_UP_LINGER`] for a fuller one.
 
+use super::merkle::VerifiedBatch;
 use crate::stage::{Shared, Stage, StageError, UnwindBatch};
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
@@ -12,23 +13,39 @@ use std::time::Instant;
 
 const STAGE: StageId = StageId::Receipts;
 
-/// The receipts stage (no settings: it writes what it is given).
+/// The receipts stage: its checkpoint.
 #[derive(Debug, Default)]
-pub struct ReceiptsStage;
+pub struct ReceiptsStage {
+    written: u64,
+}
+
+impl ReceiptsStage {
+    /// Write receipts after block `written`.
+    pub fn new(written: u64) -> Self {
+        Self { written }
+    }
+}
 
 impl Stage for ReceiptsStage {
-    type Input = Arc<ExecutionRecord>;
+    /// Blocks the merkle stage verified.
+    type Input = Arc<VerifiedBatch>;
     /// The last block whose receipts were written (for the prune stage).
     type Output = u64;
     const ID: StageId = STAGE;
 
-    /// Write the receipts of `input` (consecutive blocks) and the checkpoint of the last.
+    /// Write the receipts of `input` (consecutive blocks; those at or below the checkpoint are
+    /// skipped) and the checkpoint of the last.
     fn execute(
         &mut self,
         shared: &Shared,
-        input: Vec<Arc<ExecutionRecord>>,
+        input: Vec<Arc<VerifiedBatch>>,
     ) -> Result<Vec<u64>, StageError> {
-        let Some(last) = input.last() else {
+        let input: Vec<&Arc<ExecutionRecord>> = input
+            .iter()
+            .flat_map(|verified| verified.records.iter())
+            .filter(|r| r.number > self.written)
+            .collect();
+        let Some(last) = input.last().copied() else {
             return Ok(Vec::new());
         };
         let started = Instant::now();
@@ -43,6 +60,7 @@ impl Stage for ReceiptsStage {
             .store
             .queue_checkpoint(&mut batch, STAGE, last.number, last.hash);
         shared.store.write(STAGE, batch)?;
+        self.written = last.number;
         for record in &input {
             let totals = (record.tx_count() as u64, record.gas_used);
             shared.record_progress(STAGE, record.number, totals, started);
@@ -57,10 +75,14 @@ impl Stage for ReceiptsStage {
         record: &ExecutionRecord,
         batch: &mut UnwindBatch,
     ) -> Result<(), StageError> {
+        if record.number > self.written {
+            return Ok(());
+        }
         batch
             .undo()
             .remove(shared.store.keys().receipts(record.number));
         batch.checkpoint(shared, STAGE, record.number - 1, record.parent_hash);
+        self.written = record.number - 1;
         Ok(())
     }
 }
@@ -140,8 +162,9 @@ mod tests {
         let keys = store.keys().clone();
         let before = store.snapshot();
         let record = Arc::new(store.shared.store.record(STAGE, 12).expect("record"));
+        let mut stage = ReceiptsStage::new(12);
         let mut unwind = UnwindBatch::default();
-        ReceiptsStage
+        stage
             .unwind(&store.shared, &record, &mut unwind)
             .expect("unwind");
         store.write(unwind.into_batch());
@@ -165,8 +188,10 @@ mod tests {
             .expect("read")
             .expect("set");
         assert_eq!((moved.block, moved.hash), (11, chain.hash(11)));
-        ReceiptsStage
-            .execute(&store.shared, vec![record])
+        // Receipts need no storage roots.
+        let unverified = VerifiedBatch::new(vec![record], None);
+        stage
+            .execute(&store.shared, vec![Arc::new(unverified)])
             .expect("receipts");
         assert_same_snapshot(
             &store.timeless_snapshot(),

@@ -186,7 +186,10 @@ fn changes_from_bundle(
                 }
             }
         }
-        if pre != post || wiped {
+        // An account whose storage changed is listed even when its fields did not: its
+        // storage root (in `st:latest:acc`) changes with it.
+        let storage_changed = storage.last().is_some_and(|s| s.address == *address);
+        if pre != post || wiped || storage_changed {
             accounts.push(AccountChange {
                 address: *address,
                 pre,
