@@ -29,13 +29,15 @@ pub fn fork_point(shared: &Shared, executed: u64, pruned: u64) -> Result<u64, St
 }
 
 /// Undo blocks `executed` down to `fork + 1` with `stages` (each undoes its own output; the
-/// execution stage, whose record the others read, last).
+/// execution stage, whose record the others read, last). The merkle stage, wherever `stages`
+/// has it, goes first: commit's unwind restores the accounts with the storage roots it notes.
 pub fn unwind_to(
     shared: &Shared,
     fork: u64,
     executed: u64,
     stages: &mut [&mut dyn Unwind],
 ) -> Result<(), StageError> {
+    stages.sort_by_key(|stage| stage.id() != StageId::Merkle);
     for number in (fork + 1..=executed).rev() {
         let record = shared.store.record(STAGE, number)?;
         let mut batch = UnwindBatch::default();

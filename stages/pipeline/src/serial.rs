@@ -120,8 +120,8 @@ impl<'a> SerialPipeline<'a> {
     ) -> Result<(), StageError> {
         let stages: &mut [&mut dyn Unwind] = &mut [
             &mut self.receipts,
-            &mut self.commit,
             &mut self.merkle,
+            &mut self.commit,
             &mut self.execution,
         ];
         crate::reorg::unwind_to(shared, fork, self.head.0, stages)?;

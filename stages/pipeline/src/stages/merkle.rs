@@ -345,14 +345,22 @@ impl Stage for MerkleStage {
 
     /// When the block is at the checkpoint: the trie update back to the block's pre-values
     /// (from its execution record), written as a trie record first; the storage roots of the
-    /// accounts it touched go into `batch` for the commit stage's unwind.
+    /// accounts it touched go into `batch` for the commit stage's unwind. When the tries are
+    /// already back before the block (an unwind cut short after their change, which startup
+    /// finished), only those storage roots, read from the tries.
     fn unwind(
         &mut self,
         shared: &Shared,
         record: &ExecutionRecord,
         batch: &mut UnwindBatch,
     ) -> Result<(), StageError> {
-        if self.settings.verify == VerifyRoot::Off || record.number > self.checkpoint {
+        if self.settings.verify == VerifyRoot::Off || record.number > self.checkpoint + 1 {
+            return Ok(());
+        }
+        if record.number == self.checkpoint + 1 {
+            let (number, changes) = (record.number, pre_changes(record));
+            let roots = roots_in_tries(shared, &changes, number, number - 1)?;
+            batch.note_storage_roots(roots);
             return Ok(());
         }
         let keys = shared.store.keys();
@@ -464,20 +472,27 @@ pub fn stored_storage_roots(
     shared: &Shared,
     records: &[Arc<ExecutionRecord>],
 ) -> Result<HashMap<Address, B256>, StageError> {
-    let mut trie = StateTrie::new(0);
     let first = records.first().map_or(0, |r| r.number);
-    match outcome(
-        first,
-        trie.update(&StoreNodes(shared), &changes_of(records)),
-    )? {
+    let last = records.last().map_or(first, |r| r.number);
+    roots_in_tries(shared, &changes_of(records), first, last)
+}
+
+/// The storage roots, in the stored tries, of the accounts `changes` (of blocks from `first`)
+/// names: the tries must already hold them, as the state after block `held`.
+fn roots_in_tries(
+    shared: &Shared,
+    changes: &StateChanges,
+    first: u64,
+    held: u64,
+) -> Result<HashMap<Address, B256>, StageError> {
+    let mut trie = StateTrie::new(0);
+    match outcome(first, trie.update(&StoreNodes(shared), changes))? {
         Ok(update) if update.node_changes.is_empty() => {
             Ok(update.storage_roots.into_iter().collect())
         }
         Ok(_) => Err(StageError::block(
             STAGE,
-            MerkleError::TriesBehind {
-                block: records.last().map_or(first, |r| r.number),
-            },
+            MerkleError::TriesBehind { block: held },
         )),
         Err(failure) => Err(StageError::block(STAGE, failure)),
     }
