@@ -730,9 +730,11 @@ pub fn headers_from(first: u64) -> HeadersStage {
     HeadersStage::new(load_settings(), first, geth_chain().hash(first - 1))
 }
 
-/// A header changed so its hash differs from the fixture's (the syncer's other branch).
+/// A header changed as the syncer's other branch has it: another hash, and another state
+/// root (its blocks leave another state).
 pub fn other_branch(header: &mut Header) {
     header.extra_data = Bytes::from_static(b"other branch");
+    header.state_root = keccak256(header.state_root);
 }
 
 /// `snapshot` with the times the pipeline writes (checkpoints' `time`, progress's

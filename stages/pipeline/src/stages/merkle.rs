@@ -364,31 +364,33 @@ impl Stage for MerkleStage {
             return Ok(());
         }
         let keys = shared.store.keys();
-        let parent_key = keys.header(record.number - 1);
+        // The state before the block is checked against its parent's header where the syncer
+        // still holds the parent this branch executed (always at the fork point); above the
+        // fork it has replaced (or removed) it with the other branch's.
         let expected = shared
             .store
-            .read(STAGE, &parent_key)?
-            .ok_or_else(|| crate::stage::Inconsistency::MissingHeader {
-                key: parent_key.into_string(),
-            })?
-            .state_root;
+            .read(STAGE, &keys.header(record.number - 1))?
+            .filter(|parent| parent.hash() == record.parent_hash)
+            .map(|parent| parent.state_root);
         let source = StoreNodes(shared);
         let update = match outcome(
             record.number,
             self.trie.update(&source, &pre_changes(record)),
         )? {
-            Ok(update) if update.state_root == expected => update,
-            Ok(update) => {
-                self.trie.revert_cache(&update.node_changes);
-                return Err(StageError::block(
-                    STAGE,
-                    MerkleError::StateRoot {
-                        block: record.number - 1,
-                        expected,
-                        got: update.state_root,
-                    },
-                ));
-            }
+            Ok(update) => match expected {
+                Some(expected) if update.state_root != expected => {
+                    self.trie.revert_cache(&update.node_changes);
+                    return Err(StageError::block(
+                        STAGE,
+                        MerkleError::StateRoot {
+                            block: record.number - 1,
+                            expected,
+                            got: update.state_root,
+                        },
+                    ));
+                }
+                _ => update,
+            },
             Err(failure) => return Err(StageError::block(STAGE, failure)),
         };
         let change = TrieRecord {
