@@ -14,6 +14,7 @@ use crate::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot};
 use crate::stages::receipts::ReceiptsStage;
 use crate::stages::senders::SendersStage;
 use crate::startup::StartPoint;
+use crate::state::StateLayers;
 use alloy_consensus::Header;
 use alloy_primitives::B256;
 use primitives::block::ChainBlock;
@@ -29,6 +30,10 @@ pub struct SerialPipeline<'a> {
     receipts: ReceiptsStage,
     /// The last block through every stage, and its hash.
     head: (u64, B256),
+    /// The last block's header, and the layers execution reads through: where execution goes
+    /// back to after a block is refused.
+    head_header: Header,
+    layers: &'a StateLayers,
 }
 
 impl<'a> SerialPipeline<'a> {
@@ -43,6 +48,7 @@ impl<'a> SerialPipeline<'a> {
         history_ttl: Duration,
     ) -> Self {
         let head = (parent.number, parent_hash);
+        let head_header = parent.clone();
         Self {
             headers: HeadersSettings {
                 batch_size: 1,
@@ -75,6 +81,8 @@ impl<'a> SerialPipeline<'a> {
             ),
             receipts: ReceiptsStage::new(start.receipts),
             head,
+            head_header,
+            layers: &shared.layers,
         }
     }
 
@@ -106,6 +114,7 @@ impl<'a> SerialPipeline<'a> {
             reason: format!("block {} loaded nothing", number + 1),
         })?;
         self.head = (block.number(), block.hash);
+        self.head_header = block.header.clone();
         Ok(block)
     }
 
@@ -125,19 +134,22 @@ impl<'a> SerialPipeline<'a> {
             &mut self.execution,
         ];
         crate::reorg::unwind_to(shared, fork, self.head.0, stages)?;
-        self.execution.restart_at(&shared.layers, parent);
+        self.execution.restart_at(&shared.layers, parent.clone());
         self.head = (fork, parent_hash);
+        self.head_header = parent;
         Ok(())
     }
 
-    /// Undo the execution stage's output above `head` (a block executed but refused later).
+    /// Undo the execution stage's output above `head` (a block executed but refused later),
+    /// and take execution back to `head`: its kept state and next parent.
     fn unwind_execution(&mut self, shared: &Shared, head: u64) -> Result<(), StageError> {
         let executed = shared
             .store
             .checkpoint_block(ExecutionStage::ID)?
             .unwrap_or(head);
         crate::reorg::unwind_to(shared, head, executed, &mut [&mut self.execution])?;
-        shared.layers.restart(&[]);
+        self.execution
+            .restart_at(self.layers, self.head_header.clone());
         Ok(())
     }
 }
@@ -145,34 +157,49 @@ impl<'a> SerialPipeline<'a> {
 #[cfg(test)]
 mod tests {
     use crate::stage::{BlockFailure, StageError};
+    use crate::stages::merkle::MerkleError;
     use crate::test_utils::{assert_same_snapshot, geth_chain, SyncedStore};
+    use alloy_primitives::keccak256;
     use evm::error::BlockError;
 
     #[test]
     fn a_failing_block_leaves_nothing_and_the_pipeline_where_it_was() {
         let chain = geth_chain();
-        let store = SyncedStore::new(12);
-        let mut pipeline = store.execute_to(10);
-        store.replace_header(11, |header| header.gas_used += 1);
-        let before = store.snapshot();
-        let error = pipeline.run_next(&store.shared).expect_err("block 11");
-        assert!(
-            matches!(
-                error,
+        let wrong_root = keccak256(chain.block(11).header.state_root);
+        // A result that differs from the header (execution), a state that does (merkle).
+        for field in ["gasUsed", "stateRoot"] {
+            let store = SyncedStore::new(12);
+            let mut pipeline = store.execute_to(10);
+            store.replace_header(11, |header| match field {
+                "gasUsed" => header.gas_used += 1,
+                _ => header.state_root = wrong_root,
+            });
+            let before = store.snapshot();
+            let error = pipeline.run_next(&store.shared).expect_err("block 11");
+            let refused = match &error {
                 StageError::Block {
-                    failure: BlockFailure::Execution(BlockError::Mismatch { block: 11, .. }),
+                    failure: BlockFailure::Execution(BlockError::Mismatch { block, .. }),
                     ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert_same_snapshot(&store.snapshot(), &before, "nothing of block 11 written");
-        assert_eq!(pipeline.head(), (10, chain.hash(10)));
-        store.sync(11..=11);
-        for number in 11..=12 {
-            let block = pipeline.run_next(&store.shared).expect("run");
-            assert_eq!((block.number(), block.hash), (number, chain.hash(number)));
+                } => *block,
+                StageError::Block {
+                    failure:
+                        BlockFailure::StateRoot(MerkleError::StateRoot {
+                            block, expected, ..
+                        }),
+                    ..
+                } if *expected == wrong_root => *block,
+                _ => panic!("{field}: {error:?}"),
+            };
+            assert_eq!(refused, 11, "{field}: {error}");
+            let what = format!("{field}: nothing of block 11 written");
+            assert_same_snapshot(&store.snapshot(), &before, &what);
+            assert_eq!(pipeline.head(), (10, chain.hash(10)));
+            store.sync(11..=11);
+            for number in 11..=12 {
+                let block = pipeline.run_next(&store.shared).expect("run");
+                assert_eq!((block.number(), block.hash), (number, chain.hash(number)));
+            }
+            assert_eq!(pipeline.head(), (12, chain.hash(12)), "{field}");
         }
-        assert_eq!(pipeline.head(), (12, chain.hash(12)));
     }
 }
