@@ -163,6 +163,13 @@ mod tests {
         let before = store.snapshot();
         let record = Arc::new(store.shared.store.record(STAGE, 12).expect("record"));
         let mut stage = ReceiptsStage::new(12);
+        // At its checkpoint, the stage skips a block handed over again.
+        let again = VerifiedBatch::new(vec![record.clone()], None);
+        let written = stage
+            .execute(&store.shared, vec![Arc::new(again)])
+            .expect("receipts");
+        assert!(written.is_empty(), "{written:?}");
+        assert_same_snapshot(&store.snapshot(), &before, "nothing written");
         let mut unwind = UnwindBatch::default();
         stage
             .unwind(&store.shared, &record, &mut unwind)
