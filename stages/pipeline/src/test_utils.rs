@@ -19,7 +19,7 @@ use crate::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot, DEFAULT_CAC
 use crate::stages::senders::{SendersBlock, SendersStage};
 use crate::startup::start_point;
 use crate::state::{cache::CacheSizes, StateLayers};
-use crate::tries::{build_tries, BuiltTries};
+use crate::tries::{build_genesis_tries, BuiltTries};
 use alloy_consensus::{Header, TxReceipt};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
@@ -34,7 +34,6 @@ use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
 use primitives::store::{Store, WriteBatch};
 use primitives::value::ContractRead;
-use state_trie::AccountFields;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -700,15 +699,7 @@ impl SyncedStore {
 /// The tries of `genesis` as `init` builds them, their root checked against its header's
 /// (whose hash is the fixture's block 1's parent).
 fn genesis_tries(genesis: &GenesisBlock) -> BuiltTries {
-    let accounts = genesis.accounts().map(|account| {
-        let fields = AccountFields {
-            nonce: account.nonce,
-            balance: account.balance,
-            code_hash: account.code_hash,
-        };
-        (account.address, fields, account.slots)
-    });
-    let tries = build_tries(accounts).unwrap_or_else(|e| panic!("the genesis tries: {e}"));
+    let tries = build_genesis_tries(genesis).unwrap_or_else(|e| panic!("the genesis tries: {e}"));
     assert_eq!(
         tries.state_root, genesis.header.state_root,
         "the genesis tries' root"
