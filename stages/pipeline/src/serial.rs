@@ -3,8 +3,9 @@
 //! block's outcome before the next block is written.
 //!
 //! A block runs through headers (load and checks), senders, execution (with its record),
-//! commit and receipts, exactly as the daemon would; a block that fails leaves nothing of its
-//! own in the store and the pipeline where it was.
+//! merkle (its state root checked, when the store keeps tries), commit and receipts, exactly as
+//! the daemon would; a block that fails leaves nothing of its own in the store and the pipeline
+//! where it was.
 
 use crate::stage::{Shared, Stage, StageError, Unwind};
 use crate::stages::commit::{CommitSettings, CommitStage};

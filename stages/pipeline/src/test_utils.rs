@@ -5,11 +5,11 @@
 //! The chain is go-ethereum's eth protocol test chain (`chains/geth-ethtest` of the shared
 //! fixtures: 600 blocks with every transaction type, withdrawals, the Cancun and Prague forks;
 //! the state after its last block with its state and storage roots; the senders of some of its
-//! transactions). The store holds the genesis tries as `init` writes them (merkle checkpoint at
-//! 0), or none ([`SyncedStore::without_tries`], a store written before the merkle stage). Its blocks are cut
-//! out of `chain.rlp` with alloy's RLP framing alone and stored byte for byte as the file holds
-//! them, so what a test expects (hashes, header fields, transaction counts, the head state)
-//! comes from the fixture files, never from the code under test.
+//! transactions). Its blocks are cut out of `chain.rlp` with alloy's RLP framing alone and
+//! stored byte for byte as the file holds them, so what a test expects (hashes, header fields,
+//! transaction counts, the head state) comes from the fixture files, never from the code under
+//! test. The store holds the genesis tries as `init` writes them (the merkle checkpoint at 0),
+//! or none ([`SyncedStore::without_tries`]: a store written before the merkle stage).
 
 use crate::serial::SerialPipeline;
 use crate::stage::{Control, Shared, Stage, StageStore};
