@@ -259,7 +259,7 @@ fn run_stages(
     if let HeadersEnd::Reorg { .. } = headers_end {
         if !shared.control.stopping() {
             let stages: &mut [&mut dyn Unwind] =
-                &mut [&mut receipts, &mut commit, &mut merkle, &mut execution];
+                &mut [&mut merkle, &mut receipts, &mut commit, &mut execution];
             unwind_reorg(shared, stages)?;
         }
     }

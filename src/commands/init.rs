@@ -13,12 +13,11 @@ use alloy_primitives::{Address, B256};
 use evm::chain_data::{self, BuiltInChain};
 
 use evm::genesis::{GenesisBlock, GenesisError};
-use pipeline::tries::{build_tries, BuiltTries};
+use pipeline::tries::{build_genesis_tries, BuiltTries};
 use primitives::clock::unix_now;
 use primitives::contract::ExecProgress;
 use primitives::store::WriteBatch;
 use primitives::value::ContractRead;
-use state_trie::AccountFields;
 use std::path::Path;
 
 /// Where `init` takes the genesis from.
@@ -223,15 +222,8 @@ fn network_of(path: &Path) -> Option<&'static BuiltInChain> {
 
 /// The state tries of `genesis`, checked against its header's state root.
 fn genesis_tries(genesis: &GenesisBlock) -> Result<BuiltTries, CommandError> {
-    let accounts = genesis.accounts().map(|account| {
-        let fields = AccountFields {
-            nonce: account.nonce,
-            balance: account.balance,
-            code_hash: account.code_hash,
-        };
-        (account.address, fields, account.slots)
-    });
-    let tries = build_tries(accounts).map_err(|e| CommandError::GenesisTries(e.to_string()))?;
+    let tries =
+        build_genesis_tries(genesis).map_err(|e| CommandError::GenesisTries(e.to_string()))?;
     if tries.state_root != genesis.header.state_root {
         return Err(CommandError::GenesisTries(format!(
             "the tries give state root {:#x}, the genesis header {:#x}",

@@ -10,6 +10,8 @@
 //!   state's tries at once (init, rebuild).
 //! - [`meter`], [`metrics`] and [`progress`]: where the time goes, every Prometheus metric,
 //!   and the sampler that feeds them and logs progress.
+//! - `test_utils` (tests only): the harness of the unit tests beside each stage, a fixture
+//!   chain in the in-memory store.
 //!
 //! Execution writes each block's execution record as one value before anything else of the
 //! block is written; commit and receipts apply records idempotently and only then move their
@@ -25,4 +27,6 @@ pub mod stage;
 pub mod stages;
 pub mod startup;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_utils;
 pub mod tries;

@@ -3,8 +3,9 @@
 //! block's outcome before the next block is written.
 //!
 //! A block runs through headers (load and checks), senders, execution (with its record),
-//! commit and receipts, exactly as the daemon would; a block that fails leaves nothing of its
-//! own in the store and the pipeline where it was.
+//! merkle (its state root checked, when the store keeps tries), commit and receipts, exactly as
+//! the daemon would; a block that fails leaves nothing of its own in the store and the pipeline
+//! where it was.
 
 use crate::stage::{Shared, Stage, StageError, Unwind};
 use crate::stages::commit::{CommitSettings, CommitStage};
@@ -14,6 +15,7 @@ use crate::stages::merkle::{MerkleSettings, MerkleStage, VerifyRoot};
 use crate::stages::receipts::ReceiptsStage;
 use crate::stages::senders::SendersStage;
 use crate::startup::StartPoint;
+use crate::state::StateLayers;
 use alloy_consensus::Header;
 use alloy_primitives::B256;
 use primitives::block::ChainBlock;
@@ -29,6 +31,10 @@ pub struct SerialPipeline<'a> {
     receipts: ReceiptsStage,
     /// The last block through every stage, and its hash.
     head: (u64, B256),
+    /// The last block's header, and the layers execution reads through: where execution goes
+    /// back to after a block is refused.
+    head_header: Header,
+    layers: &'a StateLayers,
 }
 
 impl<'a> SerialPipeline<'a> {
@@ -43,6 +49,7 @@ impl<'a> SerialPipeline<'a> {
         history_ttl: Duration,
     ) -> Self {
         let head = (parent.number, parent_hash);
+        let head_header = parent.clone();
         Self {
             headers: HeadersSettings {
                 batch_size: 1,
@@ -75,6 +82,8 @@ impl<'a> SerialPipeline<'a> {
             ),
             receipts: ReceiptsStage::new(start.receipts),
             head,
+            head_header,
+            layers: &shared.layers,
         }
     }
 
@@ -106,6 +115,7 @@ impl<'a> SerialPipeline<'a> {
             reason: format!("block {} loaded nothing", number + 1),
         })?;
         self.head = (block.number(), block.hash);
+        self.head_header = block.header.clone();
         Ok(block)
     }
 
@@ -120,24 +130,79 @@ impl<'a> SerialPipeline<'a> {
     ) -> Result<(), StageError> {
         let stages: &mut [&mut dyn Unwind] = &mut [
             &mut self.receipts,
-            &mut self.commit,
             &mut self.merkle,
+            &mut self.commit,
             &mut self.execution,
         ];
         crate::reorg::unwind_to(shared, fork, self.head.0, stages)?;
-        self.execution.restart_at(&shared.layers, parent);
+        self.execution.restart_at(&shared.layers, parent.clone());
         self.head = (fork, parent_hash);
+        self.head_header = parent;
         Ok(())
     }
 
-    /// Undo the execution stage's output above `head` (a block executed but refused later).
+    /// Undo the execution stage's output above `head` (a block executed but refused later),
+    /// and take execution back to `head`: its kept state and next parent.
     fn unwind_execution(&mut self, shared: &Shared, head: u64) -> Result<(), StageError> {
         let executed = shared
             .store
             .checkpoint_block(ExecutionStage::ID)?
             .unwrap_or(head);
         crate::reorg::unwind_to(shared, head, executed, &mut [&mut self.execution])?;
-        shared.layers.restart(&[]);
+        self.execution
+            .restart_at(self.layers, self.head_header.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stage::{BlockFailure, StageError};
+    use crate::stages::merkle::MerkleError;
+    use crate::test_utils::{assert_same_snapshot, geth_chain, SyncedStore};
+    use alloy_primitives::keccak256;
+    use evm::error::BlockError;
+
+    #[test]
+    fn a_failing_block_leaves_nothing_and_the_pipeline_where_it_was() {
+        let chain = geth_chain();
+        let wrong_root = keccak256(chain.block(11).header.state_root);
+        // A result that differs from the header (execution), a state that does (merkle).
+        for field in ["gasUsed", "stateRoot"] {
+            let store = SyncedStore::new(12);
+            let mut pipeline = store.execute_to(10);
+            store.replace_header(11, |header| match field {
+                "gasUsed" => header.gas_used += 1,
+                _ => header.state_root = wrong_root,
+            });
+            // Checkpoint times aside: refusing the block after execution moves the execution
+            // checkpoint back, with a new time.
+            let before = store.timeless_snapshot();
+            let error = pipeline.run_next(&store.shared).expect_err("block 11");
+            let refused = match &error {
+                StageError::Block {
+                    failure: BlockFailure::Execution(BlockError::Mismatch { block, .. }),
+                    ..
+                } => *block,
+                StageError::Block {
+                    failure:
+                        BlockFailure::StateRoot(MerkleError::StateRoot {
+                            block, expected, ..
+                        }),
+                    ..
+                } if *expected == wrong_root => *block,
+                _ => panic!("{field}: {error:?}"),
+            };
+            assert_eq!(refused, 11, "{field}: {error}");
+            let what = format!("{field}: nothing of block 11 written");
+            assert_same_snapshot(&store.timeless_snapshot(), &before, &what);
+            assert_eq!(pipeline.head(), (10, chain.hash(10)));
+            store.sync(11..=11);
+            for number in 11..=12 {
+                let block = pipeline.run_next(&store.shared).expect("run");
+                assert_eq!((block.number(), block.hash), (number, chain.hash(number)));
+            }
+            assert_eq!(pipeline.head(), (12, chain.hash(12)), "{field}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! existing `st:latest`, in parts). The merkle stage keeps them up to date from there.
 
 use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
+use evm::genesis::GenesisBlock;
 use primitives::keys::Keys;
 use primitives::stage_id::StageId;
 use primitives::store::WriteBatch;
@@ -59,6 +60,18 @@ where
             .map(|(key, value)| (node_id(&key), value))
             .collect(),
     })
+}
+
+/// Build the tries of `genesis`'s allocation (its root not checked here).
+pub fn build_genesis_tries(genesis: &GenesisBlock) -> Result<BuiltTries, BuildError> {
+    build_tries(genesis.accounts().map(|account| {
+        let fields = AccountFields {
+            nonce: account.nonce,
+            balance: account.balance,
+            code_hash: account.code_hash,
+        };
+        (account.address, fields, account.slots)
+    }))
 }
 
 /// The data contract's name of a trie node.

@@ -1,7 +1,8 @@
 //! An in-memory [`Store`] with the semantics of the Redis commands the backends use (GET, MGET,
 //! SET with EX, SET NX EX, DEL, SCAN MATCH prefix), for unit tests of the stages: no server, no
 //! file, milliseconds per test. It can be told to fail like an unreachable server, so tests can
-//! drive the stages' retry and stop paths.
+//! drive the stages' retry and stop paths, or to cut a write short as a crash in the middle of
+//! a pipelined write does, so tests can drive the crash repairs.
 
 use crate::store::{Store, StoreError, WriteBatch, WriteOp};
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub struct MemoryStore {
     entries: Mutex<BTreeMap<String, Entry>>,
     unavailable: AtomicBool,
     round_trips: AtomicU64,
+    /// Commands of the next write to apply before it fails.
+    cut_next_write: Mutex<Option<usize>>,
 }
 
 impl MemoryStore {
@@ -41,6 +44,15 @@ impl MemoryStore {
     /// Make every call fail as an unreachable server does (`true`) or work again (`false`).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    /// Cut the next write short: only its first `commands` operations are applied, then it
+    /// fails as a connection dropped by a crash does (even when none was left out).
+    pub fn cut_next_write(&self, commands: usize) {
+        *self
+            .cut_next_write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(commands);
     }
 
     /// Calls made so far (each is one round trip on a server).
@@ -123,9 +135,14 @@ impl Store for MemoryStore {
         {
             return Err(StoreError::DeadlinePassed { backend: BACKEND });
         }
+        let cut = self
+            .cut_next_write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let now = Instant::now();
         let mut entries = self.entries();
-        for op in batch.ops() {
+        for op in batch.ops().iter().take(cut.unwrap_or(usize::MAX)) {
             match op {
                 WriteOp::Set { key, value, ttl } => {
                     let expires = ttl.map(|ttl| now + ttl.max(Duration::from_secs(1)));
@@ -142,7 +159,17 @@ impl Store for MemoryStore {
                 }
             }
         }
-        Ok(())
+        match cut {
+            Some(applied) => Err(StoreError::Unavailable {
+                backend: BACKEND,
+                message: format!(
+                    "pipelined write cut after {} of {} commands",
+                    applied.min(batch.len()),
+                    batch.len()
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -227,5 +254,26 @@ mod tests {
         ));
         assert_eq!(store.get("k").expect("get"), None);
         assert_eq!(store.round_trips(), 3);
+    }
+
+    #[test]
+    fn a_cut_write_applies_only_its_first_commands_and_fails() {
+        let store = MemoryStore::new();
+        let mut batch = WriteBatch::new();
+        batch
+            .set("a", b"1".to_vec())
+            .set("b", b"2".to_vec())
+            .delete("a")
+            .set("c", b"3".to_vec());
+        store.cut_next_write(2);
+        let error = store.write(&batch).expect_err("cut");
+        assert!(error.to_string().contains("2 of 4"), "{error}");
+        assert_eq!(store.scan_prefix("").expect("scan"), ["a", "b"]);
+        // Only the next write is cut.
+        store.write(&batch).expect("whole");
+        assert_eq!(store.scan_prefix("").expect("scan"), ["b", "c"]);
+        // A cut after every command still fails, as a crash before the reply does.
+        store.cut_next_write(9);
+        assert!(store.write(&batch).is_err());
     }
 }

@@ -321,3 +321,439 @@ impl StateWrites {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::merkle::VerifyRoot;
+    use crate::stages::receipts::ReceiptsStage;
+    use crate::startup::start_point;
+    use crate::test_utils::{
+        assert_same_snapshot, assert_same_store, geth_chain, history_keys, state_keys, under,
+        with_prefix, without_run_times, Snapshot, SyncedStore, CHAIN_LENGTH, HISTORY_TTL,
+        KEY_PREFIX,
+    };
+    use alloy_primitives::keccak256;
+    use primitives::record::{AccountChange, StorageChange};
+    use primitives::value::ContractRead;
+    use std::collections::BTreeSet;
+
+    fn settings() -> CommitSettings {
+        CommitSettings {
+            history_ttl: HISTORY_TTL,
+        }
+    }
+
+    /// `idx:exec:progress` as (latestExecutedBlock, totalTxsExecuted).
+    fn progress(store: &SyncedStore) -> (u64, u64) {
+        let progress = store
+            .memory
+            .read(&store.keys().exec_progress())
+            .expect("read")
+            .expect("progress");
+        (progress.latest_executed_block, progress.total_txs_executed)
+    }
+
+    #[test]
+    fn the_whole_chain_leaves_the_head_state_of_the_fixture() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(CHAIN_LENGTH);
+        store.execute_to(CHAIN_LENGTH);
+        let snapshot = store.snapshot();
+        let keys = store.keys();
+        if let Some(stray) = snapshot.keys().find(|key| !key.starts_with(KEY_PREFIX)) {
+            panic!("{stray} is written outside the key prefix");
+        }
+        let expected_accounts: BTreeSet<String> = chain
+            .head_state
+            .keys()
+            .map(|address| keys.latest_account(address).into_string())
+            .collect();
+        let accounts: BTreeSet<String> = under(&snapshot, "st:latest:acc:").into_keys().collect();
+        assert_eq!(accounts, expected_accounts, "the accounts");
+        let mut expected_slots = BTreeSet::new();
+        for (address, expected) in &chain.head_state {
+            let account = store
+                .memory
+                .read(&keys.latest_account(address))
+                .expect("read")
+                .expect("listed above");
+            assert_eq!(
+                (account.balance, account.nonce, account.code_hash),
+                (expected.balance, expected.nonce, expected.code_hash),
+                "{address}"
+            );
+            assert_eq!(
+                account.storage_root, expected.storage_root,
+                "the storage root of {address}"
+            );
+            if !expected.code.is_empty() {
+                assert_eq!(
+                    keccak256(&expected.code),
+                    expected.code_hash,
+                    "the dump of {address}"
+                );
+                let code = store
+                    .memory
+                    .read(&keys.code(&expected.code_hash))
+                    .expect("read");
+                assert_eq!(code.as_ref(), Some(&expected.code), "code of {address}");
+            }
+            for (slot, value) in &expected.storage {
+                let key = keys.latest_storage(address, slot);
+                let stored = store.memory.read(&key).expect("read");
+                assert_eq!(stored, Some(*value), "{key}");
+                expected_slots.insert(key.into_string());
+            }
+        }
+        let slots: BTreeSet<String> = under(&snapshot, "st:latest:stor:").into_keys().collect();
+        assert_eq!(slots, expected_slots, "the storage slots");
+        assert!(
+            expected_slots.len() > 2000,
+            "the head state has {} slots",
+            expected_slots.len()
+        );
+        assert_eq!(
+            progress(&store),
+            (CHAIN_LENGTH, 603),
+            "fixtures/README.md: 603 transactions"
+        );
+        let checkpoint = store
+            .shared
+            .store
+            .checkpoint(STAGE)
+            .expect("read")
+            .expect("checkpoint");
+        assert_eq!(
+            (checkpoint.block, checkpoint.hash),
+            (CHAIN_LENGTH, chain.hash(CHAIN_LENGTH))
+        );
+        // What the last block left behind is the head state.
+        let last = format!("{KEY_PREFIX}st:{CHAIN_LENGTH}:");
+        let history: Vec<String> = history_keys(&snapshot)
+            .into_iter()
+            .filter(|(n, _)| *n == CHAIN_LENGTH)
+            .map(|(_, key)| key)
+            .collect();
+        assert!(!history.is_empty(), "block {CHAIN_LENGTH} changed state");
+        for key in history {
+            let rest = &key[last.len()..];
+            if let Some(address) = rest.strip_prefix("acc:") {
+                let address: Address = address.parse().expect("an address");
+                let left = store
+                    .memory
+                    .read(&keys.history_account(CHAIN_LENGTH, &address))
+                    .expect("read")
+                    .expect("listed");
+                let expected = chain.head_state.get(&address);
+                // History carries the zero storage root, as the original service wrote it.
+                assert_eq!(
+                    left.map(|a| (a.balance, a.nonce, a.code_hash, a.storage_root)),
+                    expected.map(|a| (a.balance, a.nonce, a.code_hash, B256::ZERO)),
+                    "{key}"
+                );
+            } else {
+                let (address, slot) = rest
+                    .strip_prefix("stor:")
+                    .and_then(|s| s.split_once(':'))
+                    .expect("a storage history key");
+                let (address, slot): (Address, B256) = (
+                    address.parse().expect("an address"),
+                    slot.parse().expect("a slot"),
+                );
+                let left = store
+                    .memory
+                    .read(&keys.history_storage(CHAIN_LENGTH, &address, &slot))
+                    .expect("read")
+                    .expect("listed");
+                let expected = chain
+                    .head_state
+                    .get(&address)
+                    .and_then(|a| a.storage.get(&slot))
+                    .copied()
+                    .unwrap_or_default();
+                assert_eq!(left, expected, "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn applying_blocks_again_leaves_the_same_bytes() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(60);
+        store.execute_to(40);
+        // Blocks 41..=60 as the merkle stage passes them on, block by block.
+        let records = store.execute_batch(41, 60);
+        let verified = store
+            .merkle(VerifyRoot::Every)
+            .execute(&store.shared, records)
+            .expect("verify");
+        assert_eq!(verified.len(), 20, "one batch per block");
+        CommitStage::new(settings(), 40, chain.txs_up_to(40))
+            .execute(&store.shared, verified.clone())
+            .expect("commit");
+        ReceiptsStage::new(40)
+            .execute(&store.shared, verified.clone())
+            .expect("receipts");
+        let applied = store.timeless_snapshot();
+        assert!(
+            chain.txs_up_to(60) > chain.txs_up_to(40),
+            "blocks 41..=60 have transactions"
+        );
+        // As after a crash between the state writes and the checkpoint: all at once ...
+        let mut again = CommitStage::new(settings(), 40, chain.txs_up_to(40));
+        again
+            .execute(&store.shared, verified.clone())
+            .expect("commit");
+        assert_same_snapshot(
+            &store.timeless_snapshot(),
+            &applied,
+            "applied twice at once",
+        );
+        // ... and block by block.
+        let mut again = CommitStage::new(settings(), 40, chain.txs_up_to(40));
+        for batch in &verified {
+            again
+                .execute(&store.shared, vec![batch.clone()])
+                .expect("commit");
+        }
+        assert_same_snapshot(
+            &store.timeless_snapshot(),
+            &applied,
+            "applied twice one by one",
+        );
+        assert_eq!(progress(&store), (60, chain.txs_up_to(60)));
+        // A stage past them (a restart hands them over again) skips them: nothing written.
+        let before = store.snapshot();
+        let written = CommitStage::new(settings(), 60, chain.txs_up_to(60))
+            .execute(&store.shared, verified)
+            .expect("commit");
+        assert!(written.is_empty(), "{written:?}");
+        assert_same_snapshot(&store.snapshot(), &before, "nothing written");
+    }
+
+    #[test]
+    fn one_batch_of_many_blocks_writes_what_one_block_at_a_time_writes() {
+        const LAST: u64 = 150;
+        let one_by_one = SyncedStore::new(LAST);
+        one_by_one.execute_to(LAST);
+        let batched = SyncedStore::new(LAST);
+        start_point(&batched.shared).expect("take over");
+        let records = batched.execute_batch(1, LAST);
+        let verified = batched
+            .merkle(VerifyRoot::Batch)
+            .execute(&batched.shared, records)
+            .expect("verify");
+        assert_eq!(verified.len(), 1, "one verified batch");
+        CommitStage::new(settings(), 0, 0)
+            .execute(&batched.shared, verified.clone())
+            .expect("commit");
+        ReceiptsStage::new(0)
+            .execute(&batched.shared, verified)
+            .expect("receipts");
+        assert_same_store(&batched, &one_by_one, "batched and one by one");
+    }
+
+    /// What the commit stage keeps: the world state, the progress and its checkpoint.
+    fn commit_view(store: &SyncedStore, snapshot: &Snapshot) -> Snapshot {
+        let keys = store.keys();
+        let timeless = without_run_times(keys, snapshot);
+        let mut view = state_keys(&timeless);
+        for key in [
+            keys.exec_progress().into_string(),
+            keys.stage_checkpoint(STAGE).into_string(),
+        ] {
+            let value = timeless
+                .get(&key)
+                .unwrap_or_else(|| panic!("{key} missing"));
+            view.insert(key, value.clone());
+        }
+        view
+    }
+
+    #[test]
+    fn unwind_restores_the_state_before_each_block() {
+        const LAST: u64 = 40;
+        let store = SyncedStore::new(LAST);
+        let mut pipeline = store.serial();
+        let mut before = vec![commit_view(&store, &store.snapshot())];
+        while pipeline.head().0 < LAST {
+            pipeline.run_next(&store.shared).expect("run");
+            before.push(commit_view(&store, &store.snapshot()));
+        }
+        let start = start_point(&store.shared).expect("start");
+        let mut commit = CommitStage::new(settings(), start.committed, start.total_txs);
+        // The merkle stage's unwind notes the storage roots the accounts get back.
+        let mut merkle = store.merkle(VerifyRoot::Every);
+        for record in store.records(1, LAST).iter().rev() {
+            let mut unwind = UnwindBatch::default();
+            merkle
+                .unwind(&store.shared, record, &mut unwind)
+                .expect("unwind the tries");
+            commit
+                .unwind(&store.shared, record, &mut unwind)
+                .expect("unwind");
+            store.write(unwind.into_batch());
+            let restored = commit_view(&store, &store.snapshot());
+            assert_same_snapshot(
+                &restored,
+                &before[record.number as usize - 1],
+                &format!("the state before block {} restored", record.number),
+            );
+        }
+        // Down to the genesis state as `init` wrote it.
+        assert!(history_keys(&store.snapshot()).is_empty());
+    }
+
+    #[test]
+    fn history_keys_carry_the_ttl_and_nothing_else_expires() {
+        let store = SyncedStore::new(30);
+        store.execute_to(30);
+        let snapshot = store.snapshot();
+        let history: BTreeSet<String> = history_keys(&snapshot)
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect();
+        let blocks: BTreeSet<u64> = history_keys(&snapshot)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(blocks.len() >= 25, "history of {} blocks", blocks.len());
+        for key in snapshot.keys() {
+            let ttl = store.memory.ttl(key);
+            if history.contains(key) {
+                let ttl = ttl.unwrap_or_else(|| panic!("{key} has no TTL"));
+                assert!(
+                    ttl <= HISTORY_TTL && ttl > HISTORY_TTL - Duration::from_secs(60),
+                    "{key}: {ttl:?}"
+                );
+            } else {
+                assert_eq!(ttl, None, "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_destroyed_account_and_a_cleared_slot_are_deleted_and_restored_by_unwind() {
+        // The fixture chain destroys nothing and clears no slot: a record that does both, on
+        // top of its state after block 10, stands in for a self-destruct.
+        let chain = geth_chain();
+        let store = SyncedStore::new(11);
+        store.execute_to(10);
+        let keys = store.keys().clone();
+        let before = store.snapshot();
+        let slots_of = |address: &Address| -> Vec<(B256, U256)> {
+            let prefix = keys.latest_storage_prefix(address);
+            with_prefix(&before, &prefix)
+                .into_iter()
+                .map(|(key, value)| {
+                    let slot: B256 = key[prefix.len()..].parse().expect("a slot");
+                    let value = U256::from_str_radix(
+                        std::str::from_utf8(&value)
+                            .expect("text")
+                            .trim_start_matches("0x"),
+                        16,
+                    )
+                    .expect("a word");
+                    (slot, value)
+                })
+                .collect()
+        };
+        // Two accounts with storage: one is destroyed, the other loses one slot.
+        let with_storage: Vec<Address> = chain
+            .head_state
+            .keys()
+            .filter(|address| slots_of(address).len() >= 2)
+            .take(2)
+            .copied()
+            .collect();
+        let [destroyed, trimmed] = with_storage[..] else {
+            panic!("two accounts with storage after block 10");
+        };
+        let destroyed_json = store
+            .memory
+            .read(&keys.latest_account(&destroyed))
+            .expect("read")
+            .expect("exists");
+        assert_ne!(
+            destroyed_json.storage_root,
+            B256::ZERO,
+            "written with tries"
+        );
+        let mut storage: Vec<StorageChange> = slots_of(&destroyed)
+            .into_iter()
+            .map(|(slot, pre)| StorageChange {
+                address: destroyed,
+                slot: slot.into(),
+                pre,
+                post: U256::ZERO,
+            })
+            .collect();
+        let (cleared, cleared_pre) = slots_of(&trimmed)[0];
+        storage.push(StorageChange {
+            address: trimmed,
+            slot: cleared.into(),
+            pre: cleared_pre,
+            post: U256::ZERO,
+        });
+        let record = ExecutionRecord {
+            number: 11,
+            hash: chain.hash(11),
+            parent_hash: chain.hash(10),
+            gas_used: 0,
+            receipts: Vec::new(),
+            accounts: vec![AccountChange {
+                address: destroyed,
+                pre: Some(AccountState {
+                    balance: destroyed_json.balance,
+                    nonce: destroyed_json.nonce,
+                    code_hash: destroyed_json.code_hash,
+                }),
+                post: None,
+                storage_wiped: true,
+            }],
+            storage,
+            codes: Vec::new(),
+        };
+        let mut commit = CommitStage::new(settings(), 10, chain.txs_up_to(10));
+        // No header has its state root: passed on unverified.
+        let unverified = VerifiedBatch::new(vec![Arc::new(record.clone())], None);
+        commit
+            .execute(&store.shared, vec![Arc::new(unverified)])
+            .expect("commit");
+        let after = store.snapshot();
+        let latest = |key: String| after.get(&key).cloned();
+        assert_eq!(latest(keys.latest_account(&destroyed).into_string()), None);
+        assert!(with_prefix(&after, &keys.latest_storage_prefix(&destroyed)).is_empty());
+        assert_eq!(
+            latest(keys.latest_storage(&trimmed, &cleared).into_string()),
+            None
+        );
+        assert_eq!(
+            with_prefix(&after, &keys.latest_storage_prefix(&trimmed)).len(),
+            slots_of(&trimmed).len() - 1
+        );
+        // History: a destroyed account is `null`, a cleared slot the zero word.
+        assert_eq!(
+            latest(keys.history_account(11, &destroyed).into_string()).as_deref(),
+            Some(&b"null"[..])
+        );
+        let zero_word = format!("0x{}", "0".repeat(64)).into_bytes();
+        assert_eq!(
+            latest(keys.history_storage(11, &trimmed, &cleared).into_string()),
+            Some(zero_word)
+        );
+        let mut unwind = UnwindBatch::default();
+        // The storage root the merkle stage's unwind would note: the one before the block.
+        unwind.note_storage_roots([(destroyed, destroyed_json.storage_root)]);
+        commit
+            .unwind(&store.shared, &record, &mut unwind)
+            .expect("unwind");
+        store.write(unwind.into_batch());
+        assert_same_snapshot(
+            &commit_view(&store, &store.snapshot()),
+            &commit_view(&store, &before),
+            "the account and its storage are back",
+        );
+    }
+}

@@ -291,3 +291,221 @@ fn write_batch(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{BlockFailure, ErrorAction};
+    use crate::test_utils::{
+        assert_record_matches_header, assert_same_snapshot, geth_chain, Snapshot, SyncedStore,
+        CHAIN_LENGTH,
+    };
+    use alloy_primitives::{Bloom, B256};
+    use primitives::value::ContractRead;
+    use std::collections::BTreeSet;
+
+    /// The execution stage at the genesis of `store`.
+    fn stage_at_genesis(store: &SyncedStore) -> ExecutionStage<'_> {
+        let genesis = store
+            .memory
+            .read(&store.keys().header(0))
+            .expect("read")
+            .expect("the genesis header");
+        ExecutionStage::new(
+            ExecutionSettings {
+                batch_size: 16,
+                retry_interval: Duration::from_millis(1),
+            },
+            &store.shared.layers,
+            genesis.into_inner(),
+        )
+    }
+
+    /// The execution checkpoint's block and hash.
+    fn checkpoint(store: &SyncedStore) -> Option<(u64, B256)> {
+        store
+            .shared
+            .store
+            .checkpoint(STAGE)
+            .expect("read")
+            .map(|c| (c.block, c.hash))
+    }
+
+    /// The keys that differ between two snapshots.
+    fn changed(before: &Snapshot, after: &Snapshot) -> BTreeSet<String> {
+        let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        keys.into_iter()
+            .filter(|key| before.get(*key) != after.get(*key))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn records_are_written_with_the_checkpoint_and_match_their_headers() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(CHAIN_LENGTH);
+        let mut stage = stage_at_genesis(&store);
+        let before = store.snapshot();
+        let first = stage
+            .execute(&store.shared, store.recovered(1, 300))
+            .expect("execute");
+        assert_eq!(checkpoint(&store), Some((300, chain.hash(300))));
+        let second = stage
+            .execute(&store.shared, store.recovered(301, CHAIN_LENGTH))
+            .expect("execute");
+        assert_eq!(
+            checkpoint(&store),
+            Some((CHAIN_LENGTH, chain.hash(CHAIN_LENGTH)))
+        );
+        let keys = store.keys();
+        for (number, passed_on) in (1..=CHAIN_LENGTH).zip(first.iter().chain(&second)) {
+            let stored = store
+                .memory
+                .read(&keys.record(number))
+                .expect("read")
+                .unwrap_or_else(|| panic!("record {number} missing"));
+            assert_record_matches_header(&stored, number);
+            assert_eq!(&stored, passed_on.as_ref(), "record {number} as passed on");
+        }
+        // The stage writes its records and its checkpoint, nothing else.
+        let mut expected: BTreeSet<String> = (1..=CHAIN_LENGTH)
+            .map(|n| keys.record(n).into_string())
+            .collect();
+        expected.insert(keys.stage_checkpoint(STAGE).into_string());
+        assert_eq!(changed(&before, &store.snapshot()), expected);
+    }
+
+    /// A change to a header field.
+    type HeaderEdit = fn(&mut Header);
+
+    #[test]
+    fn a_block_whose_result_differs_from_its_header_fails_with_nothing_written() {
+        let chain = geth_chain();
+        // A block with transactions and logs, so each altered field is one execution checks.
+        let number = (100..=CHAIN_LENGTH)
+            .find(|&n| {
+                let block = chain.block(n);
+                !block.tx_hashes.is_empty() && block.header.logs_bloom != Bloom::ZERO
+            })
+            .expect("a block with logs");
+        let alterations: [(&str, HeaderEdit); 3] = [
+            ("gasUsed", |h| h.gas_used += 1),
+            ("receiptsRoot", |h| {
+                h.receipts_root = B256::repeat_byte(0x11)
+            }),
+            ("logsBloom", |h| h.logs_bloom = Bloom::repeat_byte(0xff)),
+        ];
+        for (field, alter) in alterations {
+            let store = SyncedStore::new(number);
+            let mut stage = stage_at_genesis(&store);
+            stage
+                .execute(&store.shared, store.recovered(1, number - 1))
+                .expect("execute");
+            store.replace_header(number, alter);
+            let before = store.snapshot();
+            let error = stage
+                .execute(&store.shared, store.recovered(number, number))
+                .expect_err(field);
+            let StageError::Block {
+                stage: STAGE,
+                failure:
+                    BlockFailure::Execution(BlockError::Mismatch {
+                        block,
+                        field: named,
+                        ..
+                    }),
+            } = &error
+            else {
+                panic!("{field}: not a mismatch found by execution: {error:?}");
+            };
+            assert_eq!((*block, *named), (number, field));
+            assert!(
+                error.to_string().contains(&format!("block {number}")),
+                "{error}"
+            );
+            assert_eq!(error.action(), ErrorAction::Stop, "{field}");
+            assert_same_snapshot(
+                &store.snapshot(),
+                &before,
+                "{field}: the failed block wrote nothing",
+            );
+            // The syncer's correct block then executes from the same state.
+            store.sync(number..=number);
+            let records = stage
+                .execute(&store.shared, store.recovered(number, number))
+                .expect(field);
+            assert_record_matches_header(&records[0], number);
+            assert_eq!(checkpoint(&store), Some((number, chain.hash(number))));
+        }
+    }
+
+    #[test]
+    fn a_store_outage_during_execution_is_waited_out() {
+        /// Calls execution makes to the unreachable store before it comes back.
+        const FAILED_READS: u64 = 5;
+        let store = SyncedStore::new(8);
+        let mut stage = stage_at_genesis(&store);
+        let blocks = store.recovered(1, 8);
+        store.memory.set_unavailable(true);
+        let calls_before = store.memory.round_trips();
+        let records = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // The store comes back once execution has tried it (and failed) a few times,
+                // or after a while should execution have given up instead.
+                let given_up = Instant::now() + Duration::from_secs(5);
+                while store.memory.round_trips() < calls_before + FAILED_READS
+                    && Instant::now() < given_up
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                store.memory.set_unavailable(false);
+            });
+            stage.execute(&store.shared, blocks).expect("execute")
+        });
+        for (number, record) in (1..=8).zip(&records) {
+            assert_record_matches_header(record, number);
+        }
+        assert_eq!(checkpoint(&store), Some((8, geth_chain().hash(8))));
+    }
+
+    #[test]
+    fn unwind_deletes_the_record_after_moving_the_checkpoint() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(10);
+        let mut stage = stage_at_genesis(&store);
+        let records = stage
+            .execute(&store.shared, store.recovered(1, 10))
+            .expect("execute");
+        let before = store.snapshot();
+        let mut unwind = UnwindBatch::default();
+        stage
+            .unwind(&store.shared, &records[9], &mut unwind)
+            .expect("unwind");
+        let batch = unwind.into_batch();
+        let keys = store.keys();
+        let position = |key: &str| {
+            batch
+                .ops()
+                .iter()
+                .position(|op| match op {
+                    primitives::store::WriteOp::Set { key: k, .. }
+                    | primitives::store::WriteOp::Delete { key: k } => k == key,
+                })
+                .unwrap_or_else(|| panic!("{key} not in the unwind batch"))
+        };
+        assert!(
+            position(keys.stage_checkpoint(STAGE).as_str()) < position(keys.record(10).as_str()),
+            "the checkpoint moves before the record goes"
+        );
+        store.write(batch);
+        let after = store.snapshot();
+        assert_eq!(checkpoint(&store), Some((9, chain.hash(9))));
+        assert!(!after.contains_key(keys.record(10).as_str()));
+        let expected: BTreeSet<String> = [
+            keys.record(10).into_string(),
+            keys.stage_checkpoint(STAGE).into_string(),
+        ]
+        .into();
+        assert_eq!(changed(&before, &after), expected);
+    }
+}

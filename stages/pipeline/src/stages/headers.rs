@@ -219,3 +219,345 @@ fn synced_height(shared: &Shared) -> Result<u64, StageError> {
         .set((height as i64 - m.execution_height.get()).max(0));
     Ok(height)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::{geth_chain, headers_from, load_settings, other_branch, SyncedStore};
+    use alloy_primitives::Address;
+    use primitives::keys::Keys;
+
+    /// Each block's number and hash.
+    fn identities(blocks: &[ChainBlock]) -> Vec<(u64, B256)> {
+        blocks.iter().map(|b| (b.number(), b.hash)).collect()
+    }
+
+    /// The fixture's numbers and hashes of `range`.
+    fn expected(range: RangeInclusive<u64>) -> Vec<(u64, B256)> {
+        range.map(|n| (n, geth_chain().hash(n))).collect()
+    }
+
+    #[test]
+    fn loads_synced_blocks_in_order_with_one_batched_read_per_range() {
+        let chain = geth_chain();
+        let store = SyncedStore::new(130);
+        let mut stage = headers_from(1);
+        let before = store.memory.round_trips();
+        let blocks = stage
+            .execute(&store.shared, vec![1..=64, 65..=130])
+            .expect("load");
+        assert_eq!(store.memory.round_trips() - before, 2, "one read per range");
+        assert_eq!(identities(&blocks), expected(1..=130));
+        for block in &blocks {
+            let fixture = chain.block(block.number());
+            assert_eq!(block.header, fixture.header);
+            let hashes: Vec<B256> = block
+                .body
+                .transactions
+                .iter()
+                .map(|tx| *tx.tx_hash())
+                .collect();
+            assert_eq!(hashes, fixture.tx_hashes, "block {}", block.number());
+            // The full body wins over the transaction list: it carries the withdrawals.
+            let withdrawals: Vec<(Address, u64)> = block
+                .body
+                .withdrawals
+                .iter()
+                .flatten()
+                .map(|w| (w.address, w.amount))
+                .collect();
+            let known = chain.withdrawals.get(&block.number());
+            assert_eq!(withdrawals, known.cloned().unwrap_or_default());
+        }
+        assert!(
+            chain.withdrawals.keys().filter(|&&n| n <= 130).count() >= 5,
+            "the range covers blocks with withdrawals"
+        );
+        // The stage goes on from where it got to.
+        store.sync(131..=131);
+        let next = stage.execute(&store.shared, vec![131..=131]).expect("load");
+        assert_eq!(identities(&next), expected(131..=131));
+    }
+
+    /// A way the syncer's data for block `BAD` can be wrong, and what the error must say.
+    struct Damage {
+        what: &'static str,
+        damage: fn(&SyncedStore),
+        /// The key the error names; `None` where the error is about the link to the parent.
+        key: fn(&Keys) -> Option<String>,
+        matches: fn(&BlockFailure) -> bool,
+    }
+
+    /// The load error of a failure, if it is one.
+    fn load_error(failure: &BlockFailure) -> Option<&LoadError> {
+        match failure {
+            BlockFailure::Load(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// A block with transactions, so a body swapped in from another block differs.
+    const BAD: u64 = 7;
+    /// The block whose body is swapped in.
+    const OTHER: u64 = 8;
+
+    /// Every way of damaging block `BAD` the tests try.
+    fn damages() -> [Damage; 8] {
+        [
+            Damage {
+                what: "header missing",
+                damage: |s| s.remove(s.keys().header(BAD).as_str()),
+                key: |k| Some(k.header(BAD).into_string()),
+                matches: |f| matches!(load_error(f), Some(LoadError::Missing { block: BAD, .. })),
+            },
+            Damage {
+                what: "body and transactions missing",
+                damage: |s| {
+                    s.remove(s.keys().body(BAD).as_str());
+                    s.remove(s.keys().transactions(BAD).as_str());
+                },
+                key: |k| Some(k.transactions(BAD).into_string()),
+                matches: |f| matches!(load_error(f), Some(LoadError::Missing { block: BAD, .. })),
+            },
+            Damage {
+                what: "header RLP corrupt",
+                damage: |s| s.truncate(s.keys().header(BAD).as_str()),
+                key: |k| Some(k.header(BAD).into_string()),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
+            },
+            Damage {
+                what: "body RLP corrupt",
+                damage: |s| s.truncate(s.keys().body(BAD).as_str()),
+                key: |k| Some(k.body(BAD).into_string()),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
+            },
+            Damage {
+                what: "transactions RLP corrupt, no body",
+                damage: |s| {
+                    s.remove(s.keys().body(BAD).as_str());
+                    s.truncate(s.keys().transactions(BAD).as_str());
+                },
+                key: |k| Some(k.transactions(BAD).into_string()),
+                matches: |f| matches!(load_error(f), Some(LoadError::Corrupt { block: BAD, .. })),
+            },
+            Damage {
+                what: "header stored under another number",
+                damage: |s| {
+                    let other = &geth_chain().block(OTHER).header_rlp;
+                    s.set_raw(s.keys().header(BAD).as_str(), other);
+                },
+                key: |k| Some(k.header(BAD).into_string()),
+                matches: |f| {
+                    matches!(
+                        f,
+                        BlockFailure::Load(LoadError::WrongNumber {
+                            block: BAD,
+                            found: OTHER,
+                            ..
+                        })
+                    )
+                },
+            },
+            Damage {
+                what: "body of another block",
+                damage: |s| s.swap_body(BAD, OTHER),
+                key: |_| None,
+                matches: |f| {
+                    matches!(f, BlockFailure::Load(LoadError::BodyMismatch(m))
+                        if m.block == BAD && m.field == "transactionsRoot")
+                },
+            },
+            Damage {
+                what: "parent hash of another chain",
+                damage: |s| {
+                    s.replace_header(BAD, |h| h.parent_hash = B256::repeat_byte(0xab));
+                },
+                key: |_| None,
+                matches: |f| {
+                    matches!(f, BlockFailure::NotAChild { block: BAD, parent_hash, expected }
+                        if *parent_hash == B256::repeat_byte(0xab)
+                            && *expected == geth_chain().hash(BAD - 1))
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn stops_at_a_bad_block_with_the_good_blocks_before_it_then_an_error_naming_it() {
+        assert!(
+            !geth_chain().block(BAD).tx_hashes.is_empty()
+                && geth_chain().block(BAD).tx_hashes != geth_chain().block(OTHER).tx_hashes,
+            "blocks {BAD} and {OTHER} have different transactions"
+        );
+        for case in damages() {
+            let store = SyncedStore::new(12);
+            (case.damage)(&store);
+            let mut stage = headers_from(1);
+            let good = stage.execute(&store.shared, vec![1..=12]).expect(case.what);
+            assert_eq!(identities(&good), expected(1..=BAD - 1), "{}", case.what);
+            let error = stage
+                .execute(&store.shared, vec![BAD..=12])
+                .expect_err(case.what);
+            assert_eq!(
+                error.action(),
+                ErrorAction::WaitForSyncer,
+                "{}: {error}",
+                case.what
+            );
+            let StageError::Block {
+                stage: StageId::Headers,
+                failure,
+            } = &error
+            else {
+                panic!(
+                    "{}: not a block error of the headers stage: {error}",
+                    case.what
+                );
+            };
+            assert!((case.matches)(failure), "{}: {error:?}", case.what);
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("block {BAD}")),
+                "{}: {message}",
+                case.what
+            );
+            if let Some(key) = (case.key)(store.keys()) {
+                assert!(
+                    message.contains(&key),
+                    "{}: {message} names {key}",
+                    case.what
+                );
+            }
+            // The syncer writes the block again: loading goes on from it.
+            store.sync(BAD..=BAD);
+            let rest = stage
+                .execute(&store.shared, vec![BAD..=12])
+                .expect(case.what);
+            assert_eq!(identities(&rest), expected(BAD..=12), "{}", case.what);
+        }
+    }
+
+    #[test]
+    fn an_unreachable_store_is_retried_and_loads_nothing() {
+        let store = SyncedStore::new(5);
+        let mut stage = headers_from(1);
+        store.memory.set_unavailable(true);
+        let error = stage
+            .execute(&store.shared, vec![1..=5])
+            .expect_err("unreachable");
+        assert_eq!(error.action(), ErrorAction::Retry, "{error}");
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let error = stage.run(&store.shared, tx).expect_err("unreachable");
+        assert_eq!(error.action(), ErrorAction::Retry, "{error}");
+        store.memory.set_unavailable(false);
+        let blocks = stage.execute(&store.shared, vec![1..=5]).expect("load");
+        assert_eq!(identities(&blocks), expected(1..=5));
+    }
+
+    #[test]
+    fn run_passes_every_synced_block_on_and_fails_at_a_bad_one_with_exit_at_head() {
+        let store = SyncedStore::new(9);
+        store.truncate(store.keys().header(6).as_str());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let error = headers_from(1).run(&store.shared, tx).expect_err("block 6");
+        assert!(error.to_string().contains("block 6"), "{error}");
+        assert_eq!(
+            identities(&rx.try_iter().collect::<Vec<_>>()),
+            expected(1..=5)
+        );
+    }
+
+    /// Asks the stages to stop when dropped.
+    struct StopOnDrop<'a>(&'a Shared);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.control.request_stop();
+        }
+    }
+
+    #[test]
+    fn run_waits_at_a_bad_block_until_the_syncer_repairs_it() {
+        let store = SyncedStore::new(5);
+        store.remove(store.keys().header(3).as_str());
+        let mut stage = HeadersStage::new(
+            HeadersSettings {
+                exit_at_head: false,
+                ..load_settings()
+            },
+            1,
+            geth_chain().hash(0),
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let wait = Duration::from_secs(10);
+        std::thread::scope(|scope| {
+            // However the checks below end, the stage stops (a failed one must not hang).
+            let _stop = StopOnDrop(&store.shared);
+            let running = scope.spawn(|| stage.run(&store.shared, tx));
+            let first: Vec<ChainBlock> = (0..2)
+                .map(|_| rx.recv_timeout(wait).expect("a block"))
+                .collect();
+            assert_eq!(identities(&first), expected(1..=2));
+            // Block 3 is retried every poll interval, and nothing passes it meanwhile.
+            assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+            store.sync(3..=3);
+            let rest: Vec<ChainBlock> = (0..3)
+                .map(|_| rx.recv_timeout(wait).expect("a block"))
+                .collect();
+            assert_eq!(identities(&rest), expected(3..=5));
+            store.shared.control.request_stop();
+            assert_eq!(
+                running.join().expect("no panic").expect("run"),
+                HeadersEnd::Done
+            );
+        });
+    }
+
+    #[test]
+    fn a_replaced_head_is_reported_by_run_as_a_reorg() {
+        let store = SyncedStore::new(5);
+        let mut stage = headers_from(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        assert_eq!(
+            stage.run(&store.shared, tx.clone()).expect("run"),
+            HeadersEnd::Done
+        );
+        assert_eq!(
+            identities(&rx.try_iter().collect::<Vec<_>>()),
+            expected(1..=5)
+        );
+        // At the head, the syncer replaces the last block loaded.
+        store.replace_header(5, other_branch);
+        assert_eq!(
+            stage.run(&store.shared, tx).expect("run"),
+            HeadersEnd::Reorg { block: 5 }
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing of the other branch is passed on"
+        );
+    }
+
+    #[test]
+    fn a_longer_branch_is_reported_by_run_as_a_reorg_at_the_replaced_block() {
+        let store = SyncedStore::new(5);
+        let mut stage = headers_from(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        assert_eq!(
+            stage.run(&store.shared, tx.clone()).expect("run"),
+            HeadersEnd::Done
+        );
+        // The syncer replaces block 5 and adds block 6 on top of its replacement.
+        let replaced = store.replace_header(5, other_branch);
+        store.sync(6..=6);
+        store.replace_header(6, |h| h.parent_hash = replaced);
+        assert_eq!(
+            stage.run(&store.shared, tx).expect("run"),
+            HeadersEnd::Reorg { block: 5 }
+        );
+        assert_eq!(
+            identities(&rx.try_iter().collect::<Vec<_>>()),
+            expected(1..=5)
+        );
+    }
+}

@@ -349,42 +349,52 @@ impl Stage for MerkleStage {
 
     /// When the block is at the checkpoint: the trie update back to the block's pre-values
     /// (from its execution record), written as a trie record first; the storage roots of the
-    /// accounts it touched go into `batch` for the commit stage's unwind.
+    /// accounts it touched go into `batch` for the commit stage's unwind. When the tries are
+    /// already back before the block (an unwind cut short after their change, which startup
+    /// finished), only those storage roots, read from the tries.
     fn unwind(
         &mut self,
         shared: &Shared,
         record: &ExecutionRecord,
         batch: &mut UnwindBatch,
     ) -> Result<(), StageError> {
-        if self.settings.verify == VerifyRoot::Off || record.number > self.checkpoint {
+        if self.settings.verify == VerifyRoot::Off || record.number > self.checkpoint + 1 {
+            return Ok(());
+        }
+        if record.number == self.checkpoint + 1 {
+            let (number, changes) = (record.number, pre_changes(record));
+            let roots = roots_in_tries(shared, &changes, number, number - 1)?;
+            batch.note_storage_roots(roots);
             return Ok(());
         }
         let keys = shared.store.keys();
-        let parent_key = keys.header(record.number - 1);
+        // The state before the block is checked against its parent's header where the syncer
+        // still holds the parent this branch executed (always at the fork point); above the
+        // fork it has replaced (or removed) it with the other branch's.
         let expected = shared
             .store
-            .read(STAGE, &parent_key)?
-            .ok_or_else(|| crate::stage::Inconsistency::MissingHeader {
-                key: parent_key.into_string(),
-            })?
-            .state_root;
+            .read(STAGE, &keys.header(record.number - 1))?
+            .filter(|parent| parent.hash() == record.parent_hash)
+            .map(|parent| parent.state_root);
         let source = StoreNodes(shared);
         let update = match outcome(
             record.number,
             self.trie.update(&source, &pre_changes(record)),
         )? {
-            Ok(update) if update.state_root == expected => update,
-            Ok(update) => {
-                self.trie.revert_cache(&update.node_changes);
-                return Err(StageError::block(
-                    STAGE,
-                    MerkleError::StateRoot {
-                        block: record.number - 1,
-                        expected,
-                        got: update.state_root,
-                    },
-                ));
-            }
+            Ok(update) => match expected {
+                Some(expected) if update.state_root != expected => {
+                    self.trie.revert_cache(&update.node_changes);
+                    return Err(StageError::block(
+                        STAGE,
+                        MerkleError::StateRoot {
+                            block: record.number - 1,
+                            expected,
+                            got: update.state_root,
+                        },
+                    ));
+                }
+                _ => update,
+            },
             Err(failure) => return Err(StageError::block(STAGE, failure)),
         };
         let change = TrieRecord {
@@ -469,20 +479,27 @@ pub fn stored_storage_roots(
     shared: &Shared,
     records: &[Arc<ExecutionRecord>],
 ) -> Result<HashMap<Address, B256>, StageError> {
-    let mut trie = StateTrie::new(0);
     let first = records.first().map_or(0, |r| r.number);
-    match outcome(
-        first,
-        trie.update(&StoreNodes(shared), &changes_of(records)),
-    )? {
+    let last = records.last().map_or(first, |r| r.number);
+    roots_in_tries(shared, &changes_of(records), first, last)
+}
+
+/// The storage roots, in the stored tries, of the accounts `changes` (of blocks from `first`)
+/// names: the tries must already hold them, as the state after block `held`.
+fn roots_in_tries(
+    shared: &Shared,
+    changes: &StateChanges,
+    first: u64,
+    held: u64,
+) -> Result<HashMap<Address, B256>, StageError> {
+    let mut trie = StateTrie::new(0);
+    match outcome(first, trie.update(&StoreNodes(shared), changes))? {
         Ok(update) if update.node_changes.is_empty() => {
             Ok(update.storage_roots.into_iter().collect())
         }
         Ok(_) => Err(StageError::block(
             STAGE,
-            MerkleError::TriesBehind {
-                block: records.last().map_or(first, |r| r.number),
-            },
+            MerkleError::TriesBehind { block: held },
         )),
         Err(failure) => Err(StageError::block(STAGE, failure)),
     }
@@ -607,5 +624,397 @@ impl NodeSource for StoreNodes<'_> {
 impl From<MerkleError> for BlockFailure {
     fn from(error: MerkleError) -> Self {
         BlockFailure::StateRoot(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{ErrorAction, StageIo, UnwindBatch};
+    use crate::startup::start_point;
+    use crate::test_utils::{
+        assert_same_snapshot, assert_same_store, geth_chain, other_branch, under, Snapshot,
+        SyncedStore, CHAIN_LENGTH, KEY_PREFIX,
+    };
+    use crate::tries::build_tries;
+    use alloy_primitives::keccak256;
+    use alloy_trie::EMPTY_ROOT_HASH;
+    use primitives::store::Store;
+    use std::collections::BTreeSet;
+    use std::sync::OnceLock;
+
+    /// The records of the whole fixture chain, executed once for the tests here (the stage
+    /// reads nothing else of the execution).
+    fn chain_records() -> &'static [Arc<ExecutionRecord>] {
+        static RECORDS: OnceLock<Vec<Arc<ExecutionRecord>>> = OnceLock::new();
+        RECORDS
+            .get_or_init(|| SyncedStore::without_tries(CHAIN_LENGTH).execute_batch(1, CHAIN_LENGTH))
+    }
+
+    /// The records of blocks `first..=last`.
+    fn records(first: u64, last: u64) -> Vec<Arc<ExecutionRecord>> {
+        chain_records()[first as usize - 1..last as usize].to_vec()
+    }
+
+    /// The blocks of a verified batch.
+    fn numbers(batch: &VerifiedBatch) -> Vec<u64> {
+        batch.records.iter().map(|r| r.number).collect()
+    }
+
+    /// The state root of the stored tries: keccak256 of the account trie's root node.
+    fn stored_root(store: &SyncedStore) -> B256 {
+        let key = format!("{KEY_PREFIX}trie:acc:");
+        let root = store.memory.get(&key).expect("read");
+        keccak256(root.unwrap_or_else(|| panic!("{key} missing")))
+    }
+
+    /// The merkle checkpoint as (block, hash).
+    fn checkpoint(store: &SyncedStore) -> Option<(u64, B256)> {
+        let checkpoint = store.shared.store.checkpoint(STAGE).expect("read");
+        checkpoint.map(|c| (c.block, c.hash))
+    }
+
+    /// Every `trie:*` key of a store with its value.
+    fn trie_keys(store: &SyncedStore) -> Snapshot {
+        under(&store.snapshot(), "trie:")
+    }
+
+    /// A store with the genesis tries and blocks `1..=synced`, verified up to `last`.
+    fn verified_to(synced: u64, last: u64) -> SyncedStore {
+        let store = SyncedStore::new(synced);
+        if last > 0 {
+            store
+                .merkle(VerifyRoot::Batch)
+                .execute(&store.shared, records(1, last))
+                .expect("verify");
+        }
+        store
+    }
+
+    /// Run `stage` over `records` as its thread does (handed over at a restart, verified as one
+    /// batch, nothing more coming): the batches it passes on and its result.
+    fn run_over(
+        store: &SyncedStore,
+        stage: &mut MerkleStage,
+        records: Vec<Arc<ExecutionRecord>>,
+    ) -> (Vec<Arc<VerifiedBatch>>, Result<(), StageError>) {
+        let (_, input) = crossbeam_channel::unbounded();
+        let (output, passed) = crossbeam_channel::unbounded();
+        let max = records.len();
+        let io = StageIo {
+            input,
+            outputs: vec![output],
+        };
+        let result = stage.run(&store.shared, records, io, max);
+        (passed.try_iter().collect(), result)
+    }
+
+    #[test]
+    fn every_blocks_state_root_is_its_headers_block_by_block_and_in_batches() {
+        let chain = geth_chain();
+        let every = SyncedStore::new(CHAIN_LENGTH);
+        let mut stage = every.merkle(VerifyRoot::Every);
+        for record in chain_records() {
+            let n = record.number;
+            let verified = stage
+                .execute(&every.shared, vec![record.clone()])
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(verified.len(), 1, "block {n}");
+            assert!(Arc::ptr_eq(&verified[0].records[0], record), "block {n}");
+            let header = &chain.block(n).header;
+            assert_eq!(stored_root(&every), header.state_root, "after block {n}");
+            assert_eq!(checkpoint(&every), Some((n, chain.hash(n))));
+        }
+        let batched = SyncedStore::new(CHAIN_LENGTH);
+        let mut stage = batched.merkle(VerifyRoot::Batch);
+        let mut last_batch = None;
+        for batch in chain_records().chunks(37) {
+            let (first, last) = (batch[0].number, batch[batch.len() - 1].number);
+            let verified = stage
+                .execute(&batched.shared, batch.to_vec())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(verified.len(), 1, "blocks {first}..={last} as one batch");
+            assert_eq!(numbers(&verified[0]), (first..=last).collect::<Vec<_>>());
+            let header = &chain.block(last).header;
+            assert_eq!(
+                stored_root(&batched),
+                header.state_root,
+                "after block {last}"
+            );
+            assert_eq!(checkpoint(&batched), Some((last, chain.hash(last))));
+            last_batch = verified.into_iter().next();
+        }
+        // Both hold the tries of headstate.json built from scratch (the layout is canonical),
+        // whose root is the dump's and the last header's.
+        let head = build_tries(chain.head_state.iter().map(|(address, account)| {
+            let fields = AccountFields {
+                nonce: account.nonce,
+                balance: account.balance,
+                code_hash: account.code_hash,
+            };
+            (*address, fields, account.storage.clone())
+        }))
+        .expect("the head state's tries");
+        assert_eq!(head.state_root, chain.head_root, "headstate.json's root");
+        assert_eq!(head.state_root, chain.block(CHAIN_LENGTH).header.state_root);
+        let keys = every.keys();
+        let expected: Snapshot = head
+            .nodes
+            .iter()
+            .map(|(node, value)| (keys.trie_node(node).into_string(), value.to_vec()))
+            .collect();
+        assert_same_snapshot(&trie_keys(&every), &expected, "block by block");
+        assert_same_snapshot(&trie_keys(&batched), &expected, "in batches");
+        // The last batch passes on the storage roots after its last block: the dump's.
+        let roots = last_batch
+            .and_then(|batch| batch.storage_roots.clone())
+            .expect("verified with roots");
+        assert!(!roots.is_empty());
+        for (address, root) in roots.iter() {
+            assert_eq!(*root, chain.head_state[address].storage_root, "{address}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_state_root_is_refused_at_exactly_its_block() {
+        let chain = geth_chain();
+        // Verified to block 20, then blocks 21..=40 in one batch whose headers from block
+        // `bad` on carry altered stateRoots (the state they describe is not the executed one;
+        // only the batch's last root is compared until one differs).
+        for bad in [21, 22, 30, 39, 40] {
+            let store = verified_to(40, 20);
+            let mut stage = store.merkle(VerifyRoot::Batch);
+            let wrong = |n: u64| keccak256(chain.block(n).header.state_root);
+            for n in bad..=40 {
+                store.replace_header(n, |header| header.state_root = wrong(n));
+            }
+            let (passed, result) = run_over(&store, &mut stage, records(21, 40));
+            let error = result.expect_err("refused");
+            let StageError::Block {
+                stage: StageId::Merkle,
+                failure:
+                    BlockFailure::StateRoot(MerkleError::StateRoot {
+                        block,
+                        expected,
+                        got,
+                    }),
+            } = &error
+            else {
+                panic!("not a state root mismatch: {error:?}");
+            };
+            let right = chain.block(bad).header.state_root;
+            assert_eq!((*block, *expected, *got), (bad, wrong(bad), right));
+            let message = error.to_string();
+            for named in [
+                format!("block {bad}"),
+                format!("{:#x}", wrong(bad)),
+                format!("{right:#x}"),
+            ] {
+                assert!(message.contains(&named), "{message} names {named}");
+            }
+            assert_eq!(error.action(), ErrorAction::Stop);
+            assert!(
+                store.shared.control.loading_stopped(),
+                "no more blocks loaded"
+            );
+            // The blocks before it are written and passed on, nothing from it on.
+            let passed: Vec<u64> = passed.iter().flat_map(|b| numbers(b)).collect();
+            assert_eq!(passed, (21..bad).collect::<Vec<_>>(), "bad block {bad}");
+            let reference = verified_to(40, bad - 1);
+            let what = format!("the tries of blocks up to {}", bad - 1);
+            assert_same_snapshot(&trie_keys(&store), &trie_keys(&reference), &what);
+            assert_eq!(checkpoint(&store), Some((bad - 1, chain.hash(bad - 1))));
+            // Once the syncer repairs the headers, the same stage goes on from there.
+            store.sync(bad..=40);
+            let rest = records(bad, 40);
+            stage.execute(&store.shared, rest).expect("verified");
+            let reference = verified_to(40, 40);
+            assert_same_snapshot(&trie_keys(&store), &trie_keys(&reference), "repaired");
+        }
+    }
+
+    #[test]
+    fn block_by_block_a_wrong_state_root_is_refused_after_the_blocks_before_it() {
+        let chain = geth_chain();
+        let store = verified_to(40, 20);
+        let wrong = B256::repeat_byte(0x5a);
+        store.replace_header(30, |header| header.state_root = wrong);
+        let error = store
+            .merkle(VerifyRoot::Every)
+            .execute(&store.shared, records(21, 40))
+            .expect_err("refused");
+        let StageError::Block {
+            failure:
+                BlockFailure::StateRoot(MerkleError::StateRoot {
+                    block, expected, ..
+                }),
+            ..
+        } = error
+        else {
+            panic!("not a state root mismatch: {error:?}");
+        };
+        assert_eq!((block, expected), (30, wrong));
+        let reference = verified_to(40, 29);
+        assert_same_snapshot(&trie_keys(&store), &trie_keys(&reference), "blocks to 29");
+        assert_eq!(checkpoint(&store), Some((29, chain.hash(29))));
+    }
+
+    #[test]
+    fn unwinding_blocks_leaves_the_tries_of_a_store_that_stopped_at_the_fork() {
+        const HEAD: u64 = 60;
+        let chain = geth_chain();
+        for fork in [HEAD - 1, HEAD - 7, 0] {
+            let store = verified_to(HEAD, HEAD);
+            // The syncer's other branch above the fork, as a reorg finds it.
+            let mut parent = chain.hash(fork);
+            for number in fork + 1..=HEAD {
+                parent = store.replace_header(number, |header| {
+                    other_branch(header);
+                    header.parent_hash = parent;
+                });
+            }
+            let mut stage = store.merkle(VerifyRoot::Batch);
+            for record in records(fork + 1, HEAD).iter().rev() {
+                let mut batch = UnwindBatch::default();
+                stage
+                    .unwind(&store.shared, record, &mut batch)
+                    .unwrap_or_else(|e| panic!("unwind {}: {e}", record.number));
+                store.write(batch.into_batch());
+            }
+            let what = format!("{} blocks unwound to {fork}", HEAD - fork);
+            let reference = verified_to(HEAD, fork);
+            assert_same_snapshot(&trie_keys(&store), &trie_keys(&reference), &what);
+            assert_eq!(checkpoint(&store), Some((fork, chain.hash(fork))), "{what}");
+            // Back on the first branch, the same stage verifies its blocks again.
+            store.sync(fork + 1..=HEAD);
+            stage
+                .execute(&store.shared, records(fork + 1, HEAD))
+                .unwrap_or_else(|e| panic!("{what}, then verified again: {e}"));
+            let reference = verified_to(HEAD, HEAD);
+            assert_same_snapshot(&trie_keys(&store), &trie_keys(&reference), &what);
+        }
+    }
+
+    #[test]
+    fn a_trie_write_cut_short_is_finished_at_startup_as_a_run_never_cut() {
+        let chain = geth_chain();
+        // A store through block 20 that executed 21..=40, its trie write for them cut after
+        // `cut` commands (none: not cut).
+        let cut_after = |cut: Option<usize>| {
+            let store = SyncedStore::new(40);
+            store.execute_to(20);
+            let records = store.execute_batch(21, 40);
+            if let Some(commands) = cut {
+                store.memory.cut_next_write(commands);
+            }
+            let result = store
+                .merkle(VerifyRoot::Batch)
+                .execute(&store.shared, records);
+            assert_eq!(result.is_err(), cut.is_some(), "{result:?}");
+            store
+        };
+        let straight = cut_after(None);
+        // The change is written first, as one value.
+        let first = cut_after(Some(1));
+        let change = first
+            .memory
+            .read(&first.keys().trie_pending())
+            .expect("read")
+            .expect("trie:pending written first");
+        let header = &chain.block(40).header;
+        assert_eq!(
+            (change.from, change.to, change.state_root),
+            (20, 40, header.state_root)
+        );
+        // The record, the nodes, the checkpoint and the record's removal.
+        let commands = change.nodes.len() + 3;
+        for cut in [0, 1, 2, commands / 2, commands - 2, commands - 1, commands] {
+            let crashed = cut_after(Some(cut));
+            let start = start_point(&crashed.shared).expect("start");
+            let finished = if cut == 0 { 20 } else { 40 };
+            assert_eq!(
+                start.merkle,
+                Some(finished),
+                "cut after {cut} of {commands}"
+            );
+            if cut > 0 {
+                let what = format!("cut after {cut} of {commands}, finished at startup");
+                assert_same_store(&crashed, &straight, &what);
+            }
+            // The restart verifies what is left, ending as the run never cut.
+            let pending = start
+                .merkle_pending(&crashed.shared, true)
+                .expect("records");
+            crashed
+                .merkle(VerifyRoot::Batch)
+                .execute(&crashed.shared, pending)
+                .expect("verify");
+            let what = format!("cut after {cut} of {commands}, then restarted");
+            assert_same_store(&crashed, &straight, &what);
+        }
+    }
+
+    #[test]
+    fn stored_storage_roots_are_the_head_states_after_the_last_block() {
+        let chain = geth_chain();
+        let store = verified_to(CHAIN_LENGTH, CHAIN_LENGTH);
+        let roots = stored_storage_roots(&store.shared, chain_records()).expect("roots");
+        let touched: BTreeSet<Address> = chain_records()
+            .iter()
+            .flat_map(|r| r.accounts.iter().map(|a| a.address))
+            .collect();
+        assert_eq!(roots.keys().copied().collect::<BTreeSet<_>>(), touched);
+        for (address, root) in roots.iter() {
+            let account = &chain.head_state[address];
+            assert_eq!(*root, account.storage_root, "{address}");
+        }
+        let with_storage = roots.values().filter(|r| **r != EMPTY_ROOT_HASH).count();
+        assert!(with_storage >= 10, "{with_storage} accounts with storage");
+        // Tries that do not hold the last block are refused, naming it.
+        let (before, last) = (chain.block(599), chain.block(600));
+        assert_ne!(before.header.state_root, last.header.state_root);
+        let behind = verified_to(CHAIN_LENGTH, CHAIN_LENGTH - 1);
+        let error = stored_storage_roots(&behind.shared, chain_records()).expect_err("behind");
+        assert!(
+            matches!(
+                error,
+                StageError::Block {
+                    failure: BlockFailure::StateRoot(MerkleError::TriesBehind { block: 600 }),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn off_passes_the_records_on_untouched_and_writes_nothing() {
+        for store in [SyncedStore::new(40), SyncedStore::without_tries(40)] {
+            // Not even a wrong state root is looked at.
+            store.replace_header(7, |header| header.state_root = B256::repeat_byte(7));
+            let before = store.snapshot();
+            let mut stage = store.merkle(VerifyRoot::Off);
+            let input = records(1, 40);
+            let verified = stage.execute(&store.shared, input.clone()).expect("passed");
+            assert_eq!(verified.len(), 1, "one batch");
+            assert!(verified[0].storage_roots.is_none(), "unverified");
+            assert_eq!(verified[0].records.len(), input.len());
+            for (passed, given) in verified[0].records.iter().zip(&input) {
+                assert!(Arc::ptr_eq(passed, given), "block {}", given.number);
+            }
+            let (passed, result) = run_over(&store, &mut stage, input.clone());
+            result.expect("passed");
+            assert_eq!(passed.len(), 1, "one batch");
+            assert_eq!(numbers(&passed[0]), (1..=40).collect::<Vec<_>>());
+            // Nor does it unwind anything.
+            let mut batch = UnwindBatch::default();
+            stage
+                .unwind(&store.shared, &input[39], &mut batch)
+                .expect("unwind");
+            let address = input[39].accounts[0].address;
+            assert_eq!(batch.storage_root(&address), None, "no root noted");
+            assert!(batch.into_batch().is_empty(), "no writes");
+            assert_same_snapshot(&store.snapshot(), &before, "nothing written");
+        }
     }
 }

@@ -122,3 +122,106 @@ fn queue_block_deletes(
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_utils::{
+        assert_same_snapshot, geth_chain, history_keys, Snapshot, SyncedStore,
+    };
+    use primitives::contract::StageCheckpoint;
+    use std::collections::BTreeSet;
+
+    const WINDOW: u64 = 10;
+
+    fn prune_stage(pruned: u64) -> PruneStage {
+        PruneStage::new(
+            PruneSettings {
+                window_size: WINDOW,
+            },
+            pruned,
+        )
+    }
+
+    /// The prune checkpoint's block.
+    fn pruned(store: &SyncedStore) -> Option<u64> {
+        store.shared.store.checkpoint_block(STAGE).expect("read")
+    }
+
+    /// The store now is `before` without the history and records of blocks up to `floor`
+    /// (the prune checkpoint, now at `floor`, aside).
+    fn assert_pruned_to(store: &SyncedStore, before: &Snapshot, floor: u64) {
+        let keys = store.keys();
+        let mut gone: BTreeSet<String> = history_keys(before)
+            .into_iter()
+            .filter(|(number, _)| *number <= floor)
+            .map(|(_, key)| key)
+            .collect();
+        assert!(!gone.is_empty(), "history at or below {floor} to prune");
+        assert!(
+            history_keys(before)
+                .iter()
+                .any(|(number, _)| *number > floor),
+            "history above {floor} to keep"
+        );
+        gone.extend((1..=floor).map(|n| keys.record(n).into_string()));
+        gone.insert(keys.stage_checkpoint(STAGE).into_string());
+        let mut expected = before.clone();
+        expected.retain(|key, _| !gone.contains(key));
+        let mut after = store.snapshot();
+        after.remove(keys.stage_checkpoint(STAGE).as_str());
+        assert_same_snapshot(
+            &after,
+            &expected,
+            "exactly the history and records up to {floor} are gone",
+        );
+        assert!(store
+            .snapshot()
+            .contains_key(keys.record(floor + 1).as_str()));
+        assert_eq!(pruned(store), Some(floor));
+    }
+
+    #[test]
+    fn history_and_records_below_the_window_go_and_those_inside_stay() {
+        let store = SyncedStore::new(110);
+        store.execute_to(100);
+        let before = store.snapshot();
+        let mut stage = prune_stage(0);
+        stage.execute(&store.shared, Vec::new()).expect("prune");
+        assert_pruned_to(&store, &before, 100 - WINDOW);
+        // Nothing more to do until the head moves.
+        let pruned_once = store.snapshot();
+        stage.execute(&store.shared, Vec::new()).expect("prune");
+        assert_same_snapshot(
+            &store.snapshot(),
+            &pruned_once,
+            "pruning again changes nothing",
+        );
+        store.execute_to(110);
+        let before = store.snapshot();
+        stage.execute(&store.shared, vec![110]).expect("prune");
+        assert_pruned_to(&store, &before, 110 - WINDOW);
+    }
+
+    #[test]
+    fn pruning_waits_for_the_slower_of_commit_and_receipts() {
+        let store = SyncedStore::new(100);
+        store.execute_to(100);
+        // The receipts stage is behind at block 50.
+        let mut batch = WriteBatch::new();
+        batch.put(
+            store.keys().stage_checkpoint(StageId::Receipts),
+            &StageCheckpoint {
+                block: 50,
+                hash: geth_chain().hash(50),
+                time: 0,
+            },
+        );
+        store.write(batch);
+        let before = store.snapshot();
+        prune_stage(0)
+            .execute(&store.shared, Vec::new())
+            .expect("prune");
+        assert_pruned_to(&store, &before, 50 - WINDOW);
+    }
+}
