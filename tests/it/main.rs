@@ -20,6 +20,7 @@ mod ef_tests;
 mod eip7610;
 mod embedded_store;
 mod gen;
+mod head;
 mod init_import;
 mod reorg;
 mod replicas;

@@ -279,3 +279,88 @@ fn load(layers: &StateLayers, wanted: &BlockKeys, loaded: &mut Loaded) -> Result
     loaded.codes.extend(codes.into_iter().zip(found));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::execution::ExecutionState;
+    use crate::test_utils::{geth_chain, SyncedStore};
+    use primitives::record::ExecutionRecord;
+
+    /// Blocks executed in each run.
+    const BLOCKS: u64 = 60;
+    /// How far ahead of execution the speculation runs (its view that much older).
+    const AHEAD: u64 = 5;
+
+    /// Execute blocks 1..=BLOCKS on `store` block by block; before each, `prefetch` may load
+    /// keys through the execution state. Returns the records.
+    fn execute(
+        store: &SyncedStore,
+        mut prefetch: impl FnMut(&SyncedStore, &ExecutionState<'_>, u64),
+    ) -> Vec<ExecutionRecord> {
+        let layers = &store.shared.layers;
+        let mut state = ExecutionState::new(layers, layers.cache_sizes());
+        let blocks = store.recovered(1, BLOCKS);
+        let genesis = store.keys().header(0);
+        let mut parent = primitives::value::ContractRead::read(store.memory.as_ref(), &genesis)
+            .expect("read the genesis header")
+            .expect("the genesis header")
+            .into_inner();
+        let mut records = Vec::new();
+        for (block, senders) in blocks {
+            prefetch(store, &state, block.number());
+            let record = state
+                .execute(&store.shared.spec, &block, &senders, &parent)
+                .unwrap_or_else(|e| panic!("{e}"));
+            parent = block.header;
+            records.push(record);
+        }
+        records
+    }
+
+    #[test]
+    fn keys_learned_on_a_stale_view_never_change_what_blocks_produce() {
+        let plain = SyncedStore::new(BLOCKS);
+        let expected = execute(&plain, |_, _, _| {});
+
+        let warmed = SyncedStore::new(BLOCKS);
+        let blocks = warmed.recovered(1, BLOCKS);
+        let mut learned: Vec<Option<BlockKeys>> = vec![None; BLOCKS as usize + 1];
+        let mut reads = 0;
+        let records = execute(&warmed, |store, state, number| {
+            // Learn the keys of a block AHEAD blocks before it runs: the view is that stale
+            // (its senders' nonces and balances, the tokens' slots are older).
+            let ahead = number + AHEAD;
+            if let Some((block, senders)) = blocks.get(ahead as usize - 1) {
+                let keys = learn_keys(&store.shared.spec, &store.shared.layers, block, senders);
+                learned[ahead as usize] = Some(keys);
+            }
+            let keys = learned[number as usize].take().unwrap_or_else(|| {
+                let (block, senders) = &blocks[number as usize - 1];
+                learn_keys(&store.shared.spec, &store.shared.layers, block, senders)
+            });
+            reads += state.prefetch(&keys).expect("prefetch");
+        });
+        assert_eq!(records, expected, "the same records, receipts and changes");
+        assert!(reads > 0, "the prefetches read something");
+    }
+
+    #[test]
+    fn known_keys_name_senders_recipients_coinbase_and_system_contracts() {
+        let store = SyncedStore::new(3);
+        let (block, senders) = store.recovered(3, 3).remove(0);
+        let keys = BlockKeys::known(&block, &senders);
+        for sender in &senders {
+            assert!(keys.accounts.contains(sender), "sender {sender}");
+        }
+        for tx in &block.body.transactions {
+            if let Some(to) = tx.to() {
+                assert!(keys.accounts.contains(&to), "recipient {to}");
+            }
+        }
+        assert!(keys.accounts.contains(&block.header.beneficiary));
+        assert!(keys
+            .accounts
+            .contains(&alloy_eips::eip4788::BEACON_ROOTS_ADDRESS));
+    }
+}
