@@ -71,8 +71,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
-    /// the executor's store, state and execution code.
+    /// Run Ethereum blockchain tests (execution-spec-tests or ethereum/tests `BlockchainTests`,
+    /// a directory or a .tar.zst) through the executor's store, state and execution code.
     EfTest {
         /// Directory of fixture JSON files, or a release .tar.zst.
         path: PathBuf,
@@ -82,7 +82,7 @@ enum Command {
         /// Where each test's temporary store is created (default: the system temp dir).
         #[arg(long)]
         work_dir: Option<PathBuf>,
-        /// List every failure with its reason.
+        /// List every failure, and every test that needs the state root, with its reason.
         #[arg(long)]
         verbose: bool,
     },
@@ -223,6 +223,11 @@ fn ef_test(
         .take(if verbose { usize::MAX } else { 20 })
     {
         println!("FAIL {name}: {reason}");
+    }
+    if verbose {
+        for (name, reason) in &report.waiting {
+            println!("NEEDS STATE ROOT {name}: {reason}");
+        }
     }
     println!("{report}");
     match report.total().failed {
