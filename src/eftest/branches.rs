@@ -22,12 +22,14 @@ use primitives::block::ChainBlock;
 use primitives::store::WriteBatch;
 
 /// Why a block was not imported.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The block is invalid (or its parent unknown): the reason.
+    #[error("{0}")]
     Rejected(String),
     /// The runner could not do its part (a store failure, or a block accepted before that now
     /// fails): the test fails whatever it expects.
+    #[error("{0}")]
     Runner(String),
 }
 
@@ -90,11 +92,10 @@ impl<'a> BlockTree<'a> {
                 block.number()
             )));
         };
-        self.execute_branch_to(parent_hash)
-            .map_err(ImportError::Runner)?;
-        self.execute(&block).map_err(ImportError::Rejected)?;
+        self.execute_branch_to(parent_hash)?;
+        self.execute(&block)?;
         let hash = block.hash;
-        let total_difficulty = parent_difficulty + block.header.difficulty;
+        let total_difficulty = parent_difficulty.saturating_add(block.header.difficulty);
         let preferred = self.prefers(&block.header, total_difficulty);
         self.executed.push(hash);
         self.imported.insert(
@@ -111,7 +112,7 @@ impl<'a> BlockTree<'a> {
     }
 
     /// Execute the head's branch, so that the store holds the head's state.
-    pub fn settle(&mut self) -> Result<(), String> {
+    pub fn settle(&mut self) -> Result<(), ImportError> {
         self.execute_branch_to(self.head)
     }
 
@@ -128,14 +129,13 @@ impl<'a> BlockTree<'a> {
 
     /// Unwind the pipeline to where `target`'s branch meets the executed one, then execute
     /// that branch up to `target` (all imported before, so all valid).
-    fn execute_branch_to(&mut self, target: B256) -> Result<(), String> {
+    fn execute_branch_to(&mut self, target: B256) -> Result<(), ImportError> {
         let mut branch = Vec::new();
         let mut hash = target;
         let (fork, fork_header) = loop {
-            let imported = self
-                .imported
-                .get(&hash)
-                .ok_or_else(|| format!("block {hash:#x} was never imported"))?;
+            let imported = self.imported.get(&hash).ok_or_else(|| {
+                ImportError::Runner(format!("block {hash:#x} was never imported"))
+            })?;
             let number = imported.block.number();
             if self.executed.get(number as usize) == Some(&hash) {
                 break (number, imported.block.header.clone());
@@ -146,12 +146,16 @@ impl<'a> BlockTree<'a> {
         if fork + 1 < self.executed.len() as u64 {
             self.pipeline
                 .unwind_to(self.shared, fork, fork_header, hash)
-                .map_err(|e| format!("unwinding to block {fork}: {e}"))?;
+                .map_err(|e| ImportError::Runner(format!("unwinding to block {fork}: {e}")))?;
             self.executed.truncate(fork as usize + 1);
         }
         for block in branch.into_iter().rev() {
-            self.execute(&block)
-                .map_err(|e| format!("block {} accepted before, now: {e}", block.number()))?;
+            self.execute(&block).map_err(|e| {
+                ImportError::Runner(format!(
+                    "block {} accepted before, now: {e}",
+                    block.number()
+                ))
+            })?;
             self.executed.push(block.hash);
         }
         Ok(())
@@ -159,7 +163,7 @@ impl<'a> BlockTree<'a> {
 
     /// Write `block` as the syncer would, then run it through the stages as the daemon does.
     /// On rejection the block's keys are removed again and the state is untouched.
-    fn execute(&mut self, block: &ChainBlock) -> Result<(), String> {
+    fn execute(&mut self, block: &ChainBlock) -> Result<(), ImportError> {
         let store = self.shared.store.store();
         let keys = self.shared.store.keys();
         let number = block.number();
@@ -171,20 +175,17 @@ impl<'a> BlockTree<'a> {
             )
             .put(keys.transactions(number), &block.body.transactions)
             .put(keys.body(number), &block.body);
-        store.write(&input).map_err(|e| e.to_string())?;
-        let result = self
-            .pipeline
-            .run_next(self.shared)
-            .map(drop)
-            .map_err(|e| e.to_string());
-        if result.is_err() {
-            let mut undo = WriteBatch::new();
-            undo.remove(keys.header(number))
-                .remove(keys.transactions(number))
-                .remove(keys.body(number));
-            store.write(&undo).map_err(|e| e.to_string())?;
-        }
-        result
+        let store_error = |e: primitives::store::StoreError| ImportError::Runner(e.to_string());
+        store.write(&input).map_err(store_error)?;
+        let Err(error) = self.pipeline.run_next(self.shared) else {
+            return Ok(());
+        };
+        let mut undo = WriteBatch::new();
+        undo.remove(keys.header(number))
+            .remove(keys.transactions(number))
+            .remove(keys.body(number));
+        store.write(&undo).map_err(store_error)?;
+        Err(ImportError::Rejected(error.to_string()))
     }
 }
 
@@ -205,7 +206,7 @@ pub fn merge_block(
         let Some(parent) = total.get(&block.header.parent_hash).copied() else {
             continue;
         };
-        total.insert(block.hash, parent + block.header.difficulty);
+        total.insert(block.hash, parent.saturating_add(block.header.difficulty));
         children.push((block.number(), parent >= terminal_total_difficulty));
     }
     let merge = if genesis.header.difficulty >= terminal_total_difficulty {

@@ -121,7 +121,7 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<Verdict,
             }
         }
     }
-    tree.settle()?;
+    tree.settle().map_err(|e| e.to_string())?;
     if tree.head() != test.lastblockhash {
         return Err(format!(
             "head {:#x}, expected {:#x}",

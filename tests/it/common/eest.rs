@@ -58,8 +58,8 @@ pub fn archive_file(path: &str) -> Vec<u8> {
     found.unwrap_or_else(|| panic!("{path} is not in {EEST_ARCHIVE}"))
 }
 
-/// The `N passed, N failed, N skipped` counts of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `N passed, N failed, N skipped, N need the state root` counts of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Passed tests.
     pub passed: u64,
@@ -67,26 +67,31 @@ pub struct Tally {
     pub failed: u64,
     /// Skipped tests.
     pub skipped: u64,
+    /// Tests that need the state root.
+    pub needs_state_root: u64,
 }
 
-/// Read `N passed, N failed, N skipped`; `None` when `line` is not exactly that.
+/// Read `N passed, N failed, N skipped, N need the state root`; `None` when `line` is not
+/// exactly that.
 pub fn parse_tally(line: &str) -> Option<Tally> {
     let words: Vec<&str> = line.trim().split(' ').collect();
-    let [passed, "passed,", failed, "failed,", skipped, "skipped"] = words.as_slice() else {
+    let [passed, "passed,", failed, "failed,", skipped, "skipped,", waiting, "need", "the", "state", "root"] =
+        words.as_slice()
+    else {
         return None;
     };
     Some(Tally {
         passed: passed.parse().ok()?,
         failed: failed.parse().ok()?,
         skipped: skipped.parse().ok()?,
+        needs_state_root: waiting.parse().ok()?,
     })
 }
 
 /// The tally on the last line of `ef-test`'s stdout; panics when the last line is not one.
 pub fn last_line_tally(stdout: &str) -> Tally {
     let last = stdout.lines().last().unwrap_or_default();
-    parse_tally(last)
-        .unwrap_or_else(|| panic!("last line {last:?} is not `N passed, N failed, N skipped`"))
+    parse_tally(last).unwrap_or_else(|| panic!("last line {last:?} is not an `ef-test` tally"))
 }
 
 /// Write `bytes` to `dir/relative`, creating the directories on the way.
