@@ -41,3 +41,66 @@ pub fn apply<DB: Database>(
     state.apply_transition(transitions);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::TestNetwork;
+    use alloy_primitives::U256;
+    use revm::database::states::bundle_state::BundleRetention;
+    use revm::database::{CacheDB, EmptyDB};
+    use revm::state::AccountInfo;
+
+    /// The balances after `apply` at block `number` of `HomesteadToDaoAt5`, for two DAO
+    /// accounts holding 7 and 5 wei and the refund contract: `None` for an account that does
+    /// not exist.
+    fn after(number: u64) -> [Option<U256>; 3] {
+        let spec = TestNetwork::parse("HomesteadToDaoAt5")
+            .expect("known network")
+            .chain_spec(1, &Default::default());
+        let mut db = CacheDB::new(EmptyDB::default());
+        for (address, balance) in [
+            (DAO_HARDFORK_ACCOUNTS[0], 7u64),
+            (DAO_HARDFORK_ACCOUNTS[1], 5),
+        ] {
+            db.insert_account_info(
+                address,
+                AccountInfo {
+                    balance: U256::from(balance),
+                    ..AccountInfo::default()
+                },
+            );
+        }
+        let mut state = State::builder()
+            .with_database(db)
+            .with_bundle_update()
+            .build();
+        apply(&spec, number, &mut state).expect("in-memory state");
+        state.merge_transitions(BundleRetention::Reverts);
+        [
+            DAO_HARDFORK_ACCOUNTS[0],
+            DAO_HARDFORK_ACCOUNTS[1],
+            DAO_HARDFORK_BENEFICIARY,
+        ]
+        .map(|address| {
+            state
+                .basic(address)
+                .expect("in-memory state")
+                .map(|info| info.balance)
+        })
+    }
+
+    #[test]
+    fn the_fork_block_moves_dao_balances_and_keeps_the_emptied_accounts() {
+        assert_eq!(
+            after(5),
+            [Some(U256::ZERO), Some(U256::ZERO), Some(U256::from(12))]
+        );
+    }
+
+    #[test]
+    fn other_blocks_leave_the_balances() {
+        assert_eq!(after(4), [Some(U256::from(7)), Some(U256::from(5)), None]);
+        assert_eq!(after(6), [Some(U256::from(7)), Some(U256::from(5)), None]);
+    }
+}

@@ -81,3 +81,106 @@ fn sstore<W: InterpreterTypes, H: Host + ?Sized>(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::TestNetwork;
+    use alloy_consensus::Header;
+    use alloy_evm::{EthEvmFactory, Evm, EvmFactory};
+    use alloy_primitives::{hex, keccak256, Address, U256};
+    use revm::bytecode::Bytecode;
+    use revm::context::TxEnv;
+    use revm::database::{CacheDB, EmptyDB};
+    use revm::state::AccountInfo;
+    use std::sync::Arc;
+
+    /// EIP-1283's "Test Cases": code run by a call to a contract whose slot 0 holds the
+    /// original value, the gas it uses beyond the intrinsic 21,000, and the refund.
+    const CASES: [(&str, u64, u64, u64); 17] = [
+        ("60006000556000600055", 412, 0, 0),
+        ("60006000556001600055", 20212, 0, 0),
+        ("60016000556000600055", 20212, 19800, 0),
+        ("60016000556002600055", 20212, 0, 0),
+        ("60016000556001600055", 20212, 0, 0),
+        ("60006000556000600055", 5212, 15000, 1),
+        ("60006000556001600055", 5212, 4800, 1),
+        ("60006000556002600055", 5212, 0, 1),
+        ("60026000556000600055", 5212, 15000, 1),
+        ("60026000556003600055", 5212, 0, 1),
+        ("60026000556001600055", 5212, 4800, 1),
+        ("60026000556002600055", 5212, 0, 1),
+        ("60016000556000600055", 5212, 15000, 1),
+        ("60016000556002600055", 5212, 0, 1),
+        ("60016000556001600055", 412, 0, 1),
+        ("600160005560006000556001600055", 40218, 19800, 0),
+        ("600060005560016000556000600055", 10218, 19800, 1),
+    ];
+
+    #[test]
+    fn sstore_costs_and_refunds_are_eip_1283s() {
+        let spec = Arc::new(
+            TestNetwork::parse("Constantinople")
+                .expect("known network")
+                .chain_spec(1, &Default::default()),
+        );
+        let header = Header {
+            number: 1,
+            gas_limit: 10_000_000,
+            ..Header::default()
+        };
+        assert!(applies(&spec, header.number));
+        let (contract, sender) = (Address::repeat_byte(0xcc), Address::repeat_byte(0x11));
+        for (hex_code, used, refund, original) in CASES {
+            let code = hex::decode(hex_code).expect("hex");
+            let mut db = CacheDB::new(EmptyDB::default());
+            db.insert_account_info(
+                contract,
+                AccountInfo {
+                    code_hash: keccak256(&code),
+                    code: Some(Bytecode::new_raw(code.into())),
+                    ..AccountInfo::default()
+                },
+            );
+            db.insert_account_storage(contract, U256::ZERO, U256::from(original))
+                .expect("cache db");
+            db.insert_account_info(sender, AccountInfo::default());
+            let (env, _) = crate::execute::ethereum_executor(&spec, &header);
+            let mut evm = install(EthEvmFactory::default().create_evm(db, env));
+            let tx = TxEnv::builder()
+                .caller(sender)
+                .call(contract)
+                .gas_limit(1_000_000)
+                .build_fill();
+            let outcome = evm.transact(tx).expect("the call runs");
+            let gas = outcome.result.gas();
+            let spent = 21_000 + used;
+            assert_eq!(
+                gas.total_gas_spent(),
+                spent,
+                "gas of {hex_code} on {original}"
+            );
+            // Before London a refund is capped at half the gas spent.
+            assert_eq!(
+                gas.inner_refunded(),
+                refund.min(spent / 2),
+                "refund of {hex_code} on {original}"
+            );
+        }
+    }
+
+    #[test]
+    fn petersburg_and_later_do_not_meter_sstore_this_way() {
+        for network in [
+            "ConstantinopleFix",
+            "Byzantium",
+            "Istanbul",
+            "ByzantiumToConstantinopleFixAt5",
+        ] {
+            let spec = TestNetwork::parse(network)
+                .expect("known network")
+                .chain_spec(1, &Default::default());
+            assert!((0..10).all(|number| !applies(&spec, number)), "{network}");
+        }
+    }
+}
