@@ -324,3 +324,55 @@ fn ef_test_executes_each_branch_on_its_parent_and_follows_the_head() {
     );
     assert!(stdout.contains("expected"), "{stdout}");
 }
+
+/// A test that gives only `postStateHash`, and one whose first block is preceded by a copy with
+/// a wrong stateRoot that the filler expects rejected, both wait for the state root (the
+/// merkle stage): counted apart, listed with `--verbose`, and the run still succeeds.
+#[test]
+fn ef_test_counts_tests_that_need_the_state_root_apart() {
+    let mut tests = shanghai_tests();
+    let names: Vec<String> = tests.keys().take(2).cloned().collect();
+    let only_hash = &mut tests[&names[0]];
+    let object = only_hash.as_object_mut().expect("test object");
+    object.remove("postState").expect("a postState");
+    object.insert(
+        "postStateHash".into(),
+        format!("{:#x}", B256::repeat_byte(7)).into(),
+    );
+
+    let wrong_root = &mut tests[&names[1]];
+    let blocks = wrong_root["blocks"].as_array().expect("blocks").clone();
+    let bytes = hex::decode(
+        blocks[0]["rlp"]
+            .as_str()
+            .expect("rlp")
+            .trim_start_matches("0x"),
+    )
+    .expect("hex");
+    let mut block =
+        alloy_consensus::Block::<TxEnvelope>::decode(&mut bytes.as_slice()).expect("block rlp");
+    block.header.state_root = B256::repeat_byte(9);
+    let mut with_bad_copy = vec![serde_json::json!({
+        "rlp": format!("0x{}", hex::encode(alloy_rlp::encode(&block))),
+        "expectException": "InvalidStateRoot",
+    })];
+    with_bad_copy.extend(blocks);
+    wrong_root["blocks"] = serde_json::Value::Array(with_bad_copy);
+
+    let stdout = expect_success(&ef_test_on(&tests, &["--verbose"]));
+    assert_eq!(
+        last_line_tally(&stdout),
+        Tally {
+            passed: tests.len() as u64 - 2,
+            needs_state_root: 2,
+            ..Tally::default()
+        },
+        "{stdout}"
+    );
+    for name in &names {
+        assert!(
+            stdout.contains(&format!("NEEDS STATE ROOT {name}:")),
+            "{name} in:\n{stdout}"
+        );
+    }
+}
