@@ -84,8 +84,8 @@ enum Command {
         #[arg(long)]
         accounts: Option<usize>,
     },
-    /// Run Ethereum execution-spec-tests blockchain tests (a directory or a .tar.zst) through
-    /// the executor's store, state and execution code.
+    /// Run Ethereum blockchain tests (execution-spec-tests or ethereum/tests `BlockchainTests`,
+    /// a directory or a .tar.zst) through the executor's store, state and execution code.
     EfTest {
         /// Directory of fixture JSON files, or a release .tar.zst.
         path: PathBuf,
@@ -95,7 +95,7 @@ enum Command {
         /// Where each test's temporary store is created (default: the system temp dir).
         #[arg(long)]
         work_dir: Option<PathBuf>,
-        /// List every failure with its reason.
+        /// List every failure, and every test that needs the state root, with its reason.
         #[arg(long)]
         verbose: bool,
     },

@@ -493,7 +493,7 @@ fn in_memory_run(
     let started = Instant::now();
     for block in blocks {
         let senders = recover_senders(block, spec.is_homestead_active_at_block(block.number()))?;
-        let output = run_block(spec, &mut state, block, &senders, &parent, None)?;
+        let output = run_block(spec, &mut state, block, &senders, &parent, None, None)?;
         state
             .database
             .cache

@@ -1,20 +1,25 @@
 //! One blockchain test through the daemon's own path: the pre-state and genesis written into a
-//! fresh store as `init` would, each block written as the syncer would, loaded, its senders
-//! recovered, executed over the state layers, verified, and its record committed; then the
-//! store's state compared with `postState` exactly.
+//! fresh store as `init` would; each block written as the syncer would, loaded, its senders
+//! recovered, executed over the state layers, verified, and its record committed, on top of
+//! its parent's branch ([`super::branches`]); then the head compared with `lastblockhash` and
+//! the store's state with `postState` exactly, or its state root (the stored state trie's, which
+//! the merkle stage checked against every block's header) with `postStateHash`.
 
+use super::branches::{merge_block, BlockTree, ImportError};
 use super::fixture::{BlockchainTest, TestAccount};
 use alloy_consensus::{Header, Sealed};
 use alloy_primitives::{keccak256, Address, B256, U256};
+use evm::network::TestNetwork;
 use pipeline::serial::SerialPipeline;
 use pipeline::stage::{Control, Shared, StageStore};
 use pipeline::startup::StartPoint;
 use pipeline::state::{cache::CacheSizes, StateLayers};
 use pipeline::tries::build_tries;
-use primitives::block::decode_block;
+use primitives::block::{decode_block, ChainBlock};
 use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
 use primitives::store::{Store, WriteBatch};
+use primitives::trie_record::TrieNodeId;
 use primitives::value::ContractRead;
 use state_trie::AccountFields;
 use std::collections::BTreeMap;
@@ -29,15 +34,23 @@ const HISTORY_TTL: Duration = Duration::from_secs(3600);
 pub type Failure = String;
 
 /// Run `test` on `store` (empty). Ok when every valid block is accepted, every
-/// `expectException` block rejected, and the final state equals `postState`.
+/// `expectException` block rejected, the head is `lastblockhash`, and the final state equals
+/// `postState` (or its root `postStateHash`).
 pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Failure> {
-    let spec = Arc::new(
-        test.chain_spec()
-            .ok_or_else(|| format!("unknown network {}", test.network))?,
-    );
+    let mut network = TestNetwork::parse(&test.network).map_err(|e| e.to_string())?;
     let keys = Keys::default();
     let genesis = decode_block("genesisRLP", &mut test.genesis_rlp.as_ref())
         .map_err(|e| format!("genesis: {e}"))?;
+    let blocks: Vec<Result<ChainBlock, String>> = test
+        .blocks
+        .iter()
+        .map(|block| decode_test_block(&block.rlp))
+        .collect();
+    if let Some(terminal) = network.terminal_total_difficulty() {
+        let decoded: Vec<&ChainBlock> = blocks.iter().filter_map(|b| b.as_ref().ok()).collect();
+        network = network.merge_at_block(merge_block(&genesis, &decoded, terminal)?);
+    }
+    let spec = Arc::new(test.chain_spec(&network));
     write_pre_state(
         store.as_ref(),
         &keys,
@@ -64,31 +77,72 @@ pub fn run_case(test: &BlockchainTest, store: Arc<dyn Store>) -> Result<(), Fail
         pruned: 0,
         total_txs: 0,
     };
-    let mut pipeline =
-        SerialPipeline::new(&shared, start, genesis.header, genesis.hash, HISTORY_TTL);
+    let pipeline = SerialPipeline::new(
+        &shared,
+        start,
+        genesis.header.clone(),
+        genesis.hash,
+        HISTORY_TTL,
+    );
+    let mut tree = BlockTree::new(&shared, pipeline, genesis);
 
-    for (index, test_block) in test.blocks.iter().enumerate() {
-        let outcome = apply_block(&shared, &mut pipeline, &test_block.rlp);
+    for (index, (test_block, decoded)) in test.blocks.iter().zip(blocks).enumerate() {
+        let outcome = decoded
+            .map_err(ImportError::Rejected)
+            .and_then(|block| tree.import(block));
         match (outcome, &test_block.expect_exception) {
-            (Ok(()), None) => {}
+            (Ok(()), None) | (Err(ImportError::Rejected(_)), Some(_)) => {}
             (Ok(()), Some(expected)) => {
                 return Err(format!("block #{index} accepted, expected {expected}"))
             }
-            (Err(_), Some(_)) => {}
-            (Err(error), None) => return Err(format!("block #{index} rejected: {error}")),
+            (Err(ImportError::Rejected(reason)), None) => {
+                return Err(format!("block #{index} rejected: {reason}"))
+            }
+            (Err(ImportError::Runner(reason)), _) => {
+                return Err(format!("block #{index}: {reason}"))
+            }
         }
     }
-    let (_, head_hash) = pipeline.head();
-    if head_hash != test.lastblockhash {
+    tree.settle().map_err(|e| e.to_string())?;
+    if tree.head() != test.lastblockhash {
         return Err(format!(
-            "last block {head_hash:#x}, expected {:#x}",
+            "head {:#x}, expected {:#x}",
+            tree.head(),
             test.lastblockhash
         ));
     }
-    match &test.post_state {
-        Some(post) => compare_state(store.as_ref(), &keys, post),
-        None => Err("test has no postState".to_string()),
+    match (&test.post_state, test.post_state_hash) {
+        (Some(post), _) => compare_state(store.as_ref(), &keys, post),
+        (None, Some(root)) => check_state_root(store.as_ref(), &keys, root),
+        (None, None) => Err("the test has neither postState nor postStateHash".to_string()),
     }
+}
+
+/// The root of the state tries in the store (the hash of the account trie's root node; the
+/// empty trie's root when it has none) must be the test's `postStateHash`.
+fn check_state_root(store: &dyn Store, keys: &Keys, expected: B256) -> Result<(), Failure> {
+    let root_node = TrieNodeId {
+        account: None,
+        path: Vec::new(),
+    };
+    let root = store
+        .read(&keys.trie_node(&root_node))
+        .map_err(|e| e.to_string())?
+        .map_or(alloy_trie::EMPTY_ROOT_HASH, keccak256);
+    if root != expected {
+        return Err(format!("post-state root {root:#x}, expected {expected:#x}"));
+    }
+    Ok(())
+}
+
+/// A test block's RLP as one block with nothing after it.
+fn decode_test_block(rlp: &[u8]) -> Result<ChainBlock, String> {
+    let mut buf = rlp;
+    let block = decode_block("block rlp", &mut buf).map_err(|e| e.to_string())?;
+    if !buf.is_empty() {
+        return Err("trailing bytes after block".into());
+    }
+    Ok(block)
 }
 
 /// The pre-state as `init` writes a genesis: accounts (with their storage roots), slots,
@@ -147,52 +201,6 @@ fn write_pre_state(
     tries.queue(keys, 0, genesis.hash(), &mut batch);
     batch.put(keys.header(0), &genesis);
     store.write(&batch).map_err(|e| e.to_string())
-}
-
-/// Write the block as the syncer would, then run it through the stages as the daemon does.
-/// On rejection the block's keys are removed again and the state is untouched.
-fn apply_block(
-    shared: &Shared,
-    pipeline: &mut SerialPipeline<'_>,
-    rlp: &[u8],
-) -> Result<(), String> {
-    let mut buf = rlp;
-    let block = decode_block("block rlp", &mut buf).map_err(|e| e.to_string())?;
-    if !buf.is_empty() {
-        return Err("trailing bytes after block".into());
-    }
-    let (head, head_hash) = pipeline.head();
-    if block.header.parent_hash != head_hash || block.number() != head + 1 {
-        return Err(format!(
-            "block {} with parent hash {:#x} does not extend the head {head} ({head_hash:#x})",
-            block.number(),
-            block.header.parent_hash
-        ));
-    }
-    let store = shared.store.store();
-    let keys = shared.store.keys();
-    let number = block.number();
-    let mut input = WriteBatch::new();
-    input.put(
-        keys.header(number),
-        &Sealed::new_unchecked(block.header.clone(), block.hash),
-    );
-    input.put(keys.transactions(number), &block.body.transactions);
-    input.put(keys.body(number), &block.body);
-    store.write(&input).map_err(|e| e.to_string())?;
-
-    let result = pipeline
-        .run_next(shared)
-        .map(drop)
-        .map_err(|e| e.to_string());
-    if result.is_err() {
-        let mut undo = WriteBatch::new();
-        undo.remove(keys.header(number))
-            .remove(keys.transactions(number))
-            .remove(keys.body(number));
-        store.write(&undo).map_err(|e| e.to_string())?;
-    }
-    result
 }
 
 /// The store's state must equal `post`: same accounts, fields, code and non-zero slots.

@@ -1,12 +1,36 @@
-//! The execution-spec-tests blockchain-test format (`blockchain_tests/**.json`): the fields the
-//! runner needs, and the mapping from a test's `network` name to a chain spec.
+//! The blockchain-test format of both Ethereum suites: execution-spec-tests
+//! (`blockchain_tests/**.json`, with a `config` object) and ethereum/tests
+//! (`BlockchainTests/**.json`, without one: chain id 1 and each fork's default blob
+//! parameters). Only the fields the runner needs are read.
 
-use alloy_genesis::ChainConfig;
+use alloy_eips::eip7840::BlobParams;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use evm::chain::ChainSpec;
 use evm::collision::StorageOnlyAccounts;
+use evm::network::TestNetwork;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// The chain id of a test without `config`.
+const DEFAULT_CHAIN_ID: u64 = 1;
+
+/// Which suite a test comes from, told by its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Suite {
+    /// ethereum/tests `BlockchainTests` (no `config`).
+    EthereumTests,
+    /// execution-spec-tests `blockchain_tests` (with `config`).
+    ExecutionSpecTests,
+}
+
+impl std::fmt::Display for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Suite::EthereumTests => "ethereum/tests",
+            Suite::ExecutionSpecTests => "execution-spec-tests",
+        })
+    }
+}
 
 /// One test of a fixture file.
 #[derive(Debug, Deserialize)]
@@ -14,18 +38,21 @@ use std::collections::BTreeMap;
 pub struct BlockchainTest {
     /// Fork name, possibly a transition (`ShanghaiToCancunAtTime15k`).
     pub network: String,
-    /// Chain id and blob schedule.
-    pub config: TestConfig,
+    /// Chain id and blob schedule (execution-spec-tests only).
+    #[serde(default)]
+    pub config: Option<TestConfig>,
     /// Accounts before the first block.
     pub pre: BTreeMap<Address, TestAccount>,
     /// The genesis block, RLP.
     #[serde(rename = "genesisRLP")]
     pub genesis_rlp: Bytes,
-    /// Blocks in order.
+    /// Blocks in the order they are imported.
     pub blocks: Vec<TestBlock>,
     /// Accounts after the last valid block.
     pub post_state: Option<BTreeMap<Address, TestAccount>>,
-    /// Hash of the last valid block.
+    /// The state root after the last valid block, where a test gives no `postState`.
+    pub post_state_hash: Option<B256>,
+    /// Hash of the head after every block is imported.
     pub lastblockhash: B256,
 }
 
@@ -71,148 +98,45 @@ pub struct TestAccount {
 pub struct TestBlock {
     /// The block, RLP.
     pub rlp: Bytes,
-    /// Set when the block must be rejected.
+    /// Set when the block must be rejected: the reason, in the filler's words.
     pub expect_exception: Option<String>,
 }
 
-/// Fork activations of a single-fork or transition network, in order.
-const FORKS: &[&str] = &[
-    "Frontier",
-    "Homestead",
-    "EIP150",
-    "EIP158",
-    "Byzantium",
-    "ConstantinopleFix",
-    "Istanbul",
-    "Berlin",
-    "London",
-    "Paris",
-    "Shanghai",
-    "Cancun",
-    "Prague",
-    "Osaka",
-    "BPO1",
-    "BPO2",
-    "BPO3",
-    "BPO4",
-    "BPO5",
-];
-
-/// Where a fork starts in a network: every fork up to the named one at genesis, the
-/// transition target at block 5 or time 15,000.
-fn activations(network: &str) -> Option<Vec<(&'static str, Activation)>> {
-    let (from, to, at) = match network.split_once("To") {
-        Some((from, rest)) => {
-            let (to, at) = rest.split_once("At")?;
-            let at = match at {
-                "5" => Activation::Block(5),
-                "Time15k" => Activation::Time(15_000),
-                _ => return None,
-            };
-            (from, Some(to), at)
-        }
-        None => (network, None, Activation::Block(0)),
-    };
-    let from_index = FORKS.iter().position(|f| *f == from)?;
-    let mut out: Vec<_> = FORKS[..=from_index]
-        .iter()
-        .map(|f| (*f, Activation::Genesis))
-        .collect();
-    if let Some(to) = to {
-        if to == "Dao" {
-            out.push(("Dao", at));
-        } else {
-            let to_index = FORKS.iter().position(|f| *f == to)?;
-            out.extend(
-                FORKS
-                    .get(from_index + 1..=to_index)?
-                    .iter()
-                    .map(|f| (*f, at)),
-            );
+impl BlockchainTest {
+    /// The suite the test's format belongs to.
+    pub fn suite(&self) -> Suite {
+        match self.config {
+            Some(_) => Suite::ExecutionSpecTests,
+            None => Suite::EthereumTests,
         }
     }
-    Some(out)
-}
 
-/// When a fork starts.
-#[derive(Debug, Clone, Copy)]
-enum Activation {
-    Genesis,
-    Block(u64),
-    Time(u64),
-}
-
-impl BlockchainTest {
-    /// The chain spec the test's network names, or `None` for a network this runner does not
-    /// know.
-    pub fn chain_spec(&self) -> Option<ChainSpec> {
-        let mut config = ChainConfig {
-            chain_id: self.config.chainid.to::<u64>(),
-            ..Default::default()
-        };
-        for (fork, activation) in activations(&self.network)? {
-            let block = match activation {
-                Activation::Genesis => Some(0),
-                Activation::Block(n) => Some(n),
-                Activation::Time(_) => None,
-            };
-            let time = match activation {
-                Activation::Genesis => Some(0),
-                Activation::Time(t) => Some(t),
-                Activation::Block(_) => None,
-            };
-            match fork {
-                "Frontier" => {}
-                "Homestead" => config.homestead_block = block,
-                "Dao" => {
-                    config.dao_fork_block = block;
-                    config.dao_fork_support = true;
-                }
-                "EIP150" => config.eip150_block = block,
-                "EIP158" => {
-                    config.eip155_block = block;
-                    config.eip158_block = block;
-                }
-                "Byzantium" => config.byzantium_block = block,
-                "ConstantinopleFix" => {
-                    config.constantinople_block = block;
-                    config.petersburg_block = block;
-                }
-                "Istanbul" => config.istanbul_block = block,
-                "Berlin" => config.berlin_block = block,
-                "London" => config.london_block = block,
-                "Paris" => {
-                    config.terminal_total_difficulty = Some(U256::ZERO);
-                    config.terminal_total_difficulty_passed = true;
-                }
-                "Shanghai" => config.shanghai_time = time,
-                "Cancun" => config.cancun_time = time,
-                "Prague" => config.prague_time = time,
-                "Osaka" => config.osaka_time = time,
-                "BPO1" => config.bpo1_time = time,
-                "BPO2" => config.bpo2_time = time,
-                "BPO3" => config.bpo3_time = time,
-                "BPO4" => config.bpo4_time = time,
-                "BPO5" => config.bpo5_time = time,
-                _ => return None,
-            }
-        }
-        for (fork, params) in &self.config.blob_schedule {
-            let key = fork.to_lowercase();
-            let blob = alloy_eips::eip7840::BlobParams {
-                target_blob_count: params.target.to::<u64>(),
-                max_blob_count: params.max.to::<u64>(),
-                update_fraction: params.base_fee_update_fraction.to::<u128>(),
-                // Before Osaka a transaction may carry as many blobs as a block.
-                max_blobs_per_tx: params.max.to::<u64>(),
-                ..alloy_eips::eip7840::BlobParams::cancun()
-            };
-            config.blob_schedule.insert(key, blob);
-        }
-        Some(
-            ChainSpec::from_genesis_config(&config, U256::ZERO)
-                .with_storage_only_accounts(self.storage_only_accounts()),
-        )
+    /// The chain spec of the test's fork schedule `network` (its `network` field, parsed),
+    /// with the test's chain id and blob parameters.
+    pub fn chain_spec(&self, network: &TestNetwork) -> ChainSpec {
+        let chain_id = self
+            .config
+            .as_ref()
+            .map_or(DEFAULT_CHAIN_ID, |c| c.chainid.saturating_to::<u64>());
+        let blob_schedule: BTreeMap<String, BlobParams> = self
+            .config
+            .iter()
+            .flat_map(|config| &config.blob_schedule)
+            .map(|(fork, params)| {
+                let blob = BlobParams {
+                    target_blob_count: params.target.saturating_to::<u64>(),
+                    max_blob_count: params.max.saturating_to::<u64>(),
+                    update_fraction: params.base_fee_update_fraction.saturating_to::<u128>(),
+                    // Before Osaka a transaction may carry as many blobs as a block.
+                    max_blobs_per_tx: params.max.saturating_to::<u64>(),
+                    ..BlobParams::cancun()
+                };
+                (fork.to_lowercase(), blob)
+            })
+            .collect();
+        network
+            .chain_spec(chain_id, &blob_schedule)
+            .with_storage_only_accounts(self.storage_only_accounts())
     }
 
     /// The EIP-7610 candidates of the pre-state, as `init` derives them from a genesis.
@@ -229,12 +153,5 @@ impl BlockchainTest {
             );
         }
         accounts
-    }
-
-    /// The fork family for the report table: the network's first fork.
-    pub fn fork_family(&self) -> &str {
-        self.network
-            .split_once("To")
-            .map_or(self.network.as_str(), |(from, _)| from)
     }
 }

@@ -1,10 +1,12 @@
-//! `ef-test PATH`: the Ethereum execution-spec-tests blockchain tests run through the daemon's
-//! own store, state layers, execution and commit code (see [`case`]). PATH is a directory of
-//! JSON fixtures or a `.tar.zst` release archive. Prints a table by fork and a last line
-//! `N passed, N failed, N skipped`.
+//! `ef-test PATH`: the Ethereum blockchain tests, of execution-spec-tests and of ethereum/tests,
+//! run through the daemon's own store, state layers, execution and commit code (see [`case`]).
+//! PATH is a directory of JSON fixtures or a `.tar.zst` release archive. Prints a table by suite
+//! and fork (the test's `network`) and a last line `N passed, N failed, N skipped`.
 
+pub mod branches;
 pub mod case;
 pub mod fixture;
+pub mod left_out;
 
 use crate::store::embedded::EmbeddedStore;
 use fixture::BlockchainTest;
@@ -15,64 +17,55 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A group of tests the runner does not count, and why.
-#[derive(Debug, Clone, Copy)]
-pub struct Skip {
-    /// Tests of this network (exact), or any network when `None`.
-    pub network: Option<&'static str>,
-    /// Tests whose name contains this.
-    pub name_contains: &'static str,
-    /// Why they cannot pass here.
-    pub reason: &'static str,
-}
-
-/// Tests that cannot pass on this executor, each group with its reason (none at present; the
-/// runner still reports the count).
-pub const SKIPPED: &[Skip] = &[];
-
-/// The skip entry matching a test, if any.
-pub fn skip_for(network: &str, name: &str) -> Option<&'static Skip> {
-    SKIPPED
-        .iter()
-        .find(|skip| skip.network.is_none_or(|n| n == network) && name.contains(skip.name_contains))
-}
-
 /// What happened to one test.
 enum Outcome {
+    /// Left out ([`left_out::LEFT_OUT`]).
     Skipped,
-    Ran(Result<(), String>),
+    /// Passed.
+    Passed,
+    /// Failed: why.
+    Failed(String),
 }
 
-/// Per-fork counts.
-#[derive(Debug, Default, Clone, Copy)]
+/// Counts of one group of tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     /// Tests passed.
     pub passed: u64,
     /// Tests failed.
     pub failed: u64,
-    /// Tests skipped (see [`SKIPPED`]).
+    /// Tests left out (see [`left_out::LEFT_OUT`]).
     pub skipped: u64,
 }
+
+impl Counts {
+    fn add(self, other: Counts) -> Counts {
+        Counts {
+            passed: self.passed + other.passed,
+            failed: self.failed + other.failed,
+            skipped: self.skipped + other.skipped,
+        }
+    }
+}
+
+/// The group a test is counted in: its suite and its `network`.
+pub type Group = (String, String);
 
 /// The outcome of a whole run.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Counts by fork family.
-    pub by_fork: BTreeMap<String, Counts>,
+    /// Counts by suite and network.
+    pub groups: BTreeMap<Group, Counts>,
     /// Failed tests with the reason.
     pub failures: Vec<(String, String)>,
 }
 
 impl Report {
-    /// Counts over all forks.
+    /// Counts over all groups.
     pub fn total(&self) -> Counts {
-        self.by_fork
+        self.groups
             .values()
-            .fold(Counts::default(), |acc, c| Counts {
-                passed: acc.passed + c.passed,
-                failed: acc.failed + c.failed,
-                skipped: acc.skipped + c.skipped,
-            })
+            .fold(Counts::default(), |sum, counts| sum.add(*counts))
     }
 }
 
@@ -141,7 +134,7 @@ pub fn run(path: &Path, filter: Option<&str>, work_dir: &Path) -> Result<Report,
     std::fs::create_dir_all(work_dir).map_err(|e| source_error(work_dir, e))?;
     let next_store = AtomicU64::new(0);
 
-    let results: Vec<(String, String, Outcome)> = files
+    let results: Vec<(Group, String, Outcome)> = files
         .par_iter()
         .flat_map_iter(|(file, text)| {
             let tests: Result<BTreeMap<String, BlockchainTest>, _> = serde_json::from_slice(text);
@@ -157,33 +150,26 @@ pub fn run(path: &Path, filter: Option<&str>, work_dir: &Path) -> Result<Report,
                 .into_iter()
                 .map(|(name, test)| match test {
                     Ok(test) => {
-                        let fork = test.fork_family().to_string();
-                        if skip_for(&test.network, &name).is_some() {
-                            return (fork, name, Outcome::Skipped);
-                        }
-                        let store_path = work_dir.join(format!(
-                            "t{}.redb",
-                            next_store.fetch_add(1, Ordering::Relaxed)
-                        ));
-                        let outcome = match EmbeddedStore::open(&store_path) {
-                            Ok(store) => case::run_case(&test, Arc::new(store)),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        let _ = std::fs::remove_file(&store_path);
-                        (fork, name, Outcome::Ran(outcome))
+                        let group = (test.suite().to_string(), test.network.clone());
+                        let outcome = run_one(&test, &name, work_dir, &next_store);
+                        (group, name, outcome)
                     }
-                    Err(e) => ("unparsed".to_string(), name, Outcome::Ran(Err(e))),
+                    Err(e) => (
+                        ("unparsed".to_string(), "-".to_string()),
+                        name,
+                        Outcome::Failed(e),
+                    ),
                 })
                 .collect::<Vec<_>>()
         })
         .collect();
     let mut report = Report::default();
-    for (fork, name, outcome) in results {
-        let counts = report.by_fork.entry(fork).or_default();
+    for (group, name, outcome) in results {
+        let counts = report.groups.entry(group).or_default();
         match outcome {
             Outcome::Skipped => counts.skipped += 1,
-            Outcome::Ran(Ok(())) => counts.passed += 1,
-            Outcome::Ran(Err(reason)) => {
+            Outcome::Passed => counts.passed += 1,
+            Outcome::Failed(reason) => {
                 counts.failed += 1;
                 report.failures.push((name, reason));
             }
@@ -193,17 +179,37 @@ pub fn run(path: &Path, filter: Option<&str>, work_dir: &Path) -> Result<Report,
     Ok(report)
 }
 
+/// Run one test on a fresh store in `work_dir`, unless it is left out.
+fn run_one(test: &BlockchainTest, name: &str, work_dir: &Path, next_store: &AtomicU64) -> Outcome {
+    if left_out::left_out(name).is_some() {
+        return Outcome::Skipped;
+    }
+    let store_path = work_dir.join(format!(
+        "t{}.redb",
+        next_store.fetch_add(1, Ordering::Relaxed)
+    ));
+    let outcome = match EmbeddedStore::open(&store_path) {
+        Ok(store) => case::run_case(test, Arc::new(store)),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = std::fs::remove_file(&store_path);
+    match outcome {
+        Ok(()) => Outcome::Passed,
+        Err(reason) => Outcome::Failed(reason),
+    }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{:<22} {:>8} {:>8} {:>8}",
-            "fork", "passed", "failed", "skipped"
+            "{:<21} {:<31} {:>7} {:>7} {:>7}",
+            "suite", "fork", "passed", "failed", "skipped"
         )?;
-        for (fork, c) in &self.by_fork {
+        for ((suite, network), c) in &self.groups {
             writeln!(
                 f,
-                "{fork:<22} {:>8} {:>8} {:>8}",
+                "{suite:<21} {network:<31} {:>7} {:>7} {:>7}",
                 c.passed, c.failed, c.skipped
             )?;
         }

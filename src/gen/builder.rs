@@ -160,7 +160,7 @@ pub fn build_block(
         .with_database_ref(&*world)
         .with_bundle_update()
         .build();
-    run_block(spec, &mut state, &block, &input.senders, parent, None).map_err(|e| {
+    run_block(spec, &mut state, &block, &input.senders, parent, None, None).map_err(|e| {
         GenError::Execution {
             block: block.number(),
             reason: e.to_string(),

@@ -81,7 +81,7 @@ fn run(
     senders: &[Address],
     parent: &Header,
 ) -> Result<u64, BlockError> {
-    run_block(spec, state, block, senders, parent, None).map(|out| out.gas_used)
+    run_block(spec, state, block, senders, parent, None, None).map(|out| out.gas_used)
 }
 
 /// keccak256 of the bytecode file `file` (hex text) under `systemcontracts/`.

@@ -222,7 +222,7 @@ impl Case {
         let header: Header = child_header(&parent, TIME, validator.address, fields);
         let senders = vec![sender.address; txs.len()];
         let block = block(header, txs, &receipts);
-        let out = run_block(&spec, &mut db, &block, &senders, &parent, None)
+        let out = run_block(&spec, &mut db, &block, &senders, &parent, None, None)
             .unwrap_or_else(|e| panic!("block {} rejected: {e}", self.number));
         assert_eq!(out.gas_used, cumulative);
         db

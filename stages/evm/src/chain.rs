@@ -38,7 +38,12 @@ pub struct ChainSpec {
 
 impl EthereumHardforks for ChainSpec {
     fn ethereum_fork_activation(&self, fork: EthereumHardfork) -> ForkCondition {
-        self.hardforks.ethereum_fork_activation(fork)
+        match fork {
+            // Hidden from alloy-evm, which would move the DAO balances after the fork block's
+            // transactions; `crate::dao` moves them before, as go-ethereum does.
+            EthereumHardfork::Dao => ForkCondition::Never,
+            _ => self.hardforks.ethereum_fork_activation(fork),
+        }
     }
 }
 
@@ -168,8 +173,23 @@ impl ChainSpec {
         }
     }
 
-    /// The revm rules for a block.
+    /// The DAO fork block, on a chain that took the DAO fork (EIP-779).
+    pub fn dao_fork_block(&self) -> Option<u64> {
+        match self
+            .hardforks
+            .ethereum_fork_activation(EthereumHardfork::Dao)
+        {
+            ForkCondition::Block(number) => Some(number),
+            _ => None,
+        }
+    }
+
+    /// The revm rules for a block (Petersburg's for Constantinople without Petersburg, whose
+    /// SSTORE [`crate::eip1283`] supplies).
     pub fn spec_id(&self, header: &Header) -> SpecId {
+        if crate::eip1283::applies(self, header.number) {
+            return SpecId::PETERSBURG;
+        }
         alloy_evm::spec_by_timestamp_and_block_number(self, header.timestamp, header.number)
     }
 

@@ -36,6 +36,27 @@ pub enum StateError {
         /// The key it was looked up under.
         key: String,
     },
+    /// The ommer rules need a recent ancestor's header or ommers, and the store lacks them.
+    #[error("block {number}: {key} missing from the store, needed to check ommers")]
+    MissingAncestor {
+        /// The ancestor's number.
+        number: u64,
+        /// The key it was looked up under.
+        key: String,
+    },
+    /// The store's block at an ancestor's height is not on the chain being executed (the
+    /// syncer is replacing it).
+    #[error(
+        "the store's block {number} is {found:#x}, not the ancestor {expected:#x} the chain names"
+    )]
+    NotAnAncestor {
+        /// The height.
+        number: u64,
+        /// The hash of the block the store holds there.
+        found: B256,
+        /// The hash the chain being executed names.
+        expected: B256,
+    },
 }
 
 impl DBErrorMarker for StateError {}
@@ -51,11 +72,14 @@ impl From<ReadError> for StateError {
 
 impl StateError {
     /// True when waiting can fix it: a lost store connection, or a header the syncer has not
-    /// written yet. A value that does not decode or code that is missing stays wrong.
+    /// written yet (or is still replacing, in a reorg). A value that does not decode or code that
+    /// is missing stays wrong.
     pub fn is_retryable(&self) -> bool {
         match self {
             StateError::Store(error) => error.is_transient(),
-            StateError::MissingHeader { .. } => true,
+            StateError::MissingHeader { .. }
+            | StateError::MissingAncestor { .. }
+            | StateError::NotAnAncestor { .. } => true,
             StateError::Malformed(_) | StateError::MissingCode { .. } => false,
         }
     }
@@ -103,6 +127,14 @@ pub enum BlockError {
         block: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// An ommer breaks a rule.
+    #[error("block {block}: {error}")]
+    Ommer {
+        /// Block number.
+        block: u64,
+        /// The rule broken.
+        error: crate::ommers::OmmerError,
     },
     /// State could not be read (store down, corrupt value): not the block's fault.
     #[error("block {block}: cannot read state: {error}")]

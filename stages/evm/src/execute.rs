@@ -6,7 +6,9 @@
 
 use crate::chain::ChainSpec;
 use crate::collision::CollisionCheck;
+use crate::eip1283;
 use crate::error::{classify, database_error, transaction_error, BlockError, StateError};
+use crate::ommers::{check_ommers, Ancestors, OmmerCheckError};
 use crate::validate::{check_ethereum_header, HeaderViolation};
 use crate::verify::{verify_result, BlockOutput};
 use alloy_consensus::{Eip658Value, Header};
@@ -48,12 +50,15 @@ pub fn ethereum_executor(
     spec: &Arc<ChainSpec>,
     header: &Header,
 ) -> (EvmEnv, EthereumExecutorFactory) {
-    let env = EvmEnv::for_eth_block(
+    let mut env = EvmEnv::for_eth_block(
         header,
         spec,
         spec.chain_id,
         spec.blob_params_at(header.timestamp),
     );
+    if eip1283::applies(spec, header.number) {
+        eip1283::configure(&mut env);
+    }
     let factory = EthBlockExecutorFactory::new(
         AlloyReceiptBuilder::default(),
         Arc::clone(spec),
@@ -68,14 +73,16 @@ pub type IntermediateRoot<'a> = &'a dyn Fn(&CacheState) -> Result<B256, StateErr
 
 /// Run `block` (its transactions sent by `senders`) on top of `parent` against `state`, with
 /// every block-level rule of its fork, and verify the outcome against the header. The changes
-/// stay in `state`; nothing is written anywhere. Blocks before Byzantium with transactions
-/// need `intermediate_root`.
+/// stay in `state`; nothing is written anywhere. Blocks with ommers need `ancestors` (the
+/// chain below, for the ommer rules); blocks before Byzantium with transactions need
+/// `intermediate_root`.
 pub fn run_block<DB>(
     spec: &Arc<ChainSpec>,
     state: &mut State<DB>,
     block: &ChainBlock,
     senders: &[Address],
     parent: &Header,
+    ancestors: Option<&dyn Ancestors>,
     intermediate_root: Option<IntermediateRoot<'_>>,
 ) -> Result<BlockOutput, BlockError>
 where
@@ -91,6 +98,7 @@ where
         block: number,
         violation,
     })?;
+    check_block_ommers(spec, block, ancestors)?;
     if senders.len() != block.body.transactions.len() {
         return Err(BlockError::Invalid {
             block: number,
@@ -107,6 +115,9 @@ where
         env,
         CollisionCheck::new(&spec.storage_only_accounts),
     );
+    if eip1283::applies(spec, number) {
+        evm = eip1283::install(evm);
+    }
     // Inspecting costs time; only chains with EIP-7610 candidates need the check.
     evm.set_inspector_enabled(!spec.storage_only_accounts.is_empty());
     let ctx = EthBlockExecutionCtx {
@@ -126,6 +137,8 @@ where
     executor
         .apply_pre_execution_changes()
         .map_err(|e| classify(number, e))?;
+    crate::dao::apply(spec, number, executor.evm_mut().db_mut())
+        .map_err(|e| database_error(number, &e))?;
     let post_state_roots = !spec.is_byzantium_active_at_block(number);
     for (index, (tx, sender)) in block.body.transactions.iter().zip(senders).enumerate() {
         let recovered = alloy_consensus::transaction::Recovered::new_unchecked(tx, *sender);
@@ -170,6 +183,41 @@ where
     Ok(BlockOutput {
         receipts: result.receipts,
         gas_used: result.gas_used,
+    })
+}
+
+/// The ommer rules for `block`, reading the chain below it from `ancestors`.
+fn check_block_ommers(
+    spec: &ChainSpec,
+    block: &ChainBlock,
+    ancestors: Option<&dyn Ancestors>,
+) -> Result<(), BlockError> {
+    let number = block.number();
+    if block.body.ommers.is_empty() {
+        return Ok(());
+    }
+    let ancestors = ancestors.ok_or_else(|| BlockError::Invalid {
+        block: number,
+        reason: "ommers are checked against the chain below the block, which this caller \
+                 cannot provide"
+            .to_string(),
+    })?;
+    check_ommers(
+        spec,
+        &block.header,
+        block.hash,
+        &block.body.ommers,
+        ancestors,
+    )
+    .map_err(|error| match error {
+        OmmerCheckError::Invalid(error) => BlockError::Ommer {
+            block: number,
+            error,
+        },
+        OmmerCheckError::State(error) => BlockError::State {
+            block: number,
+            error,
+        },
     })
 }
 

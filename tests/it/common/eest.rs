@@ -59,7 +59,7 @@ pub fn archive_file(path: &str) -> Vec<u8> {
 }
 
 /// The `N passed, N failed, N skipped` counts of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Passed tests.
     pub passed: u64,
@@ -85,8 +85,7 @@ pub fn parse_tally(line: &str) -> Option<Tally> {
 /// The tally on the last line of `ef-test`'s stdout; panics when the last line is not one.
 pub fn last_line_tally(stdout: &str) -> Tally {
     let last = stdout.lines().last().unwrap_or_default();
-    parse_tally(last)
-        .unwrap_or_else(|| panic!("last line {last:?} is not `N passed, N failed, N skipped`"))
+    parse_tally(last).unwrap_or_else(|| panic!("last line {last:?} is not an `ef-test` tally"))
 }
 
 /// Write `bytes` to `dir/relative`, creating the directories on the way.

@@ -92,7 +92,15 @@ impl<'a> ExecutionState<'a> {
         let layers = self.layers;
         let root_of = |pending: &CacheState| layers.state_root_with(pending);
         let state = &mut self.state;
-        let output = run_block(spec, state, block, senders, parent, Some(&root_of))?;
+        let output = run_block(
+            spec,
+            state,
+            block,
+            senders,
+            parent,
+            Some(layers),
+            Some(&root_of),
+        )?;
         state.merge_transitions(BundleRetention::Reverts);
         let bundle = state.take_bundle();
         let (accounts, storage) =

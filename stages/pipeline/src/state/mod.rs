@@ -5,8 +5,10 @@
 //! enters the caches and when they are emptied is private to this module and its
 //! `execution` child.
 //!
-//! [`StateReader`] adapts the layers to revm's `DatabaseRef`.
+//! [`StateReader`] adapts the layers to revm's `DatabaseRef`; the layers also read the chain
+//! below a block for the ommer rules (`ancestors`).
 
+mod ancestors;
 pub mod cache;
 pub mod execution;
 pub mod prewarm;

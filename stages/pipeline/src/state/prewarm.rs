@@ -284,7 +284,7 @@ fn load(layers: &StateLayers, wanted: &BlockKeys, loaded: &mut Loaded) -> Result
 mod tests {
     use super::*;
     use crate::state::execution::ExecutionState;
-    use crate::test_utils::{geth_chain, SyncedStore};
+    use crate::test_utils::SyncedStore;
     use primitives::record::ExecutionRecord;
 
     /// Blocks executed in each run.
