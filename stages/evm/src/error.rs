@@ -133,8 +133,8 @@ pub enum BlockError {
     Ommer {
         /// Block number.
         block: u64,
-        /// The rule broken.
-        error: crate::ommers::OmmerError,
+        /// The rule broken (boxed: it is much larger than the other variants).
+        error: Box<crate::ommers::OmmerError>,
     },
     /// State could not be read (store down, corrupt value): not the block's fault.
     #[error("block {block}: cannot read state: {error}")]

@@ -212,7 +212,7 @@ fn check_block_ommers(
     .map_err(|error| match error {
         OmmerCheckError::Invalid(error) => BlockError::Ommer {
             block: number,
-            error,
+            error: Box::new(error),
         },
         OmmerCheckError::State(error) => BlockError::State {
             block: number,
