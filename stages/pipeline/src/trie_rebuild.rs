@@ -618,6 +618,16 @@ impl Build<'_> {
         self.report.state_root = Some(root);
         self.report.build_seconds = self.started.elapsed().as_secs_f64();
         let target = self.target;
+        // A state that moved under the build explains a wrong root too: said first.
+        let now = self::target(self.store, self.keys)?;
+        if (now.block, now.hash) != (target.block, target.hash) {
+            return Err(RebuildError::Moved {
+                from: target.block,
+                from_hash: target.hash,
+                to: now.block,
+                to_hash: now.hash,
+            });
+        }
         if root != target.state_root {
             let mut batch = WriteBatch::new();
             batch.remove(self.keys.trie_rebuild());
@@ -626,15 +636,6 @@ impl Build<'_> {
                 block: target.block,
                 expected: target.state_root,
                 got: root,
-            });
-        }
-        let now = self::target(self.store, self.keys)?;
-        if (now.block, now.hash) != (target.block, target.hash) {
-            return Err(RebuildError::Moved {
-                from: target.block,
-                from_hash: target.hash,
-                to: now.block,
-                to_hash: now.hash,
             });
         }
         let mut batch = WriteBatch::new();
@@ -841,6 +842,17 @@ mod tests {
         }
     }
 
+    impl TestState {
+        /// [`Self::store`] with the right root, rebuilt in one run: what every other way to
+        /// the tries must leave.
+        fn rebuilt_in_one_run(&self) -> MemoryStore {
+            let store = self.store(self.state_root());
+            let report = rebuild(&store, &Keys::default(), &settings(None)).unwrap();
+            assert!(report.complete);
+            store
+        }
+    }
+
     fn settings(stop_after: Option<u32>) -> RebuildSettings {
         static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -938,8 +950,7 @@ mod tests {
     #[test]
     fn an_interrupted_rebuild_resumes_to_the_same_store() {
         let state = TestState::new(500);
-        let whole = state.store(state.state_root());
-        rebuild(&whole, &Keys::default(), &settings(None)).unwrap();
+        let whole = state.rebuilt_in_one_run();
 
         let store = state.store(state.state_root());
         let keys = Keys::default();
@@ -1001,8 +1012,7 @@ mod tests {
     #[test]
     fn progress_for_another_state_starts_over() {
         let state = TestState::new(300);
-        let whole = state.store(state.state_root());
-        rebuild(&whole, &Keys::default(), &settings(None)).unwrap();
+        let whole = state.rebuilt_in_one_run();
         let store = state.store(state.state_root());
         let keys = Keys::default();
         let mut batch = WriteBatch::new();

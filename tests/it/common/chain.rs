@@ -159,6 +159,16 @@ impl<'a> RawBlock<'a> {
             .collect()
     }
 
+    /// This block re-framed with the header made of `header_fields`, the body as it is.
+    pub fn with_header(&self, header_fields: &[Vec<u8>]) -> Vec<u8> {
+        let txs: Vec<Vec<u8>> = self
+            .transactions()
+            .iter()
+            .map(|tx| tx.encoded.to_vec())
+            .collect();
+        self.rebuilt(header_fields, &txs)
+    }
+
     /// This block re-framed with the header made of `header_fields` and the transactions
     /// `txs` (each in block-body encoding), keeping the rest of the body (ommers,
     /// withdrawals) as it is.
@@ -196,12 +206,7 @@ pub fn relinked(blocks: &[RawBlock<'_>], mut parent: B256) -> Vec<u8> {
     for block in blocks {
         let mut fields = block.header_fields();
         fields[HEADER_PARENT_HASH_INDEX] = super::rlp::encode_string(&parent.0);
-        let txs: Vec<Vec<u8>> = block
-            .transactions()
-            .iter()
-            .map(|tx| tx.encoded.to_vec())
-            .collect();
-        let framed = block.rebuilt(&fields, &txs);
+        let framed = block.with_header(&fields);
         parent = raw_blocks(&framed)[0].hash();
         file.extend_from_slice(&framed);
     }
