@@ -83,6 +83,13 @@ enum Command {
         /// a hot set and cold accounts); without it, the standard 3,000-key workload.
         #[arg(long)]
         accounts: Option<usize>,
+        /// Write a second branch of the chain: blocks 1..=N as without it, the blocks after N
+        /// from --fork-seed.
+        #[arg(long, requires = "fork_seed")]
+        fork_at: Option<u64>,
+        /// The seed of the blocks after --fork-at.
+        #[arg(long, requires = "fork_at")]
+        fork_seed: Option<u64>,
     },
     /// Run Ethereum blockchain tests (execution-spec-tests or ethereum/tests `BlockchainTests`,
     /// a directory or a .tar.zst) through the executor's store, state and execution code.
@@ -99,11 +106,37 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// The state tries (`trie:*`) the merkle stage verifies the state with.
+    Trie {
+        #[command(subcommand)]
+        command: TrieCommand,
+    },
     /// Show sync height, execution progress, stage checkpoints, chain and backend.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrieCommand {
+    /// Build the state tries from st:latest in bounded memory (for a store written without
+    /// them: by the original service, or with state.verify_root = "off"), check their root
+    /// against the executed block's header and let the merkle stage verify from then on.
+    /// Resumable: a rerun continues after the last finished bucket.
+    Rebuild {
+        /// Run even while lock:leader is held (a stale lease; a running daemon would change
+        /// the state under the build).
+        #[arg(long)]
+        force: bool,
+        /// Where the temporary bucket files go (about the size of st:latest): a directory of
+        /// their own is made inside and removed at the end (default: the system temp dir).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Stop after this many of the 256 buckets; a rerun continues.
+        #[arg(long)]
+        stop_after_buckets: Option<u32>,
     },
 }
 
@@ -159,6 +192,8 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             out,
             seed,
             accounts,
+            fork_at,
+            fork_seed,
         } => {
             let options = evm_executor::gen::Options {
                 blocks,
@@ -167,7 +202,10 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
                 seed,
                 accounts,
             };
-            println!("{}", commands::gen::run(&options)?);
+            let fork = fork_at
+                .zip(fork_seed)
+                .map(|(at, seed)| evm_executor::gen::Fork { at, seed });
+            println!("{}", commands::gen::run(&options, fork)?);
             return Ok(());
         }
         _ => Context::open(config)?,
@@ -210,6 +248,45 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
                 outcome.gas as f64 / outcome.seconds.max(f64::EPSILON) / 1e6,
                 outcome.head
             );
+        }
+        Command::Trie {
+            command:
+                TrieCommand::Rebuild {
+                    force,
+                    work_dir,
+                    stop_after_buckets,
+                },
+        } => {
+            let options = commands::trie::RebuildOptions {
+                force,
+                work_dir,
+                stop_after_buckets,
+            };
+            let report = commands::trie::rebuild(&ctx, &options)?;
+            println!(
+                "scanned {} accounts in {:.1} s; built {} accounts ({} slots, {} nodes, {} \
+                 accounts rewritten) in {:.1} s ({:.0} accounts/s)",
+                report.accounts,
+                report.scan_seconds,
+                report.accounts_built,
+                report.slots,
+                report.nodes,
+                report.rewritten,
+                report.build_seconds,
+                report.accounts_per_second()
+            );
+            match report.state_root.filter(|_| report.complete) {
+                Some(root) => println!(
+                    "state tries rebuilt at block {}: state root {root:#x} matches the header; \
+                     the merkle stage verifies from here",
+                    report.block
+                ),
+                None => println!(
+                    "stopped after bucket {} of {}; run `trie rebuild` again to continue",
+                    report.finished,
+                    pipeline::trie_rebuild::spill::BUCKETS
+                ),
+            }
         }
         Command::Status { json } => {
             let report = commands::status::run(&ctx)?;

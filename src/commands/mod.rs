@@ -8,6 +8,7 @@ pub mod import;
 pub mod init;
 pub mod run;
 pub mod status;
+pub mod trie;
 
 use crate::config::Config;
 use evm::chain_data;
@@ -121,6 +122,20 @@ pub enum CommandError {
     /// A block's body does not match its header.
     #[error(transparent)]
     BodyMismatch(#[from] BodyMismatch),
+    /// `trie rebuild` stopped.
+    #[error("trie rebuild: {0}")]
+    TrieRebuild(#[from] pipeline::trie_rebuild::RebuildError),
+    /// A daemon holds the leader lease, so the state may change under the command.
+    #[error(
+        "{key} is held by {holder}: a daemon is running on this store; stop it first (or pass \
+         --force if the lease is stale)"
+    )]
+    LeaderActive {
+        /// The lease key.
+        key: String,
+        /// The holder's token.
+        holder: String,
+    },
 }
 
 impl From<StageError> for CommandError {

@@ -3,7 +3,8 @@
 //! every block executed by the executor's own block execution as it is built, so every header
 //! field (stateRoot included) is real. The same options give byte-identical files. With
 //! `accounts`, the state is the size asked for (every account holding every genesis token) and
-//! the mix is [`workload::routed`]'s; the genesis is then streamed ([`streamed_genesis`]).
+//! the mix is [`workload::routed`]'s; the genesis is then streamed ([`streamed_genesis`]). A
+//! [`Fork`] gives a second branch: the same blocks up to a point, then another seed's.
 
 pub mod asm;
 pub mod builder;
@@ -84,6 +85,17 @@ pub struct Options {
     /// Funded accounts (each holding every genesis token) and the routed mix over them; `None`
     /// for the standard workload of [`workload::ACCOUNTS`] keys.
     pub accounts: Option<usize>,
+}
+
+/// A second branch of a generated chain: the same genesis and blocks `1..=at`, then blocks
+/// whose transactions and per-block values come from another seed (real blocks, with real
+/// state roots, for reorg tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fork {
+    /// The last block shared with the chain of [`Options::seed`].
+    pub at: u64,
+    /// The seed of the blocks after it.
+    pub seed: u64,
 }
 
 /// What was generated.
@@ -226,10 +238,23 @@ fn derived(seed: u64, what: &str, number: u64) -> B256 {
 
 /// Generate the chain `options` describe.
 pub fn generate(options: &Options) -> Result<Summary, GenError> {
+    generate_branch(options, None)
+}
+
+/// Generate the chain `options` describe, or with `fork` its second branch.
+pub fn generate_branch(options: &Options, fork: Option<Fork>) -> Result<Summary, GenError> {
     if options.blocks == 0 || options.txs_per_block == 0 {
         return Err(GenError::Options(
             "--blocks and --txs-per-block must be at least 1".to_string(),
         ));
+    }
+    if let Some(fork) = fork {
+        if fork.at >= options.blocks || fork.seed == options.seed {
+            return Err(GenError::Options(format!(
+                "--fork-at {} must be below --blocks {} and --fork-seed {} differ from --seed {}",
+                fork.at, options.blocks, fork.seed, options.seed
+            )));
+        }
     }
     let started = Instant::now();
     let seed = options.seed;
@@ -286,14 +311,20 @@ pub fn generate(options: &Options) -> Result<Summary, GenError> {
     let mut parent = genesis_header;
     let mut parent_hash = genesis_hash;
     let (mut transactions, mut failed, mut gas) = (0u64, 0u64, 0u64);
+    let mut block_seed = seed;
     for number in 1..=options.blocks {
+        if let Some(fork) = fork.filter(|fork| fork.at + 1 == number) {
+            block_seed = fork.seed;
+            workload.reseed(fork.seed);
+            extras = Rng::new(fork.seed, 2);
+        }
         let (txs, senders) = workload.block(options.txs_per_block)?;
         let input = BlockInput {
             transactions: txs,
             senders,
             withdrawals: withdrawals(&mut extras, &keys, number),
-            beacon_root: derived(seed, "beacon root", number),
-            prev_randao: derived(seed, "prevrandao", number),
+            beacon_root: derived(block_seed, "beacon root", number),
+            prev_randao: derived(block_seed, "prevrandao", number),
             interval: genesis::BLOCK_TIME,
             beneficiary: Address::from_slice(&derived(seed, "coinbase", 0)[12..]),
             extra_data: Bytes::from_static(b"evm-executor gen"),

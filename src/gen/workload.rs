@@ -234,6 +234,12 @@ impl Workload {
         })
     }
 
+    /// Draw the choices of the blocks from here on from `seed` (the keys and what the blocks
+    /// so far set up stay): a second branch of the same chain.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = Rng::new(seed, 1);
+    }
+
     /// The hot set's size (keys `0..hot`), with many accounts.
     pub fn hot_accounts(&self) -> Option<usize> {
         self.routed.as_ref().map(|routed| routed.hot)

@@ -26,3 +26,4 @@ mod reorg;
 mod replicas;
 mod takeover;
 mod tls_acl;
+mod trie;

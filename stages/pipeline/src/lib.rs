@@ -7,7 +7,8 @@
 //!   state kept between blocks.
 //! - [`startup`]: where each stage resumes, with the crash repair; [`reorg`]: the fork point
 //!   and the unwind; [`serial`]: the stages on one thread, block by block; [`tries`]: a whole
-//!   state's tries at once (init, rebuild).
+//!   state's tries at once (init, ef-test); [`trie_rebuild`]: the tries built from an existing
+//!   `st:latest` in bounded memory (`trie rebuild`).
 //! - [`meter`], [`metrics`] and [`progress`]: where the time goes, every Prometheus metric,
 //!   and the sampler that feeds them and logs progress.
 //! - `test_utils` (tests only): the harness of the unit tests beside each stage, a fixture
@@ -27,6 +28,7 @@ pub mod stage;
 pub mod stages;
 pub mod startup;
 pub mod state;
+pub mod trie_rebuild;
 #[cfg(test)]
 pub(crate) mod test_utils;
 pub mod tries;

@@ -1,6 +1,7 @@
 //! The state tries of a whole state written at once, for the commands that start a store's
-//! tries: `init` (the genesis), `ef-test` (a test's pre-state) and `trie rebuild` (from an
-//! existing `st:latest`, in parts). The merkle stage keeps them up to date from there.
+//! tries from a state held in memory: `init` (the genesis) and `ef-test` (a test's pre-state);
+//! `trie rebuild` builds them from a store's `st:latest` in parts ([`crate::trie_rebuild`]).
+//! The merkle stage keeps them up to date from there.
 
 use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
 use evm::genesis::GenesisBlock;

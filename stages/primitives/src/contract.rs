@@ -62,6 +62,19 @@ pub struct StageCheckpoint {
     pub time: u64,
 }
 
+/// `idx:trie:rebuild`: how far an unfinished `trie rebuild` got. The rebuild builds the tries
+/// of the state at `block` bucket by bucket (accounts grouped by the first byte of their
+/// hashed address); a rerun for the same block continues after the last finished bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrieRebuildProgress {
+    /// The block whose state (`st:latest`) the tries are built for.
+    pub block: u64,
+    /// That block's hash.
+    pub hash: B256,
+    /// Buckets finished: their storage tries, account-trie nodes and account JSON written.
+    pub finished: u32,
+}
+
 /// `idx:chain`: the chain a store was initialised for, so later commands need no chain flag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainRecord {

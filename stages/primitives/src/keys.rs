@@ -5,7 +5,9 @@
 //! them); hashes and slots are lowercase `0x` + 64 hex digits. The few places that must take a
 //! key apart again (a prefix scan's results, the embedded store's history table) ask here too.
 
-use crate::contract::{AccountJson, ChainRecord, ExecProgress, StageCheckpoint, SyncProgress};
+use crate::contract::{
+    AccountJson, ChainRecord, ExecProgress, StageCheckpoint, SyncProgress, TrieRebuildProgress,
+};
 use crate::record::{ExecutionRecord, RecordSummary};
 use crate::stage_id::StageId;
 use crate::trie_record::{TrieNodeId, TrieRecord};
@@ -99,6 +101,27 @@ impl Keys {
             .address(address)
             .text(":")
             .done()
+    }
+
+    /// `st:latest:stor:`: the prefix of every latest storage key (of every account).
+    pub fn latest_storage_scan_prefix(&self) -> String {
+        self.spell("st:latest:stor:".len())
+            .text("st:latest:stor:")
+            .done()
+    }
+
+    /// The account and slot a key found under [`Self::latest_storage_scan_prefix`] names.
+    pub fn parse_latest_storage(&self, key: &str) -> Option<(Address, B256)> {
+        let rest = key
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("st:latest:stor:")?;
+        let (address, slot) = rest.split_at_checked(ADDRESS_TEXT)?;
+        let slot = slot.strip_prefix(':')?.strip_prefix("0x")?;
+        let bytes = alloy_primitives::hex::decode(slot).ok()?;
+        if bytes.len() != 32 {
+            return None;
+        }
+        Some((address.parse().ok()?, B256::from_slice(&bytes)))
     }
 
     /// `st:latest:acc:`: the prefix of every latest account key.
@@ -203,6 +226,18 @@ impl Keys {
     /// changes with pre-values); present only while a write is under way or was cut short.
     pub fn trie_pending(&self) -> Key<TrieRecord> {
         self.key(format_args!("trie:pending"))
+    }
+
+    /// `trie:`: the prefix of every key of the state tries (nodes and `trie:pending`).
+    pub fn trie_prefix(&self) -> String {
+        self.spell("trie:".len()).text("trie:").done()
+    }
+
+    /// `idx:trie:rebuild`: how far `trie rebuild` got (JSON [`TrieRebuildProgress`]), so a
+    /// rerun continues after the last finished bucket; present only while a rebuild is
+    /// unfinished.
+    pub fn trie_rebuild(&self) -> Key<TrieRebuildProgress> {
+        self.key(format_args!("idx:trie:rebuild"))
     }
 
     /// `lock:leader`: the leader lease (the holder's token, with expiry).
@@ -391,6 +426,23 @@ mod tests {
             "bsc:st:code:0x00000000000000000000000000000000000000000000000000000000000000ab"
         );
         assert_eq!(keys.header(7).as_str(), "bsc:blk:hdr:7");
+        assert_eq!(
+            keys.parse_latest_storage(keys.latest_storage(&addr, &slot).as_str()),
+            Some((addr, slot))
+        );
+        assert!(keys
+            .latest_storage(&addr, &slot)
+            .as_str()
+            .starts_with(&keys.latest_storage_scan_prefix()));
+        for other in [
+            "st:latest:stor:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed:0x00ab",
+            "bsc:st:latest:stor:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed0x00",
+            "bsc:st:latest:acc:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ] {
+            assert_eq!(keys.parse_latest_storage(other), None, "{other}");
+        }
+        assert_eq!(keys.trie_rebuild().as_str(), "bsc:idx:trie:rebuild");
+        assert_eq!(keys.trie_prefix(), "bsc:trie:");
         assert_eq!(
             Keys::default().sync_progress().as_str(),
             "idx:sync:progress"

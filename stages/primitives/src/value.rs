@@ -9,7 +9,7 @@ use crate::block::{
 };
 use crate::contract::{
     decode_json, decode_word, encode_json, encode_word, AccountJson, ChainRecord, ExecProgress,
-    MalformedValue, StageCheckpoint, SyncProgress,
+    MalformedValue, StageCheckpoint, SyncProgress, TrieRebuildProgress,
 };
 use crate::record::{ExecutionRecord, RecordSummary};
 use crate::store::{Store, StoreError, WriteBatch};
@@ -188,7 +188,13 @@ macro_rules! json_values {
     )+};
 }
 
-json_values!(SyncProgress, ExecProgress, StageCheckpoint, ChainRecord);
+json_values!(
+    SyncProgress,
+    ExecProgress,
+    StageCheckpoint,
+    ChainRecord,
+    TrieRebuildProgress
+);
 
 impl Encode for AccountJson {
     fn encode(&self) -> Vec<u8> {

@@ -13,6 +13,10 @@ use std::str::FromStr;
 pub const EMPTY_CODE_HASH: &str =
     "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470";
 
+/// Position of `parentHash` in a header's RLP list.
+pub const HEADER_PARENT_HASH_INDEX: usize = 0;
+/// Position of `stateRoot` in a header's RLP list.
+pub const HEADER_STATE_ROOT_INDEX: usize = 3;
 /// Position of `transactionsRoot` in a header's RLP list (parentHash, ommersHash,
 /// beneficiary, stateRoot, transactionsRoot, receiptsRoot, logsBloom, difficulty, number,
 /// gasLimit, gasUsed, …).
@@ -155,6 +159,16 @@ impl<'a> RawBlock<'a> {
             .collect()
     }
 
+    /// This block re-framed with the header made of `header_fields`, the body as it is.
+    pub fn with_header(&self, header_fields: &[Vec<u8>]) -> Vec<u8> {
+        let txs: Vec<Vec<u8>> = self
+            .transactions()
+            .iter()
+            .map(|tx| tx.encoded.to_vec())
+            .collect();
+        self.rebuilt(header_fields, &txs)
+    }
+
     /// This block re-framed with the header made of `header_fields` and the transactions
     /// `txs` (each in block-body encoding), keeping the rest of the body (ommers,
     /// withdrawals) as it is.
@@ -182,6 +196,21 @@ pub fn ordered_root(items: &[&[u8]]) -> B256 {
     alloy_consensus::proofs::ordered_trie_root_with_encoder(items, |item, out| {
         out.extend_from_slice(item);
     })
+}
+
+/// `blocks` framed again one after the other, each with the hash of the one before as its
+/// parentHash (the first's: `parent`), everything else as it was; so a chain file links after
+/// a block was replaced by an edited one.
+pub fn relinked(blocks: &[RawBlock<'_>], mut parent: B256) -> Vec<u8> {
+    let mut file = Vec::new();
+    for block in blocks {
+        let mut fields = block.header_fields();
+        fields[HEADER_PARENT_HASH_INDEX] = super::rlp::encode_string(&parent.0);
+        let framed = block.with_header(&fields);
+        parent = raw_blocks(&framed)[0].hash();
+        file.extend_from_slice(&framed);
+    }
+    file
 }
 
 /// `file` with `block`'s item replaced by `replacement`.
