@@ -389,7 +389,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             batch_size: 100,
-            poll_interval_ms: 50,
+            poll_interval_ms: 20,
             evm_debug: false,
         }
     }

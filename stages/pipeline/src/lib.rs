@@ -28,7 +28,7 @@ pub mod stage;
 pub mod stages;
 pub mod startup;
 pub mod state;
-pub mod trie_rebuild;
 #[cfg(test)]
 pub(crate) mod test_utils;
+pub mod trie_rebuild;
 pub mod tries;
