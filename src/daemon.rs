@@ -139,6 +139,7 @@ fn run_stages(
         ExecutionSettings {
             batch_size,
             retry_interval: poll_interval,
+            prewarm: config.executor.prewarm_mode(config.storage.backend),
         },
         &shared.layers,
         parent.inner().clone(),

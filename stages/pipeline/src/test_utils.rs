@@ -592,6 +592,7 @@ impl SyncedStore {
             ExecutionSettings {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
+                prewarm: crate::state::prewarm::PrewarmMode::Speculate,
             },
             &self.shared.layers,
             parent.into_inner(),

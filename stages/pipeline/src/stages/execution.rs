@@ -13,7 +13,7 @@ use crate::meter::{fill_batch, thread_round_trips};
 use crate::metrics::metrics;
 use crate::stage::{send_all, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
-use crate::state::prewarm::{learn_keys, BlockKeys};
+use crate::state::prewarm::{BlockKeys, PrewarmMode};
 use crate::state::StateLayers;
 use alloy_consensus::Header;
 use alloy_primitives::Address;
@@ -36,6 +36,8 @@ pub struct ExecutionSettings {
     /// How long to wait before executing a block again after a state read failed in a way
     /// waiting can fix (the store unreachable, a header not yet written).
     pub retry_interval: Duration,
+    /// How the prewarmer learns what each waiting block will read.
+    pub prewarm: PrewarmMode,
 }
 
 /// The execution stage: revm's state kept from block to block, and the last executed header.
@@ -92,10 +94,11 @@ impl<'a> ExecutionStage<'a> {
                 })
                 .map_err(|e| thread_failed("record writer", e))?;
             let input = &io.input;
+            let mode = self.settings.prewarm;
             std::thread::Builder::new()
                 .name("prewarm".into())
                 .spawn_scoped(scope, move || {
-                    prewarm(shared, input, to_executor);
+                    prewarm(shared, mode, input, to_executor);
                     shared.meter(STAGE).add_round_trips(thread_round_trips());
                 })
                 .map_err(|e| thread_failed("prewarmer", e))?;
@@ -229,15 +232,20 @@ const PREWARM_AHEAD: usize = 4;
 /// A block, its senders and the keys it is expected to read.
 type Prewarmed = (ChainBlock, Vec<Address>, BlockKeys);
 
-/// Learn what each block from `input` reads (speculatively, over the newest state view), then
-/// pass it on to the executor; ends when either side is gone.
-fn prewarm(shared: &Shared, input: &Receiver<SendersBlock>, out: Sender<Prewarmed>) {
+/// Learn what each block from `input` reads (the `mode` way), then pass it on to the executor;
+/// ends when either side is gone.
+fn prewarm(
+    shared: &Shared,
+    mode: PrewarmMode,
+    input: &Receiver<SendersBlock>,
+    out: Sender<Prewarmed>,
+) {
     let meter = shared.meter(STAGE);
     while let Some((block, senders)) = meter.recv(STAGE, input) {
         let keys = if shared.control.stopping() {
             BlockKeys::default()
         } else {
-            learn_keys(&shared.spec, &shared.layers, &block, &senders)
+            mode.learn(&shared.spec, &shared.layers, &block, &senders)
         };
         if out.send((block, senders, keys)).is_err() {
             break;
@@ -315,6 +323,7 @@ mod tests {
             ExecutionSettings {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
+                prewarm: PrewarmMode::Speculate,
             },
             &store.shared.layers,
             genesis.into_inner(),
