@@ -382,7 +382,7 @@ pub struct ExecutorConfig {
     pub batch_size: u64,
     /// Poll interval of the syncer's progress when caught up, milliseconds.
     pub poll_interval_ms: u64,
-    /// Log every transaction's execution.
+    /// Log every transaction's outcome (hash, sender, recipient, status, gas, logs).
     pub evm_debug: bool,
     /// How execution learns ahead what each block reads.
     pub prewarm: PrewarmConfig,

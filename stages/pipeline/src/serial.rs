@@ -62,6 +62,7 @@ impl<'a> SerialPipeline<'a> {
                     batch_size: 1,
                     retry_interval: Duration::ZERO,
                     prewarm: crate::state::prewarm::PrewarmMode::KnownKeys,
+                    log_transactions: false,
                 },
                 &shared.layers,
                 parent,

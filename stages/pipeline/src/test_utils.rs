@@ -593,6 +593,7 @@ impl SyncedStore {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
                 prewarm: crate::state::prewarm::PrewarmMode::Speculate,
+                log_transactions: false,
             },
             &self.shared.layers,
             parent.into_inner(),

@@ -38,6 +38,8 @@ pub struct ExecutionSettings {
     pub retry_interval: Duration,
     /// How the prewarmer learns what each waiting block will read.
     pub prewarm: PrewarmMode,
+    /// Log every transaction's outcome (`executor.evm_debug`).
+    pub log_transactions: bool,
 }
 
 /// The execution stage: revm's state kept from block to block, and the last executed header.
@@ -185,6 +187,9 @@ impl<'a> ExecutionStage<'a> {
         metrics()
             .block_execution_seconds
             .observe(started.elapsed().as_secs_f64());
+        if self.settings.log_transactions {
+            log_transactions(&block, &senders, &record);
+        }
         self.parent = block.header;
         Ok(record)
     }
@@ -222,6 +227,35 @@ impl Stage for ExecutionStage<'_> {
             .after_checkpoints()
             .remove(shared.store.keys().record(record.number));
         Ok(())
+    }
+}
+
+/// Log each transaction of `block` with its outcome from `record`: hash, sender, recipient,
+/// status, gas used and logs.
+fn log_transactions(block: &ChainBlock, senders: &[Address], record: &ExecutionRecord) {
+    use alloy_consensus::Transaction;
+    let mut gas_before = 0;
+    for (index, ((tx, sender), receipt)) in block
+        .body
+        .transactions
+        .iter()
+        .zip(senders)
+        .zip(&record.receipts)
+        .enumerate()
+    {
+        let cumulative = receipt.cumulative_gas_used();
+        tracing::info!(
+            block = record.number,
+            index,
+            hash = %tx.tx_hash(),
+            from = %sender,
+            to = ?tx.to(),
+            success = receipt.status(),
+            gas_used = cumulative.saturating_sub(gas_before),
+            logs = receipt.logs().len(),
+            "transaction executed"
+        );
+        gas_before = cumulative;
     }
 }
 
@@ -324,6 +358,7 @@ mod tests {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
                 prewarm: PrewarmMode::Speculate,
+                log_transactions: false,
             },
             &store.shared.layers,
             genesis.into_inner(),

@@ -1,5 +1,6 @@
-//! The state layers (DESIGN §4): reads go (1) the overlay of blocks executed but not yet
-//! committed → (2) LRU caches → (3) the store. A block's changes join the overlay when
+//! The state layers (DESIGN §4): execution's reads go (1) the LRU caches, whose values are
+//! never older than the overlay's → (2) the overlay of blocks executed but not yet committed
+//! (`overlay`: each key's newest value) → (3) the store. A block's changes join the overlay when
 //! [`execution::ExecutionState`] has executed it and leave it with [`StateLayers::release`] once
 //! the commit stage has applied them; [`StateLayers::restart`] starts a pipeline run. What
 //! enters the caches and when they are emptied is private to this module and its
