@@ -278,7 +278,9 @@ fn verify_setting(ctx: &Context, start: &StartPoint) -> VerifyRoot {
         .set(i64::from(verified));
     if start.merkle.is_none() && configured != VerifyRoot::Off {
         tracing::warn!(
-            "STATE UNVERIFIED: this store has no state tries (written before the merkle stage,              or by the original service), so state roots are not checked; run `evm-executor              trie rebuild` once to build them from st:latest and verify from then on"
+            "STATE UNVERIFIED: this store has no state tries (written before the merkle stage, \
+             or by the original service), so state roots are not checked; run `evm-executor \
+             trie rebuild` once to build them from st:latest and verify from then on"
         );
         return VerifyRoot::Off;
     }
