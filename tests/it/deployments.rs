@@ -120,6 +120,35 @@ fn dashboard() -> serde_json::Value {
         .unwrap_or_else(|e| panic!("grafana/dashboard.json is not JSON: {e}"))
 }
 
+/// The metric families `stages/pipeline/src/metrics.rs` defines: one per field of its
+/// `Metrics` struct but the registry, each field named as its metric without [`METRIC_PREFIX`].
+fn defined_metrics() -> BTreeSet<String> {
+    let path = repo().join("stages/pipeline/src/metrics.rs");
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let (_, body) = source
+        .split_once("pub struct Metrics {")
+        .expect("metrics.rs defines `pub struct Metrics {`");
+    let (fields, _) = body.split_once("\n}").expect("the end of `struct Metrics`");
+    let names: BTreeSet<String> = fields
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub "))
+        .map(|field| {
+            let (name, _) = field
+                .split_once(':')
+                .unwrap_or_else(|| panic!("a field of `struct Metrics`: {field:?}"));
+            name.to_string()
+        })
+        .filter(|name| name != "registry")
+        .map(|name| format!("{METRIC_PREFIX}{name}"))
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "`struct Metrics` in metrics.rs has no fields"
+    );
+    names
+}
+
 /// `path` with `.` and `..` components resolved lexically.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -641,8 +670,9 @@ fn metrics_on(addr: &str) -> Vec<(String, String)> {
 /// The daemon executes geth-ethtest on a real redis-server (a Redis-protocol store, as deployed:
 /// the per-node store metrics exist only for one) with its endpoint on; the scrape reports the
 /// chain's height, transactions and gas exactly, has every metric the original service
-/// documents and every metric the dashboard queries; the dashboard shows every metric the
-/// daemon exports and everything [`DASHBOARD_METRICS`] lists; `/health` and `/ready` are 200.
+/// documents and every metric the dashboard queries; it exports exactly the metrics metrics.rs
+/// defines, and the dashboard shows each of them and everything [`DASHBOARD_METRICS`] lists;
+/// `/health` and `/ready` are 200.
 #[test]
 fn dashboard_queries_only_metrics_the_running_daemon_exports() {
     let chain = ChainFixture::geth_ethtest();
@@ -732,8 +762,19 @@ fn dashboard_queries_only_metrics_the_running_daemon_exports() {
     for name in DASHBOARD_METRICS {
         assert!(referenced.contains(*name), "the dashboard shows no {name}");
     }
-    // A metric added to the daemon fails here until a panel shows it.
-    for family in scraped.families.keys() {
+    // Every metric metrics.rs defines was exported in this run (a labelled family appears with
+    // its first series), so the check below covers them all: a metric added to the daemon fails
+    // here until a panel shows it.
+    let families: BTreeSet<String> = scraped.families.keys().cloned().collect();
+    let defined = defined_metrics();
+    assert!(
+        families == defined,
+        "the daemon exported families metrics.rs does not define: {:?}; metrics.rs defines \
+         families the daemon did not export in this run: {:?}",
+        families.difference(&defined).collect::<Vec<_>>(),
+        defined.difference(&families).collect::<Vec<_>>()
+    );
+    for family in &families {
         let shown = referenced.iter().any(|name| {
             name.strip_prefix(family.as_str())
                 .is_some_and(|rest| rest.is_empty() || HISTOGRAM_SUFFIXES.contains(&rest))
@@ -1093,7 +1134,7 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
     };
 
     // Rectangles placed so far (the dashboard has no collapsed rows, whose nested panels would
-    // be placed only once the row opens).
+    // be placed only once the row opens: checked below).
     let mut cells: Vec<&serde_json::Value> = Vec::new();
     let overlap = |a: &serde_json::Value, b: &serde_json::Value| {
         let span = |panel: &serde_json::Value, at: &str, size: &str| {
@@ -1126,6 +1167,13 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
         }
         cells.push(panel);
         if panel["type"] == "row" {
+            assert!(
+                panel["collapsed"] != true
+                    && panel["panels"]
+                        .as_array()
+                        .is_none_or(|nested| nested.is_empty()),
+                "row {title:?} is collapsed: its panels' positions are not checked"
+            );
             continue;
         }
         assert!(
@@ -1167,6 +1215,7 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|mapping| mapping["type"] == "value")
             .find_map(|mapping| mapping["options"][value]["text"].as_str())
             .unwrap_or_else(|| panic!("the state verified stat maps no text to {value}"))
     };
