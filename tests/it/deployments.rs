@@ -11,7 +11,7 @@
 //! fails loudly on anything else. No HTTP client crate either: [`http_get`] speaks HTTP/1.0 over
 //! a `TcpStream`.
 
-use crate::common::chain::{raw_blocks, ChainFixture, HEADER_GAS_USED_INDEX};
+use crate::common::chain::{raw_blocks, write_file, ChainFixture, HEADER_GAS_USED_INDEX};
 use crate::common::daemon::{init_and_import, Daemon};
 use crate::common::redis_server::{free_port, RedisServer};
 use crate::common::{var, Backend};
@@ -63,7 +63,19 @@ const DASHBOARD_METRICS: &[&str] = &[
     "evm_executor_unwind_depth",
     "evm_executor_pruned_blocks_total",
     "evm_executor_leader",
+    "evm_executor_worker_pool_active_workers",
+    "evm_executor_stage_duration_seconds_bucket",
+    "evm_executor_stage_wait_seconds_total",
+    "evm_executor_head_latency_seconds_bucket",
+    "evm_executor_state_verified",
+    "evm_executor_execution_round_trips_per_block_bucket",
+    "evm_executor_store_round_trips_total",
+    "evm_executor_store_node_round_trips_total",
+    "evm_executor_store_node_errors_total",
 ];
+/// Histogram series suffixes: a histogram family `x` is selected as `x_bucket`, `x_sum` or
+/// `x_count`.
+const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
 /// The metrics port every file must agree on.
 const METRICS_PORT: u16 = 9091;
 /// Pika's port.
@@ -106,6 +118,35 @@ fn deployment_yaml(rel: &str) -> Yaml {
 fn dashboard() -> serde_json::Value {
     serde_json::from_str(&deployment_file("grafana/dashboard.json"))
         .unwrap_or_else(|e| panic!("grafana/dashboard.json is not JSON: {e}"))
+}
+
+/// The metric families `stages/pipeline/src/metrics.rs` defines: one per field of its
+/// `Metrics` struct but the registry, each field named as its metric without [`METRIC_PREFIX`].
+fn defined_metrics() -> BTreeSet<String> {
+    let path = repo().join("stages/pipeline/src/metrics.rs");
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let (_, body) = source
+        .split_once("pub struct Metrics {")
+        .expect("metrics.rs defines `pub struct Metrics {`");
+    let (fields, _) = body.split_once("\n}").expect("the end of `struct Metrics`");
+    let names: BTreeSet<String> = fields
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub "))
+        .map(|field| {
+            let (name, _) = field
+                .split_once(':')
+                .unwrap_or_else(|| panic!("a field of `struct Metrics`: {field:?}"));
+            name.to_string()
+        })
+        .filter(|name| name != "registry")
+        .map(|name| format!("{METRIC_PREFIX}{name}"))
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "`struct Metrics` in metrics.rs has no fields"
+    );
+    names
 }
 
 /// `path` with `.` and `..` components resolved lexically.
@@ -469,7 +510,7 @@ impl Scrape {
         for (family, kind) in &self.families {
             match kind.as_str() {
                 "histogram" => {
-                    for suffix in ["_bucket", "_sum", "_count"] {
+                    for suffix in HISTOGRAM_SUFFIXES {
                         names.insert(format!("{family}{suffix}"));
                     }
                 }
@@ -626,14 +667,17 @@ fn metrics_on(addr: &str) -> Vec<(String, String)> {
 
 // ---- 1. the dashboard against the running binary -------------------------------------------
 
-/// The daemon executes geth-ethtest on the embedded store with its endpoint on; the scrape
-/// reports the chain's height, transactions and gas exactly, has every metric the original
-/// service documents, and every metric the dashboard queries; `/health` and `/ready` are 200.
+/// The daemon executes geth-ethtest on a real redis-server (a Redis-protocol store, as deployed:
+/// the per-node store metrics exist only for one) with its endpoint on; the scrape reports the
+/// chain's height, transactions and gas exactly, has every metric the original service
+/// documents and every metric the dashboard queries; it exports exactly the metrics metrics.rs
+/// defines, and the dashboard shows each of them and everything [`DASHBOARD_METRICS`] lists;
+/// `/health` and `/ready` are 200.
 #[test]
 fn dashboard_queries_only_metrics_the_running_daemon_exports() {
     let chain = ChainFixture::geth_ethtest();
     let head = chain.block_count as u64;
-    let backend = Backend::embedded();
+    let backend = Backend::redis();
     init_and_import(&backend, &chain.genesis_path(), &chain.chain_path());
     let addr = format!("127.0.0.1:{}", free_port());
     let mut daemon = Daemon::start(&backend, &metrics_on(&addr), &["run"]);
@@ -717,6 +761,28 @@ fn dashboard_queries_only_metrics_the_running_daemon_exports() {
     }
     for name in DASHBOARD_METRICS {
         assert!(referenced.contains(*name), "the dashboard shows no {name}");
+    }
+    // Every metric metrics.rs defines was exported in this run (a labelled family appears with
+    // its first series), so the check below covers them all: a metric added to the daemon fails
+    // here until a panel shows it.
+    let families: BTreeSet<String> = scraped.families.keys().cloned().collect();
+    let defined = defined_metrics();
+    assert!(
+        families == defined,
+        "the daemon exported families metrics.rs does not define: {:?}; metrics.rs defines \
+         families the daemon did not export in this run: {:?}",
+        families.difference(&defined).collect::<Vec<_>>(),
+        defined.difference(&families).collect::<Vec<_>>()
+    );
+    for family in &families {
+        let shown = referenced.iter().any(|name| {
+            name.strip_prefix(family.as_str())
+                .is_some_and(|rest| rest.is_empty() || HISTOGRAM_SUFFIXES.contains(&rest))
+        });
+        assert!(
+            shown,
+            "the daemon exports {family}, which no panel of the dashboard shows"
+        );
     }
 
     assert_eq!(
@@ -1032,8 +1098,9 @@ fn dockerfile_builds_and_runs_the_binary() {
     );
 }
 
-/// The dashboard is a Grafana dashboard (uid, schema, panels with ids, positions and
-/// queries) whose data source is the provisioned Prometheus.
+/// The dashboard is a Grafana dashboard (uid, schema, panels with unique ids, positions that do
+/// not overlap, and queries) whose data source is the provisioned Prometheus; its stat of the
+/// merkle stage's `state_verified` says UNVERIFIED in so many words.
 #[test]
 fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
     let dashboard = dashboard();
@@ -1066,6 +1133,18 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
         value["type"] == "prometheus" && (value["uid"] == uid || value["uid"] == variable_ref)
     };
 
+    // Rectangles placed so far (the dashboard has no collapsed rows, whose nested panels would
+    // be placed only once the row opens: checked below).
+    let mut cells: Vec<&serde_json::Value> = Vec::new();
+    let overlap = |a: &serde_json::Value, b: &serde_json::Value| {
+        let span = |panel: &serde_json::Value, at: &str, size: &str| {
+            let start = panel["gridPos"][at].as_u64().unwrap_or(0);
+            start..start + panel["gridPos"][size].as_u64().unwrap_or(0)
+        };
+        let meets =
+            |p: std::ops::Range<u64>, q: std::ops::Range<u64>| p.start < q.end && q.start < p.end;
+        meets(span(a, "x", "w"), span(b, "x", "w")) && meets(span(a, "y", "h"), span(b, "y", "h"))
+    };
     let mut ids = BTreeSet::new();
     for panel in panels(&dashboard) {
         let title = panel["title"].as_str().expect("panel title");
@@ -1080,7 +1159,21 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
         let width = panel["gridPos"]["x"].as_u64().unwrap_or(0)
             + panel["gridPos"]["w"].as_u64().unwrap_or(0);
         assert!(width <= 24, "panel {title:?} ends at column {width} > 24");
+        if let Some(other) = cells.iter().find(|other| overlap(other, panel)) {
+            panic!(
+                "panel {title:?} overlaps panel {:?}",
+                other["title"].as_str().unwrap_or("?")
+            );
+        }
+        cells.push(panel);
         if panel["type"] == "row" {
+            assert!(
+                panel["collapsed"] != true
+                    && panel["panels"]
+                        .as_array()
+                        .is_none_or(|nested| nested.is_empty()),
+                "row {title:?} is collapsed: its panels' positions are not checked"
+            );
             continue;
         }
         assert!(
@@ -1100,6 +1193,34 @@ fn dashboard_is_a_grafana_dashboard_on_the_provisioned_datasource() {
             assert_eq!(opens, closes, "panel {title:?}: unbalanced {expr:?}");
         }
     }
+
+    // The state verified stat: 0 reads UNVERIFIED, 1 does not.
+    let verified_stat = panels(&dashboard)
+        .into_iter()
+        .find(|panel| {
+            panel["type"] == "stat"
+                && panel["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|target| {
+                        target["expr"].as_str().is_some_and(|expr| {
+                            metric_references(expr).contains("evm_executor_state_verified")
+                        })
+                    })
+        })
+        .expect("a stat panel of evm_executor_state_verified");
+    let text_of = |value: &str| {
+        verified_stat["fieldConfig"]["defaults"]["mappings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|mapping| mapping["type"] == "value")
+            .find_map(|mapping| mapping["options"][value]["text"].as_str())
+            .unwrap_or_else(|| panic!("the state verified stat maps no text to {value}"))
+    };
+    assert_eq!(text_of("0"), "UNVERIFIED");
+    assert!(!text_of("1").contains("UNVERIFIED"), "{}", text_of("1"));
 }
 
 /// Compose, Prometheus, Grafana provisioning and Kubernetes manifests: ports, images, env
@@ -1529,6 +1650,9 @@ const PROMETHEUS_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the dashboard's queries get to return series once the chain is executed (a few
 /// scrapes: a rate needs two samples of a series).
 const QUERY_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The last blocks of the chain the test's syncer publishes one at a time once the rest is
+/// executed, so the daemon follows the head (head latency times only blocks near the head).
+const FOLLOWED_BLOCKS: usize = 4;
 /// The value Grafana puts for `$instance` with "All" selected (the variable's `allValue`).
 const ALL_INSTANCES: &str = ".*";
 
@@ -1704,14 +1828,21 @@ fn dashboard_query(prometheus: &Prometheus, place: &str, expr: &str) -> Vec<serd
 
 /// The daemon runs against a real redis-server with its endpoint scraped by Debian's
 /// Prometheus; once Prometheus has seen it idle at the genesis, geth-ethtest is imported (as
-/// the syncer would write it) and executed. Then every query of the dashboard, sent as Grafana
-/// sends it with all instances selected, returns at least one series through Prometheus's HTTP
-/// API; Grafana's `label_values(metric, label)` variable query is asked as the series of
-/// `metric`, each of which must carry `label`.
+/// the syncer would write it) and executed: all but its last [`FOLLOWED_BLOCKS`] blocks at
+/// once, then those one import at a time, followed at the head. Every histogram the dashboard
+/// shows has observations (head latency included) and the state reads verified. Then every
+/// query of the dashboard, sent as Grafana sends it with all instances selected, returns at
+/// least one series through Prometheus's HTTP API; Grafana's `label_values(metric, label)`
+/// variable query is asked as the series of `metric`, each of which must carry `label`.
 #[test]
 fn every_dashboard_query_returns_series_on_a_real_prometheus() {
     let chain = ChainFixture::geth_ethtest();
     let head = chain.block_count as u64;
+    let file = chain.chain_bytes();
+    let blocks = raw_blocks(&file);
+    let caught_up = blocks.len() - FOLLOWED_BLOCKS;
+    let files = tempfile::tempdir().expect("temp dir for chain files");
+    let prefix = write_file(&files, "prefix.rlp", &file[..blocks[caught_up].offset]);
     let backend = Backend::redis();
     crate::common::init(&backend, &[], &chain.genesis_path());
     let addr = format!("127.0.0.1:{}", free_port());
@@ -1726,7 +1857,18 @@ fn every_dashboard_query_returns_series_on_a_real_prometheus() {
         "evm_executor_execution_height == 0",
         PROGRESS_TIMEOUT,
     );
-    crate::common::expect_success(&crate::common::import(&backend, &chain.chain_path()));
+    crate::common::expect_success(&crate::common::import(&backend, &prefix));
+    prometheus.wait_for(
+        &mut daemon,
+        &format!("evm_executor_execution_height == {caught_up}"),
+        PROGRESS_TIMEOUT,
+    );
+    // The daemon has read a synced height: each block published now is timed from when it
+    // sees it.
+    for block in &blocks[caught_up..] {
+        let path = write_file(&files, &format!("{}.rlp", block.number()), block.encoded);
+        crate::common::expect_success(&crate::common::import(&backend, &path));
+    }
     prometheus.wait_for(
         &mut daemon,
         &format!("evm_executor_execution_height == {head}"),
@@ -1738,10 +1880,34 @@ fn every_dashboard_query_returns_series_on_a_real_prometheus() {
         PROGRESS_TIMEOUT,
     );
 
-    // A labelled series is born at its first sample, and a rate needs two: the queries get
-    // a few scrapes to fill in.
+    prometheus.wait_for(
+        &mut daemon,
+        "evm_executor_state_verified == 1",
+        QUERY_SETTLE_TIMEOUT,
+    );
     let queries = dashboard_queries(&dashboard());
     assert!(!queries.is_empty(), "the dashboard has no queries");
+    // A histogram's buckets are exported before its first observation, but its quantiles are
+    // NaN until then: every histogram the dashboard shows was observed in this run.
+    let histograms: BTreeSet<String> = queries
+        .iter()
+        .flat_map(|(_, expr)| metric_references(expr))
+        .filter_map(|name| name.strip_suffix("_bucket").map(str::to_string))
+        .collect();
+    assert!(
+        histograms.contains("evm_executor_head_latency_seconds"),
+        "{histograms:?}"
+    );
+    for histogram in &histograms {
+        prometheus.wait_for(
+            &mut daemon,
+            &format!("sum({histogram}_count) > 0"),
+            QUERY_SETTLE_TIMEOUT,
+        );
+    }
+
+    // A labelled series is born at its first sample, and a rate needs two: the queries get
+    // a few scrapes to fill in.
     let started = Instant::now();
     loop {
         let empty: Vec<String> = queries

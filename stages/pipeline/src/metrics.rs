@@ -8,7 +8,8 @@ use prometheus::{
 };
 use std::sync::OnceLock;
 
-/// The executor's metrics.
+/// The executor's metrics, each field named as its metric without the `evm_executor_` prefix
+/// (`tests/it/deployments.rs` reads the field names to check the dashboard shows them all).
 pub struct Metrics {
     /// The registry `/metrics` serves.
     pub registry: Registry,
