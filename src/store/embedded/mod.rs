@@ -375,6 +375,11 @@ impl Store for EmbeddedStore {
         self.commit(txn)
     }
 
+    /// One redb transaction per write: a crash leaves the file at a commit boundary.
+    fn writes_atomically(&self) -> bool {
+        true
+    }
+
     fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         pipeline::metrics::metrics().store_round_trips_total.inc();
         let now = now_ms();

@@ -228,6 +228,10 @@ impl Store for CountedStore {
         self.count(|store| store.write(batch))
     }
 
+    fn writes_atomically(&self) -> bool {
+        self.0.writes_atomically()
+    }
+
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.count(|store| store.scan_prefix(prefix))
     }

@@ -175,6 +175,14 @@ pub trait Store: Send + Sync {
     /// Apply `batch` in order.
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError>;
 
+    /// True when every [`Self::write`] lands whole or not at all, even across a crash (one
+    /// transaction on the embedded store). A stage may then leave out what it writes only to
+    /// finish a batch a crash cut short (the merkle stage's `trie:pending` record). False by
+    /// default: the crash rule assumes order only.
+    fn writes_atomically(&self) -> bool {
+        false
+    }
+
     /// Every live key that starts with `prefix`, in no particular order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 

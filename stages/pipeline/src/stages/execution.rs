@@ -11,7 +11,7 @@
 use super::senders::SendersBlock;
 use crate::meter::{fill_batch, thread_round_trips};
 use crate::metrics::metrics;
-use crate::stage::{send_all, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
+use crate::stage::{Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
 use crate::state::prewarm::{BlockKeys, PrewarmMode};
 use crate::state::StateLayers;
@@ -274,8 +274,9 @@ fn prewarm(
     input: &Receiver<SendersBlock>,
     out: Sender<Prewarmed>,
 ) {
-    let meter = shared.meter(STAGE);
-    while let Some((block, senders)) = meter.recv(STAGE, input) {
+    // Unmetered, as the writer's sends: the stage's waits are the executing thread's (its wait
+    // on this thread's queue includes this thread's wait on the stage's input).
+    while let Ok((block, senders)) = input.recv() {
         let keys = if shared.control.stopping() {
             BlockKeys::default()
         } else {
@@ -298,8 +299,13 @@ fn write_records(
         let (unwritten, _) = fill_batch(&input, first, max, CATCH_UP_LINGER, |(record, _)| {
             shared.control.behind_head(record.number)
         });
-        let records = write_batch(shared, unwritten)?;
-        send_all(shared, STAGE, outputs, records);
+        // Unmetered: the executing thread's wait on this thread's queue shows the backpressure.
+        for record in write_batch(shared, unwritten)? {
+            for output in outputs {
+                // A stage that is gone has stopped; its own error says why.
+                let _ = output.send(Arc::clone(&record));
+            }
+        }
     }
     Ok(())
 }

@@ -7,8 +7,16 @@
 //! Crash rule: a batch's node changes are written first as ONE value with their pre-values
 //! (`trie:pending`, [`TrieRecord`]), then applied, then the checkpoint moves, then the record
 //! goes, in one ordered write; a restart that finds the record applies it again
-//! ([`finish_pending`]). The unwind of a block is the trie update back to its pre-values (from
-//! its execution record), written the same way.
+//! ([`finish_pending`]). On a store whose writes land whole (the embedded store: one
+//! transaction each) the record is left out: nodes and checkpoint land together or not at all.
+//! The unwind of a block is the trie update back to its pre-values (from its execution record),
+//! written the same way.
+//!
+//! In `run` the writes go out on a thread of their own (`trie writer`), so the next batch is
+//! computed while the last is written: its node reads see the nodes still being written
+//! ([`Unwritten`]), and a batch is passed on to commit only once its write has returned, so the
+//! merkle checkpoint is never behind commit's. At most one write waits behind the one in
+//! progress.
 //!
 //! With `verify_root = "batch"` the blocks waiting (up to `batch_size`) are verified together
 //! against the last one's header (while catching up; at the head each block comes alone); on a
@@ -19,15 +27,17 @@
 use crate::stage::{send_all, BlockFailure, Shared, Stage, StageError, StageIo, UnwindBatch};
 use crate::tries::node_id;
 use alloy_primitives::{map::HashMap, Address, Bytes, B256};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use primitives::record::ExecutionRecord;
 use primitives::stage_id::StageId;
-use primitives::store::WriteBatch;
+use primitives::store::{StoreError, WriteBatch};
 use primitives::trie_record::{TrieNodeChange, TrieRecord};
 use primitives::value::ContractRead;
 use state_trie::{
     AccountFields, NodeChange, NodeKey, NodeSource, StateChanges, StateTrie, TrieError, UpdateError,
 };
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 const STAGE: StageId = StageId::Merkle;
@@ -164,6 +174,45 @@ impl MerkleStage {
         io: StageIo<Arc<ExecutionRecord>, Arc<VerifiedBatch>>,
         max: usize,
     ) -> Result<(), StageError> {
+        let unwritten = Unwritten::default();
+        // Rendezvous: a batch is handed over once the write before it has returned.
+        let (to_writer, writes) = bounded::<TrieWrite>(0);
+        let result = std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("trie writer".into())
+                .spawn_scoped(scope, || write_all(shared, &unwritten, writes, &io.outputs))
+                .map_err(|e| StageError::Thread {
+                    stage: STAGE,
+                    reason: format!("cannot start the trie writer: {e}"),
+                })?;
+            let computed = self.compute_all(shared, pending, &io, max, &unwritten, to_writer);
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(StageError::Thread {
+                    stage: STAGE,
+                    reason: "the trie writer panicked".into(),
+                })
+            });
+            // A write failure comes first: it is why computing stopped.
+            written.and(computed)
+        });
+        if result.is_err() {
+            // The cache took the changes as written; they may not be.
+            self.trie.clear_cache();
+        }
+        result
+    }
+
+    /// Verify batches of up to `max` records and hand each verified batch's write to the
+    /// writer, until the input ends, a block fails or the writer is gone.
+    fn compute_all(
+        &mut self,
+        shared: &Shared,
+        pending: Vec<Arc<ExecutionRecord>>,
+        io: &StageIo<Arc<ExecutionRecord>, Arc<VerifiedBatch>>,
+        max: usize,
+        unwritten: &Unwritten,
+        to_writer: Sender<TrieWrite>,
+    ) -> Result<(), StageError> {
         let meter = shared.meter(STAGE);
         let max = match self.settings.verify {
             VerifyRoot::Every => 1,
@@ -187,11 +236,19 @@ impl MerkleStage {
             }
             // A store failure (or a lost lease) stops every stage; a block that fails
             // verification stops only the loading, below.
-            let (verified, failure) = self
-                .verify(shared, input)
+            let (writes, failure) = self
+                .verify(shared, input, unwritten)
                 .inspect_err(|_| shared.control.request_stop())?;
-            send_all(shared, STAGE, &io.outputs, verified);
+            for write in writes {
+                unwritten.push(&write);
+                if !meter.send(STAGE, &to_writer, write) {
+                    // The writer failed; its error is the stage's.
+                    return Ok(());
+                }
+            }
             if let Some(failure) = failure {
+                // The writer passes on what it holds before the error is reported.
+                drop(to_writer);
                 shared.control.stop_loading();
                 return Err(StageError::block(STAGE, failure));
             }
@@ -205,7 +262,8 @@ impl MerkleStage {
         &mut self,
         shared: &Shared,
         records: Vec<Arc<ExecutionRecord>>,
-    ) -> Result<(Vec<Arc<VerifiedBatch>>, Option<MerkleError>), StageError> {
+        unwritten: &Unwritten,
+    ) -> Result<(Vec<TrieWrite>, Option<MerkleError>), StageError> {
         let records: Vec<_> = records
             .into_iter()
             .filter(|r| r.number > self.checkpoint || self.settings.verify == VerifyRoot::Off)
@@ -214,10 +272,11 @@ impl MerkleStage {
             return Ok((Vec::new(), None));
         };
         if self.settings.verify == VerifyRoot::Off {
-            return Ok((vec![Arc::new(VerifiedBatch::new(records, None))], None));
+            let verified = Arc::new(VerifiedBatch::new(records, None));
+            return Ok((vec![TrieWrite::pass_on(verified)], None));
         }
         let started = Instant::now();
-        let source = StoreNodes(shared);
+        let source = StoreNodes { shared, unwritten };
         let (first, last) = (records[0].number, last.number);
         let expected = expected_root(shared, last)?;
         let update = match outcome(first, self.trie.update(&source, &changes_of(&records)))? {
@@ -225,8 +284,7 @@ impl MerkleStage {
             Err(failure) => return Ok((Vec::new(), Some(failure))),
         };
         if update.state_root == expected {
-            let batch = self.write(shared, &records, update, started)?;
-            return Ok((vec![batch], None));
+            return Ok((vec![self.prepare(shared, &records, update, started)], None));
         }
         self.trie.revert_cache(&update.node_changes);
         let whole = MerkleError::StateRoot {
@@ -234,7 +292,7 @@ impl MerkleStage {
             expected,
             got: update.state_root,
         };
-        let bad = self.first_bad_block(shared, &records, whole)?;
+        let bad = self.first_bad_block(&source, shared, &records, whole)?;
         let good: Vec<_> = records
             .iter()
             .take_while(|r| r.number < bad.block())
@@ -244,7 +302,10 @@ impl MerkleStage {
             return Ok((Vec::new(), Some(bad)));
         }
         match outcome(first, self.trie.update(&source, &changes_of(&good)))? {
-            Ok(update) => Ok((vec![self.write(shared, &good, update, started)?], Some(bad))),
+            Ok(update) => Ok((
+                vec![self.prepare(shared, &good, update, started)],
+                Some(bad),
+            )),
             Err(failure) => Ok((Vec::new(), Some(failure))),
         }
     }
@@ -253,11 +314,11 @@ impl MerkleStage {
     /// prefixes (each a dry computation); `whole` is the whole batch's failure.
     fn first_bad_block(
         &mut self,
+        source: &StoreNodes,
         shared: &Shared,
         records: &[Arc<ExecutionRecord>],
         whole: MerkleError,
     ) -> Result<MerkleError, StageError> {
-        let source = StoreNodes(shared);
         let first = records[0].number;
         // Prefixes shorter than `lo` verify; the prefix of length `hi` fails with `failure`.
         let (mut lo, mut hi, mut failure) = (1, records.len(), whole);
@@ -267,7 +328,7 @@ impl MerkleStage {
             let expected = expected_root(shared, block)?;
             let got = match outcome(
                 first,
-                self.trie.root_after(&source, &changes_of(&records[..mid])),
+                self.trie.root_after(source, &changes_of(&records[..mid])),
             )? {
                 Ok(root) => root,
                 Err(failure) => return Ok(failure),
@@ -286,15 +347,21 @@ impl MerkleStage {
         Ok(failure)
     }
 
-    /// Write the batch's trie change (record, nodes, checkpoint) in one ordered write.
-    fn write(
+    /// The batch's trie change (record, nodes, checkpoint) as one ordered write, with the
+    /// verified batch it lets through; the tries are at the batch's last block from here on.
+    fn prepare(
         &mut self,
         shared: &Shared,
         records: &[Arc<ExecutionRecord>],
         update: state_trie::TrieUpdate,
         started: Instant,
-    ) -> Result<Arc<VerifiedBatch>, StageError> {
+    ) -> TrieWrite {
         let last = &records[records.len() - 1];
+        let nodes = update
+            .node_changes
+            .iter()
+            .map(|change| (change.key, change.post.clone()))
+            .collect();
         let record = TrieRecord {
             from: self.checkpoint,
             to: last.number,
@@ -303,21 +370,104 @@ impl MerkleStage {
         };
         let mut batch = WriteBatch::new();
         queue_change(shared, &record, last.hash, &mut batch);
-        if let Err(error) = shared.store.write(STAGE, batch) {
-            // The cache took the changes as written; they may not be.
-            self.trie.clear_cache();
-            return Err(error);
-        }
         self.checkpoint = last.number;
-        for record in records {
-            let totals = (record.tx_count() as u64, record.gas_used);
-            shared.record_progress(STAGE, record.number, totals, started);
+        TrieWrite {
+            batch,
+            nodes: Arc::new(nodes),
+            verified: Arc::new(VerifiedBatch {
+                records: records.to_vec(),
+                storage_roots: Some(Arc::new(update.storage_roots.into_iter().collect())),
+            }),
+            started,
         }
-        Ok(Arc::new(VerifiedBatch {
-            records: records.to_vec(),
-            storage_roots: Some(Arc::new(update.storage_roots.into_iter().collect())),
-        }))
     }
+}
+
+/// One verified batch's write, and what goes on once it is written.
+struct TrieWrite {
+    /// The trie change (record, nodes, checkpoint); empty with `"off"`.
+    batch: WriteBatch,
+    /// The nodes' new values (`None`: removed), for reads while the write is on its way.
+    nodes: Arc<HashMap<NodeKey, Option<Bytes>>>,
+    /// The batch for commit and receipts.
+    verified: Arc<VerifiedBatch>,
+    /// When the batch's computation started (for the progress figures).
+    started: Instant,
+}
+
+impl TrieWrite {
+    /// A batch passed on with nothing to write (`"off"`).
+    fn pass_on(verified: Arc<VerifiedBatch>) -> Self {
+        Self {
+            batch: WriteBatch::new(),
+            nodes: Arc::default(),
+            verified,
+            started: Instant::now(),
+        }
+    }
+
+    /// Write the change, then count the blocks as verified (nothing with `"off"`); the batch
+    /// to pass on.
+    fn write(self, shared: &Shared) -> Result<Arc<VerifiedBatch>, StageError> {
+        if self.batch.is_empty() {
+            return Ok(self.verified);
+        }
+        shared.store.write(STAGE, self.batch)?;
+        for record in &self.verified.records {
+            let totals = (record.tx_count() as u64, record.gas_used);
+            shared.record_progress(STAGE, record.number, totals, self.started);
+        }
+        Ok(self.verified)
+    }
+}
+
+/// The node values of the writes handed to the writer and not yet returned, oldest first: the
+/// next batch's reads look here before the store.
+#[derive(Default)]
+struct Unwritten(Mutex<VecDeque<Arc<HashMap<NodeKey, Option<Bytes>>>>>);
+
+impl Unwritten {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<HashMap<NodeKey, Option<Bytes>>>>> {
+        // The queue holds plain data: a panic elsewhere leaves it consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A write handed over.
+    fn push(&self, write: &TrieWrite) {
+        self.queue().push_back(Arc::clone(&write.nodes));
+    }
+
+    /// The oldest write returned.
+    fn pop(&self) {
+        self.queue().pop_front();
+    }
+
+    /// The newest unwritten value of `key`: `Some(None)` when it is being removed.
+    fn get(&self, key: &NodeKey) -> Option<Option<Bytes>> {
+        self.queue()
+            .iter()
+            .rev()
+            .find_map(|nodes| nodes.get(key).cloned())
+    }
+}
+
+/// The writer: each write in turn, then its batch passed on; ends when the input does or a
+/// write fails.
+fn write_all(
+    shared: &Shared,
+    unwritten: &Unwritten,
+    writes: Receiver<TrieWrite>,
+    outputs: &[Sender<Arc<VerifiedBatch>>],
+) -> Result<(), StageError> {
+    for write in writes {
+        // A store failure (or a lost lease) stops every stage.
+        let verified = write
+            .write(shared)
+            .inspect_err(|_| shared.control.request_stop())?;
+        unwritten.pop();
+        send_all(shared, STAGE, outputs, vec![verified]);
+    }
+    Ok(())
 }
 
 impl Stage for MerkleStage {
@@ -337,9 +487,16 @@ impl Stage for MerkleStage {
             VerifyRoot::Batch | VerifyRoot::Off => input.len().max(1),
         };
         let mut verified = Vec::new();
+        let unwritten = Unwritten::default();
         for part in input.chunks(chunk) {
-            let (batches, failure) = self.verify(shared, part.to_vec())?;
-            verified.extend(batches);
+            let (writes, failure) = self.verify(shared, part.to_vec(), &unwritten)?;
+            for write in writes {
+                verified.push(
+                    write
+                        .write(shared)
+                        .inspect_err(|_| self.trie.clear_cache())?,
+                );
+            }
             if let Some(failure) = failure {
                 return Err(StageError::block(STAGE, failure));
             }
@@ -376,7 +533,7 @@ impl Stage for MerkleStage {
             .read(STAGE, &keys.header(record.number - 1))?
             .filter(|parent| parent.hash() == record.parent_hash)
             .map(|parent| parent.state_root);
-        let source = StoreNodes(shared);
+        let source = StoreNodes::settled(shared);
         let update = match outcome(
             record.number,
             self.trie.update(&source, &pre_changes(record)),
@@ -417,8 +574,14 @@ impl Stage for MerkleStage {
 }
 
 /// Queue `change` as one write: its record first, then its nodes, the checkpoint at
-/// `change.to` (block `hash`), and the record's removal last.
+/// `change.to` (block `hash`), and the record's removal last. A store whose writes land whole
+/// gets the nodes and the checkpoint alone: no cut can fall between them.
 fn queue_change(shared: &Shared, change: &TrieRecord, hash: B256, batch: &mut WriteBatch) {
+    if shared.store.store().writes_atomically() {
+        queue_nodes(shared, &change.nodes, |c| c.post.as_ref(), batch);
+        shared.store.queue_checkpoint(batch, STAGE, change.to, hash);
+        return;
+    }
     let pending = shared.store.keys().trie_pending();
     // First: a cut anywhere after it leaves what a restart needs to finish the change.
     batch.put(pending.clone(), change).fence();
@@ -493,7 +656,7 @@ fn roots_in_tries(
     held: u64,
 ) -> Result<HashMap<Address, B256>, StageError> {
     let mut trie = StateTrie::new(0);
-    match outcome(first, trie.update(&StoreNodes(shared), changes))? {
+    match outcome(first, trie.update(&StoreNodes::settled(shared), changes))? {
         Ok(update) if update.node_changes.is_empty() => {
             Ok(update.storage_roots.into_iter().collect())
         }
@@ -593,14 +756,50 @@ fn node_change(change: &NodeChange) -> TrieNodeChange {
     }
 }
 
-/// The stored tries as the trie crate reads them: one MGET per call.
-struct StoreNodes<'a>(&'a Shared);
+/// The stored tries as the trie crate reads them, the writes on their way first: one MGET per
+/// call for the rest.
+struct StoreNodes<'a> {
+    shared: &'a Shared,
+    unwritten: &'a Unwritten,
+}
 
 impl NodeSource for StoreNodes<'_> {
     type Error = primitives::store::StoreError;
 
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Bytes>>, Self::Error> {
-        let store = &self.0.store;
+        let mut found: Vec<_> = keys.iter().map(|key| self.unwritten.get(key)).collect();
+        let stored: Vec<_> = keys
+            .iter()
+            .zip(&found)
+            .filter(|(_, found)| found.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let mut stored = self.stored(&stored)?.into_iter();
+        Ok(found
+            .iter_mut()
+            .map(|found| found.take().unwrap_or_else(|| stored.next().flatten()))
+            .collect())
+    }
+}
+
+/// No writes on their way (outside `run`).
+static SETTLED: Unwritten = Unwritten(Mutex::new(VecDeque::new()));
+
+impl<'a> StoreNodes<'a> {
+    /// The stored tries with no write on its way.
+    fn settled(shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            unwritten: &SETTLED,
+        }
+    }
+
+    /// The stored values of `keys`, in order.
+    fn stored(&self, keys: &[NodeKey]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = &self.shared.store;
         let wanted: Vec<_> = keys
             .iter()
             .map(|key| store.keys().trie_node(&node_id(key)))
@@ -707,6 +906,89 @@ mod tests {
         };
         let result = stage.run(&store.shared, records, io, max);
         (passed.try_iter().collect(), result)
+    }
+
+    /// `verify` over `records` with `unwritten` on its way: the single write it prepares.
+    fn prepared(
+        store: &SyncedStore,
+        stage: &mut MerkleStage,
+        records: Vec<Arc<ExecutionRecord>>,
+        unwritten: &Unwritten,
+    ) -> TrieWrite {
+        let (mut writes, failure) = stage
+            .verify(&store.shared, records, unwritten)
+            .expect("store");
+        assert!(failure.is_none(), "{failure:?}");
+        assert_eq!(writes.len(), 1);
+        writes.remove(0)
+    }
+
+    #[test]
+    fn a_batch_computed_while_the_one_before_is_unwritten_reads_its_nodes() {
+        let store = SyncedStore::new(CHAIN_LENGTH);
+        let mut stage = store.merkle(VerifyRoot::Batch);
+        let unwritten = Unwritten::default();
+        let half = CHAIN_LENGTH / 2;
+        let first = prepared(&store, &mut stage, records(1, half), &unwritten);
+        unwritten.push(&first);
+        let genesis = Some((0, geth_chain().hash(0)));
+        assert_eq!(checkpoint(&store), genesis, "nothing written yet");
+        // Verified against block CHAIN_LENGTH's header with the first half's nodes unwritten:
+        // the stored nodes alone are the genesis tries'.
+        let second = prepared(
+            &store,
+            &mut stage,
+            records(half + 1, CHAIN_LENGTH),
+            &unwritten,
+        );
+        unwritten.push(&second);
+        for write in [first, second] {
+            let verified = write.write(&store.shared).expect("write");
+            unwritten.pop();
+            assert!(verified.storage_roots.is_some());
+        }
+        assert!(unwritten.queue().is_empty());
+        let chain = geth_chain();
+        assert_eq!(
+            checkpoint(&store),
+            Some((CHAIN_LENGTH, chain.hash(CHAIN_LENGTH)))
+        );
+        assert_same_snapshot(
+            &trie_keys(&store),
+            &trie_keys(&verified_to(CHAIN_LENGTH, CHAIN_LENGTH)),
+            "two batches written after both were computed",
+        );
+    }
+
+    #[test]
+    fn unwritten_nodes_are_read_newest_first_and_removed_ones_read_absent() {
+        let key = |path: &[u8]| NodeKey::Account(alloy_trie::Nibbles::from_nibbles(path));
+        let unwritten = Unwritten::default();
+        let write = |nodes: Vec<(NodeKey, Option<Bytes>)>| {
+            let mut write = TrieWrite::pass_on(Arc::new(VerifiedBatch::new(Vec::new(), None)));
+            write.nodes = Arc::new(nodes.into_iter().collect());
+            write
+        };
+        let (a, b, c) = (key(&[1]), key(&[2]), key(&[3]));
+        unwritten.push(&write(vec![
+            (a, Some(Bytes::from_static(b"a1"))),
+            (b, Some(Bytes::from_static(b"b1"))),
+        ]));
+        unwritten.push(&write(vec![
+            (a, Some(Bytes::from_static(b"a2"))),
+            (b, None),
+        ]));
+        assert_eq!(unwritten.get(&a), Some(Some(Bytes::from_static(b"a2"))));
+        assert_eq!(unwritten.get(&b), Some(None), "removed by the newer write");
+        assert_eq!(
+            unwritten.get(&c),
+            None,
+            "not unwritten: read from the store"
+        );
+        unwritten.pop();
+        assert_eq!(unwritten.get(&b), Some(None));
+        unwritten.pop();
+        assert_eq!(unwritten.get(&a), None);
     }
 
     #[test]
