@@ -383,12 +383,15 @@ impl MerkleStage {
     }
 }
 
+/// Trie nodes' new values (`None`: removed).
+type NodeValues = HashMap<NodeKey, Option<Bytes>>;
+
 /// One verified batch's write, and what goes on once it is written.
 struct TrieWrite {
     /// The trie change (record, nodes, checkpoint); empty with `"off"`.
     batch: WriteBatch,
-    /// The nodes' new values (`None`: removed), for reads while the write is on its way.
-    nodes: Arc<HashMap<NodeKey, Option<Bytes>>>,
+    /// The nodes' new values, for reads while the write is on its way.
+    nodes: Arc<NodeValues>,
     /// The batch for commit and receipts.
     verified: Arc<VerifiedBatch>,
     /// When the batch's computation started (for the progress figures).
@@ -424,10 +427,10 @@ impl TrieWrite {
 /// The node values of the writes handed to the writer and not yet returned, oldest first: the
 /// next batch's reads look here before the store.
 #[derive(Default)]
-struct Unwritten(Mutex<VecDeque<Arc<HashMap<NodeKey, Option<Bytes>>>>>);
+struct Unwritten(Mutex<VecDeque<Arc<NodeValues>>>);
 
 impl Unwritten {
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<HashMap<NodeKey, Option<Bytes>>>>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<NodeValues>>> {
         // The queue holds plain data: a panic elsewhere leaves it consistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
