@@ -1,5 +1,9 @@
 //! Genesis: a geth-style `genesis.json` turned into the state it defines, its state root and
-//! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it.
+//! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it. [`GenesisBlock`]
+//! holds a whole genesis in memory (the built-in chains', small files); [`stream`] reads a file
+//! of any size once, account by account.
+
+pub mod stream;
 
 use crate::chain::ChainSpec;
 use alloy_consensus::{
@@ -247,6 +251,15 @@ pub fn state_root(genesis: &Genesis) -> B256 {
 /// The block-0 header, with the optional fields each fork active at genesis adds.
 /// `difficulty_given` tells whether the file set `difficulty` (even to zero).
 pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
+    genesis_header_with_root(genesis, difficulty_given, state_root(genesis))
+}
+
+/// [`genesis_header`] with the state root given (computed elsewhere, the allocation not held).
+pub fn genesis_header_with_root(
+    genesis: &Genesis,
+    difficulty_given: bool,
+    state_root: B256,
+) -> Header {
     let config = &genesis.config;
     let number = genesis.number.unwrap_or_default();
     let time = genesis.timestamp;
@@ -264,7 +277,7 @@ pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
         parent_hash: genesis.parent_hash.unwrap_or_default(),
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: genesis.coinbase,
-        state_root: state_root(genesis),
+        state_root,
         transactions_root: EMPTY_ROOT_HASH,
         receipts_root: EMPTY_ROOT_HASH,
         logs_bloom: Default::default(),
