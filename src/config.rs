@@ -5,6 +5,7 @@
 //! (file keys as `section.key`, environment overrides by the variable's name).
 
 use evm::chain_data;
+use pipeline::state::prewarm::PrewarmMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -381,16 +382,46 @@ pub struct ExecutorConfig {
     pub batch_size: u64,
     /// Poll interval of the syncer's progress when caught up, milliseconds.
     pub poll_interval_ms: u64,
-    /// Log every transaction's execution.
+    /// Log every transaction's outcome (hash, sender, recipient, status, gas, logs).
     pub evm_debug: bool,
+    /// How execution learns ahead what each block reads.
+    pub prewarm: PrewarmConfig,
+}
+
+/// `executor.prewarm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrewarmConfig {
+    /// `speculate` on a server backend (`pika`), `known` on the embedded store.
+    Auto,
+    /// Run each waiting block speculatively to learn every key it reads.
+    Speculate,
+    /// Only the keys known without running the block (senders, recipients, access lists,
+    /// coinbase, system contracts).
+    Known,
+}
+
+impl ExecutorConfig {
+    /// The execution stage's prewarming on `backend`.
+    pub fn prewarm_mode(&self, backend: Backend) -> PrewarmMode {
+        match (self.prewarm, backend) {
+            (PrewarmConfig::Speculate, _) | (PrewarmConfig::Auto, Backend::Pika) => {
+                PrewarmMode::Speculate
+            }
+            (PrewarmConfig::Known, _) | (PrewarmConfig::Auto, Backend::Embedded) => {
+                PrewarmMode::KnownKeys
+            }
+        }
+    }
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             batch_size: 100,
-            poll_interval_ms: 50,
+            poll_interval_ms: 20,
             evm_debug: false,
+            prewarm: PrewarmConfig::Auto,
         }
     }
 }

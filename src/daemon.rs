@@ -139,6 +139,8 @@ fn run_stages(
         ExecutionSettings {
             batch_size,
             retry_interval: poll_interval,
+            prewarm: config.executor.prewarm_mode(config.storage.backend),
+            log_transactions: config.executor.evm_debug,
         },
         &shared.layers,
         parent.inner().clone(),

@@ -1,5 +1,6 @@
 //! evm-executor: the binary's library half: configuration, store backends, logging and the
-//! command implementations. The stage logic itself lives in the `stages` crate.
+//! command implementations. The stage logic lives in the
+//! workspace crates under `stages/` (`pipeline`, `evm`, `primitives`, `state-trie`).
 
 pub mod commands;
 pub mod config;

@@ -99,10 +99,11 @@ enum Command {
         /// Only tests whose name contains this.
         #[arg(long)]
         filter: Option<String>,
-        /// Where each test's temporary store is created (default: the system temp dir).
+        /// Where the tests' temporary stores go: a directory of their own is made in it and
+        /// removed at the end (default: the system temp dir).
         #[arg(long)]
         work_dir: Option<PathBuf>,
-        /// List every failure, and every test that needs the state root, with its reason.
+        /// List every failure with its reason (otherwise the first 20).
         #[arg(long)]
         verbose: bool,
     },
@@ -309,9 +310,10 @@ fn ef_test(
     work_dir: Option<PathBuf>,
     verbose: bool,
 ) -> Result<(), CommandError> {
-    let work_dir = work_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("evm-executor-ef-test-{}", std::process::id()))
-    });
+    // A directory of its own inside the one given: removing it afterwards touches nothing else.
+    let work_dir = work_dir
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("evm-executor-ef-test-{}", std::process::id()));
     let report = evm_executor::eftest::run(path, filter, &work_dir)
         .map_err(|e| CommandError::EfTest(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&work_dir);

@@ -25,6 +25,9 @@ pub struct StatusReport {
     pub lag: Option<u64>,
     /// Each stage's checkpoint, in pipeline order.
     pub stages: Vec<(&'static str, Option<StageCheckpoint>)>,
+    /// True when the store keeps state tries (the merkle stage has a checkpoint): its state is
+    /// verified against the headers' stateRoot. False: unverified until `trie rebuild`.
+    pub state_verified: bool,
 }
 
 /// Read the progress markers.
@@ -48,7 +51,11 @@ pub fn run(ctx: &Context) -> Result<StatusReport, CommandError> {
         ),
         _ => None,
     };
+    let state_verified = stages
+        .iter()
+        .any(|(name, checkpoint)| *name == StageId::Merkle.as_str() && checkpoint.is_some());
     Ok(StatusReport {
+        state_verified,
         backend: ctx.store.backend_name(),
         location,
         key_prefix: storage.key_prefix.clone(),
@@ -86,6 +93,14 @@ impl std::fmt::Display for StatusReport {
             show(self.execution.map(|e| e.latest_executed_block))
         )?;
         writeln!(f, "lag:          {}", show(self.lag))?;
+        if self.chain.is_some() {
+            let state = if self.state_verified {
+                "verified against every header's stateRoot (state tries kept)"
+            } else {
+                "UNVERIFIED: no state tries; run `evm-executor trie rebuild` to build them"
+            };
+            writeln!(f, "state:        {state}")?;
+        }
         if let Some(execution) = self.execution {
             writeln!(f, "txs executed: {}", execution.total_txs_executed)?;
         }

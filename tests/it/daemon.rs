@@ -1,7 +1,7 @@
 //! The daemon (`run`) through the built binary, against a real redis-server and the embedded
 //! store, under the conditions it exists for: SIGKILL at random instants, the store going away
 //! mid-run, a history window, and bad blocks from the syncer that the syncer later repairs
-//! (reorgs are `tests/reorg.rs`'s). Every expected store is either fixture data or what one uninterrupted run of the
+//! (reorgs are `reorg.rs`'s). Every expected store is either fixture data or what one uninterrupted run of the
 //! binary leaves on a fresh store (a "reference run"); stores are compared key for key and byte
 //! for byte, the run times (`lastExecutionTime`, the checkpoints' `time`) aside.
 

@@ -10,7 +10,8 @@
 //!
 //! Order: commands to one key go to one node in one pipeline in their order, and redirected
 //! commands are resent in their order, so writes to a key land in order. Across nodes there is
-//! no order within a pipeline; the caller orders what must be ordered (`super::ordered_parts`).
+//! no order within a pipeline; the caller orders what must be ordered (the fenced parts of a
+//! `WriteBatch`, sent one after the other by `super`).
 
 use super::commands;
 use super::node::{node_addr, Connector, Node};

@@ -1,8 +1,12 @@
 //! evm-executor's staged pipeline (DESIGN §2): seven concerns, each in one place.
 //!
 //! - [`stage`]: the [`stage::Stage`] trait, the context the stages share, their errors.
-//! - [`stages`]: one file per stage, each with its work and its unwind: headers → senders →
-//!   execution ─┬→ commit → prune, └→ receipts.
+//! - [`stages`]: one file per stage, each with its work and its unwind:
+//!
+//!   ```text
+//!   headers → senders → execution → merkle ─┬→ commit ─┬→ prune
+//!                                           └→ receipts ┘
+//!   ```
 //! - [`state`]: the state layers execution reads through (overlay, caches, store), with revm's
 //!   state kept between blocks.
 //! - [`startup`]: where each stage resumes, with the crash repair; [`reorg`]: the fork point
@@ -28,7 +32,7 @@ pub mod stage;
 pub mod stages;
 pub mod startup;
 pub mod state;
-pub mod trie_rebuild;
 #[cfg(test)]
 pub(crate) mod test_utils;
+pub mod trie_rebuild;
 pub mod tries;

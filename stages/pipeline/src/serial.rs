@@ -61,6 +61,8 @@ impl<'a> SerialPipeline<'a> {
                 ExecutionSettings {
                     batch_size: 1,
                     retry_interval: Duration::ZERO,
+                    prewarm: crate::state::prewarm::PrewarmMode::KnownKeys,
+                    log_transactions: false,
                 },
                 &shared.layers,
                 parent,

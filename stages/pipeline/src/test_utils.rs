@@ -592,6 +592,8 @@ impl SyncedStore {
             ExecutionSettings {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
+                prewarm: crate::state::prewarm::PrewarmMode::Speculate,
+                log_transactions: false,
             },
             &self.shared.layers,
             parent.into_inner(),

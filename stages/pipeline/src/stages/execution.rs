@@ -13,7 +13,7 @@ use crate::meter::{fill_batch, thread_round_trips};
 use crate::metrics::metrics;
 use crate::stage::{send_all, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
-use crate::state::prewarm::{learn_keys, BlockKeys};
+use crate::state::prewarm::{BlockKeys, PrewarmMode};
 use crate::state::StateLayers;
 use alloy_consensus::Header;
 use alloy_primitives::Address;
@@ -36,6 +36,10 @@ pub struct ExecutionSettings {
     /// How long to wait before executing a block again after a state read failed in a way
     /// waiting can fix (the store unreachable, a header not yet written).
     pub retry_interval: Duration,
+    /// How the prewarmer learns what each waiting block will read.
+    pub prewarm: PrewarmMode,
+    /// Log every transaction's outcome (`executor.evm_debug`).
+    pub log_transactions: bool,
 }
 
 /// The execution stage: revm's state kept from block to block, and the last executed header.
@@ -92,10 +96,11 @@ impl<'a> ExecutionStage<'a> {
                 })
                 .map_err(|e| thread_failed("record writer", e))?;
             let input = &io.input;
+            let mode = self.settings.prewarm;
             std::thread::Builder::new()
                 .name("prewarm".into())
                 .spawn_scoped(scope, move || {
-                    prewarm(shared, input, to_executor);
+                    prewarm(shared, mode, input, to_executor);
                     shared.meter(STAGE).add_round_trips(thread_round_trips());
                 })
                 .map_err(|e| thread_failed("prewarmer", e))?;
@@ -182,6 +187,9 @@ impl<'a> ExecutionStage<'a> {
         metrics()
             .block_execution_seconds
             .observe(started.elapsed().as_secs_f64());
+        if self.settings.log_transactions {
+            log_transactions(&block, &senders, &record);
+        }
         self.parent = block.header;
         Ok(record)
     }
@@ -222,6 +230,35 @@ impl Stage for ExecutionStage<'_> {
     }
 }
 
+/// Log each transaction of `block` with its outcome from `record`: hash, sender, recipient,
+/// status, gas used and logs.
+fn log_transactions(block: &ChainBlock, senders: &[Address], record: &ExecutionRecord) {
+    use alloy_consensus::Transaction;
+    let mut gas_before = 0;
+    for (index, ((tx, sender), receipt)) in block
+        .body
+        .transactions
+        .iter()
+        .zip(senders)
+        .zip(&record.receipts)
+        .enumerate()
+    {
+        let cumulative = receipt.cumulative_gas_used();
+        tracing::info!(
+            block = record.number,
+            index,
+            hash = %tx.tx_hash(),
+            from = %sender,
+            to = ?tx.to(),
+            success = receipt.status(),
+            gas_used = cumulative.saturating_sub(gas_before),
+            logs = receipt.logs().len(),
+            "transaction executed"
+        );
+        gas_before = cumulative;
+    }
+}
+
 /// How many blocks the prewarmer runs ahead of execution: enough to hide its passes' round
 /// trips, few enough that its view of the state is not far behind.
 const PREWARM_AHEAD: usize = 4;
@@ -229,15 +266,20 @@ const PREWARM_AHEAD: usize = 4;
 /// A block, its senders and the keys it is expected to read.
 type Prewarmed = (ChainBlock, Vec<Address>, BlockKeys);
 
-/// Learn what each block from `input` reads (speculatively, over the newest state view), then
-/// pass it on to the executor; ends when either side is gone.
-fn prewarm(shared: &Shared, input: &Receiver<SendersBlock>, out: Sender<Prewarmed>) {
+/// Learn what each block from `input` reads (the `mode` way), then pass it on to the executor;
+/// ends when either side is gone.
+fn prewarm(
+    shared: &Shared,
+    mode: PrewarmMode,
+    input: &Receiver<SendersBlock>,
+    out: Sender<Prewarmed>,
+) {
     let meter = shared.meter(STAGE);
     while let Some((block, senders)) = meter.recv(STAGE, input) {
         let keys = if shared.control.stopping() {
             BlockKeys::default()
         } else {
-            learn_keys(&shared.spec, &shared.layers, &block, &senders)
+            mode.learn(&shared.spec, &shared.layers, &block, &senders)
         };
         if out.send((block, senders, keys)).is_err() {
             break;
@@ -315,6 +357,8 @@ mod tests {
             ExecutionSettings {
                 batch_size: 16,
                 retry_interval: Duration::from_millis(1),
+                prewarm: PrewarmMode::Speculate,
+                log_transactions: false,
             },
             &store.shared.layers,
             genesis.into_inner(),

@@ -38,7 +38,6 @@ impl<'a> ExecutionState<'a> {
     }
 
     fn fresh(layers: &'a StateLayers) -> State<WrapDatabaseRef<StateReader<'a>>> {
-        layers.new_epoch();
         State::builder()
             .with_database_ref(layers.reader())
             .with_bundle_update()

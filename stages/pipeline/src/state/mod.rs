@@ -1,5 +1,6 @@
-//! The state layers (DESIGN §4): reads go (1) the overlay of blocks executed but not yet
-//! committed → (2) LRU caches → (3) the store. A block's changes join the overlay when
+//! The state layers (DESIGN §4): execution's reads go (1) the LRU caches, whose values are
+//! never older than the overlay's → (2) the overlay of blocks executed but not yet committed
+//! (`overlay`: each key's newest value) → (3) the store. A block's changes join the overlay when
 //! [`execution::ExecutionState`] has executed it and leave it with [`StateLayers::release`] once
 //! the commit stage has applied them; [`StateLayers::restart`] starts a pipeline run. What
 //! enters the caches and when they are emptied is private to this module and its
@@ -11,15 +12,16 @@
 mod ancestors;
 pub mod cache;
 pub mod execution;
+mod overlay;
 pub mod prewarm;
 
 pub use evm::error::StateError;
 
-use alloy_primitives::map::{HashMap, HashSet};
-use alloy_primitives::{Address, Bytes, B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use cache::{CacheSizes, StateCache};
 use lru::LruCache;
 
+use overlay::{BlockChanges, Overlay};
 use prewarm::BlockKeys;
 use primitives::contract::{AccountJson, MalformedValue, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
@@ -29,59 +31,23 @@ use primitives::value::ContractRead;
 use revm::bytecode::Bytecode;
 use revm::database::CacheState;
 use revm::state::AccountInfo;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// Block hashes kept for BLOCKHASH (it reaches 256 back).
 const BLOCK_HASH_CACHE: usize = 512;
-
-/// One in-flight block's changes, as the overlay holds them.
-#[derive(Debug, Default)]
-struct BlockChanges {
-    number: u64,
-    /// The layers' epoch when the block was absorbed (see [`StateLayers::epoch`]).
-    epoch: u64,
-    accounts: HashMap<Address, Option<AccountState>>,
-    storage: HashMap<(Address, U256), U256>,
-    wiped: HashSet<Address>,
-    codes: HashMap<B256, Bytes>,
-}
-
-impl BlockChanges {
-    fn from_record(record: &ExecutionRecord) -> Self {
-        let mut changes = Self {
-            number: record.number,
-            ..Self::default()
-        };
-        for account in &record.accounts {
-            changes.accounts.insert(account.address, account.post);
-            if account.storage_wiped {
-                changes.wiped.insert(account.address);
-            }
-        }
-        for slot in &record.storage {
-            changes.storage.insert((slot.address, slot.slot), slot.post);
-        }
-        changes.codes.extend(record.codes.iter().cloned());
-        changes
-    }
-}
 
 /// The overlay, the caches and the store, read as one state.
 pub struct StateLayers {
     store: Arc<dyn Store>,
     keys: Keys,
     cache: Mutex<StateCache>,
-    /// In-flight blocks, oldest first.
-    overlay: RwLock<VecDeque<BlockChanges>>,
+    /// In-flight blocks. An execution state's reads come down to the layers only for keys
+    /// no block it executed itself has changed (those are in its own cache), so the overlay's
+    /// newest value of a key is the one such a read must see.
+    overlay: RwLock<Overlay>,
     block_hashes: Mutex<LruCache<u64, B256>>,
-    /// Counts the execution states the layers have served ([`Self::new_epoch`] as each
-    /// starts). While one runs, every key changed by a block absorbed since it started is in
-    /// its own cache, so a read that comes down here is never of such a key, and those blocks
-    /// need not be searched.
-    epoch: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,8 +61,7 @@ impl StateLayers {
             store,
             keys,
             cache: Mutex::new(StateCache::new(sizes)),
-            overlay: RwLock::new(VecDeque::new()),
-            epoch: AtomicU64::new(0),
+            overlay: RwLock::new(Overlay::default()),
             block_hashes: Mutex::new(LruCache::new(
                 NonZeroUsize::new(BLOCK_HASH_CACHE).unwrap_or(NonZeroUsize::MIN),
             )),
@@ -123,35 +88,18 @@ impl StateLayers {
         f(&lock(&self.cache))
     }
 
-    fn overlay(&self) -> std::sync::RwLockReadGuard<'_, VecDeque<BlockChanges>> {
+    fn overlay(&self) -> std::sync::RwLockReadGuard<'_, Overlay> {
         self.overlay.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A new execution state starts over these layers.
-    fn new_epoch(&self) {
-        self.epoch.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Run `f` over the in-flight blocks absorbed before the current epoch, oldest first.
-    fn with_earlier_epochs<T>(
-        &self,
-        f: impl FnOnce(std::collections::vec_deque::Iter<'_, BlockChanges>) -> T,
-    ) -> T {
-        let epoch = self.epoch.load(Ordering::Relaxed);
-        let overlay = self.overlay();
-        let earlier = overlay.partition_point(|block| block.epoch < epoch);
-        f(overlay.range(..earlier))
+    fn overlay_mut(&self) -> std::sync::RwLockWriteGuard<'_, Overlay> {
+        self.overlay.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The newest value of `address` the caches or any in-flight block hold, without reading
     /// the store (prewarming's view).
     fn peek_account(&self, address: &Address) -> Option<Option<AccountState>> {
-        if let Some(found) = self
-            .overlay()
-            .iter()
-            .rev()
-            .find_map(|b| b.accounts.get(address).copied())
-        {
+        if let Some(found) = self.overlay().account(address) {
             return Some(found);
         }
         lock(&self.cache).peek_account(address)
@@ -160,16 +108,13 @@ impl StateLayers {
     /// The newest value of a slot the caches or any in-flight block hold, without reading the
     /// store (prewarming's view).
     fn peek_storage(&self, address: &Address, slot: &U256) -> Option<U256> {
-        let in_overlay = self.overlay().iter().rev().find_map(|block| {
-            let wiped = block.wiped.contains(address).then_some(U256::ZERO);
-            block.storage.get(&(*address, *slot)).copied().or(wiped)
-        });
+        let in_overlay = self.overlay().storage(address, slot);
         in_overlay.or_else(|| lock(&self.cache).peek_storage(address, slot))
     }
 
     /// Code the caches or an in-flight block hold, without reading the store.
     fn peek_code(&self, hash: &B256) -> Option<Bytecode> {
-        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
+        if let Some(code) = self.overlay().code(hash) {
             return Some(Bytecode::new_raw(code.clone()));
         }
         lock(&self.cache).peek_code(hash)
@@ -248,9 +193,7 @@ impl StateLayers {
         let needs_read = |address: &Address| {
             !pending.accounts.contains_key(address)
                 && lock(&self.cache).peek_account(address).is_none()
-                && self.with_earlier_epochs(|mut blocks| {
-                    !blocks.any(|b| b.accounts.contains_key(address))
-                })
+                && self.overlay().account(address).is_none()
         };
         let accounts: Vec<Address> = wanted
             .accounts
@@ -299,7 +242,7 @@ impl StateLayers {
     fn slot_needs_read(&self, address: &Address, slot: &U256, pending: &CacheState) -> bool {
         if let Some(cached) = pending.accounts.get(address) {
             // The execution state knows this account's storage when it created or destroyed it
-            // in this epoch; otherwise it reads slots it lacks from the layers.
+            // since it started; otherwise it reads slots it lacks from the layers.
             let known = cached.status.is_storage_known()
                 || cached
                     .account
@@ -312,9 +255,7 @@ impl StateLayers {
         if lock(&self.cache).peek_storage(address, slot).is_some() {
             return false;
         }
-        self.with_earlier_epochs(|mut blocks| {
-            !blocks.any(|b| b.wiped.contains(address) || b.storage.contains_key(&(*address, *slot)))
-        })
+        self.overlay().storage(address, slot).is_none()
     }
 
     /// The account at the head of the layers.
@@ -324,9 +265,7 @@ impl StateLayers {
         if let Some(found) = lock(&self.cache).account(address) {
             return Ok(found);
         }
-        if let Some(found) = self.with_earlier_epochs(|blocks| {
-            blocks.rev().find_map(|b| b.accounts.get(address).copied())
-        }) {
+        if let Some(found) = self.overlay().account(address) {
             return Ok(found);
         }
         let account = self
@@ -342,13 +281,7 @@ impl StateLayers {
         if let Some(value) = lock(&self.cache).storage(address, slot) {
             return Ok(value);
         }
-        let in_overlay = self.with_earlier_epochs(|blocks| {
-            blocks.rev().find_map(|block| {
-                let wiped = block.wiped.contains(address).then_some(U256::ZERO);
-                block.storage.get(&(*address, *slot)).copied().or(wiped)
-            })
-        });
-        if let Some(value) = in_overlay {
+        if let Some(value) = self.overlay().storage(address, slot) {
             return Ok(value);
         }
         let value = self
@@ -383,7 +316,7 @@ impl StateLayers {
             .zip(values)
             .filter_map(|(slot, value)| Some((slot.into(), value?)))
             .collect();
-        for block in self.overlay().iter() {
+        for block in self.overlay().blocks() {
             if block.wiped.contains(address) {
                 slots.clear();
             }
@@ -457,8 +390,9 @@ impl StateLayers {
         if let Some(code) = lock(&self.cache).code(hash) {
             return Ok(code);
         }
-        if let Some(code) = self.overlay().iter().rev().find_map(|b| b.codes.get(hash)) {
-            return Ok(Bytecode::new_raw(code.clone()));
+        let in_overlay = self.overlay().code(hash).cloned();
+        if let Some(code) = in_overlay {
+            return Ok(Bytecode::new_raw(code));
         }
         let key = self.keys.code(hash);
         let bytes = self
@@ -501,8 +435,7 @@ impl StateLayers {
     /// hands them over ([`Self::keep_cached`]) or empties the caches ([`Self::forget_cached`])
     /// before anything reads them here. Wiped storage is invalidated at once.
     fn absorb(&self, record: &ExecutionRecord) {
-        let mut changes = BlockChanges::from_record(record);
-        changes.epoch = self.epoch.load(Ordering::Relaxed);
+        let changes = BlockChanges::from_record(record);
         {
             let mut cache = lock(&self.cache);
             for address in &changes.wiped {
@@ -513,18 +446,12 @@ impl StateLayers {
             }
         }
         self.note_block_hash(record.number, record.hash);
-        self.overlay
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(changes);
+        self.overlay_mut().push(changes);
     }
 
     /// Drop block `number` (and anything older) from the overlay: the store now has it.
     pub fn release(&self, number: u64) {
-        let mut overlay = self.overlay.write().unwrap_or_else(PoisonError::into_inner);
-        while overlay.front().is_some_and(|b| b.number <= number) {
-            overlay.pop_front();
-        }
+        self.overlay_mut().pop_while(|block| block.number <= number);
     }
 
     /// Cache the accounts and slots an execution state ends with, all of them absorbed blocks'
@@ -553,10 +480,7 @@ impl StateLayers {
     /// then take `pending` (blocks executed but not yet committed, oldest first) into the
     /// overlay.
     pub fn restart(&self, pending: &[Arc<ExecutionRecord>]) {
-        self.overlay
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.overlay_mut().clear();
         lock(&self.cache).clear();
         lock(&self.block_hashes).clear();
         for record in pending {

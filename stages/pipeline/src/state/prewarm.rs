@@ -35,6 +35,33 @@ const BEACON_ROOTS_RING: u64 = 8191;
 /// Speculative passes over a block at most (each after one batched read of its misses).
 const PASSES: usize = 3;
 
+/// How the prewarmer learns what a block will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrewarmMode {
+    /// Run the block speculatively (see [`learn_keys`]): every key it reads, found at the
+    /// cost of running it up to [`PASSES`] times; pays where a read is a network round trip.
+    Speculate,
+    /// Only the keys known without running it ([`BlockKeys::known`]): for a store whose
+    /// reads cost no round trip, where speculation would only take CPU from the other stages.
+    KnownKeys,
+}
+
+impl PrewarmMode {
+    /// What `block` (with its `senders`) is expected to read, learned this way.
+    pub fn learn(
+        self,
+        spec: &Arc<ChainSpec>,
+        layers: &StateLayers,
+        block: &ChainBlock,
+        senders: &[Address],
+    ) -> BlockKeys {
+        match self {
+            PrewarmMode::Speculate => learn_keys(spec, layers, block, senders),
+            PrewarmMode::KnownKeys => BlockKeys::known(block, senders),
+        }
+    }
+}
+
 /// The keys a block reads: accounts, storage slots and code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockKeys {
