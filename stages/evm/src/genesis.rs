@@ -6,6 +6,7 @@
 pub mod stream;
 
 use crate::chain::ChainSpec;
+use crate::collision::storage_only_accounts;
 use alloy_consensus::{
     constants::EMPTY_WITHDRAWALS, Header, Sealed, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
 };
@@ -16,6 +17,7 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
 use alloy_trie::{root, TrieAccount};
 use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
+use primitives::storage_only::StorageOnlyAccounts;
 use primitives::store::WriteBatch;
 use std::path::Path;
 
@@ -173,6 +175,38 @@ impl GenesisBlock {
             &Sealed::new_unchecked(self.header.clone(), self.hash),
         );
         batch
+    }
+}
+
+/// What `init` and a takeover keep of a genesis besides its state: the chain it names, its
+/// block-0 header, and the EIP-7610 candidates of its allocation ([`crate::collision`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenesisSummary {
+    /// The chain id the genesis config declares.
+    pub chain_id: u64,
+    /// The raw `config` object of the file (null when it has none).
+    pub config_json: serde_json::Value,
+    /// The block-0 header.
+    pub header: Header,
+    /// Its hash.
+    pub hash: B256,
+    /// The allocation's accounts with storage but no code and nonce 0, with a witness slot.
+    pub storage_only: StorageOnlyAccounts,
+    /// Accounts in the allocation.
+    pub accounts: u64,
+}
+
+impl GenesisBlock {
+    /// This genesis summarised.
+    pub fn summary(&self) -> GenesisSummary {
+        GenesisSummary {
+            chain_id: self.chain_id(),
+            config_json: self.config_json.clone(),
+            header: self.header.clone(),
+            hash: self.hash,
+            storage_only: storage_only_accounts(&self.genesis),
+            accounts: self.genesis.alloc.len() as u64,
+        }
     }
 }
 

@@ -51,7 +51,9 @@ use primitives::keys::Keys;
 use primitives::stage_id::StageId;
 use primitives::store::{Store, StoreError, WriteBatch};
 use primitives::value::{ContractRead, Decode, ReadError};
-use spill::{bucket_of_address, Spill, SpillError, SpilledAccount, SpilledBuckets, SpilledSlot, BUCKETS};
+use spill::{
+    bucket_of_address, Spill, SpillError, SpilledAccount, SpilledBuckets, SpilledSlot, BUCKETS,
+};
 use state_trie::BuildError;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -379,6 +381,29 @@ fn target(store: &dyn Store, keys: &Keys) -> Result<Target, RebuildError> {
 /// Forget any previous tries: the merkle checkpoint first, then every `trie:*` key, then the
 /// progress at bucket 0, each write after the one before has landed.
 fn start_fresh(store: &dyn Store, keys: &Keys, target: &Target) -> Result<(), RebuildError> {
+    delete_tries(store, keys)?;
+    let mut batch = WriteBatch::new();
+    batch.put(
+        keys.trie_rebuild(),
+        &TrieRebuildProgress {
+            block: target.block,
+            hash: target.hash,
+            finished: 0,
+        },
+    );
+    store.write(&batch)?;
+    tracing::info!(
+        block = target.block,
+        "building the state tries of block {} from st:latest",
+        target.block
+    );
+    Ok(())
+}
+
+/// Delete the merkle checkpoint, then (once that write has landed) every `trie:*` key: tries
+/// the state no longer matches (a rebuild's or an init's cut short, or kept while verification
+/// was off). Returns the number of trie keys deleted. Memory: the scan's key list.
+pub fn delete_tries(store: &dyn Store, keys: &Keys) -> Result<usize, StoreError> {
     let mut batch = WriteBatch::new();
     batch.remove(keys.stage_checkpoint(StageId::Merkle));
     store.write(&batch)?;
@@ -396,22 +421,7 @@ fn start_fresh(store: &dyn Store, keys: &Keys, target: &Target) -> Result<(), Re
         }
         store.write(&batch)?;
     }
-    let mut batch = WriteBatch::new();
-    batch.put(
-        keys.trie_rebuild(),
-        &TrieRebuildProgress {
-            block: target.block,
-            hash: target.hash,
-            finished: 0,
-        },
-    );
-    store.write(&batch)?;
-    tracing::info!(
-        block = target.block,
-        "building the state tries of block {} from st:latest",
-        target.block
-    );
-    Ok(())
+    Ok(stale.len())
 }
 
 /// Scan `st:latest` into bucket files under `dir`: every account, and the slots of the
@@ -499,8 +509,8 @@ fn spill_state(
 mod tests {
     use super::build::leaf;
     use super::*;
-    use alloy_primitives::keccak256;
     use alloy_consensus::Header;
+    use alloy_primitives::keccak256;
     use alloy_primitives::Sealable;
     use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
     use primitives::contract::{ExecProgress, EMPTY_CODE_HASH};

@@ -10,12 +10,13 @@
 //! Two differences remain, both in files no client writes: an address listed twice in `alloc`,
 //! or a slot listed twice in one `storage`, reaches the sink twice (a map keeps the last).
 
-use super::{genesis_header_with_root, header_config, GenesisError};
+use super::{genesis_header_with_root, header_config, GenesisError, GenesisSummary};
 use crate::chain::ChainSpec;
 use alloy_consensus::Header;
 use alloy_genesis::{Genesis, GenesisAccount};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use primitives::contract::EMPTY_CODE_HASH;
+use primitives::storage_only::StorageOnlyAccounts;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -78,6 +79,25 @@ impl GenesisHead {
     /// The block-0 header of this genesis with the state root `state_root`.
     pub fn header(&self, state_root: B256) -> Header {
         genesis_header_with_root(&self.genesis, self.difficulty_given, state_root)
+    }
+
+    /// The summary of the genesis whose allocation has `state_root`, `accounts` accounts and
+    /// the EIP-7610 candidates `storage_only` (noted as the allocation was read).
+    pub fn summary(
+        &self,
+        state_root: B256,
+        storage_only: StorageOnlyAccounts,
+        accounts: u64,
+    ) -> GenesisSummary {
+        let header = self.header(state_root);
+        GenesisSummary {
+            chain_id: self.chain_id(),
+            config_json: self.config_json.clone(),
+            hash: header.hash_slow(),
+            header,
+            storage_only,
+            accounts,
+        }
     }
 }
 
@@ -327,7 +347,9 @@ impl<'de, S: AllocSink> Visitor<'de> for Account<'_, '_, S> {
         // balance, quantities, unknown fields refused) are the in-memory parse's.
         let account: GenesisAccount = object_text(&fields)
             .and_then(|text| serde_json::from_str(&text))
-            .map_err(|e| de::Error::custom(format!("account {address:#x}: {}", without_position(&e))))?;
+            .map_err(|e| {
+                de::Error::custom(format!("account {address:#x}: {}", without_position(&e)))
+            })?;
         let streamed = StreamedAccount {
             nonce: account.nonce.unwrap_or_default(),
             balance: account.balance,
@@ -351,7 +373,10 @@ struct Storage<'r, 's, S: AllocSink> {
 impl<'de, S: AllocSink> DeserializeSeed<'de> for Storage<'_, '_, S> {
     type Value = Option<(B256, U256)>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
     }
 }
@@ -371,7 +396,10 @@ impl<'de, S: AllocSink> Visitor<'de> for Storage<'_, '_, S> {
         Ok(None)
     }
 
-    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn visit_some<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 
@@ -539,15 +567,33 @@ mod tests {
     #[test]
     fn bad_files_are_refused_as_the_in_memory_parse_refuses_them() {
         let cases = [
-            (r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"nonce": "0x1"}}}"#, "missing field `balance`"),
-            (r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1", "colour": 1}}}"#, "unknown field `colour`"),
-            (r#"{"alloc": {"0xzz": {"balance": "0x1"}}}"#, "invalid string length"),
+            (
+                r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"nonce": "0x1"}}}"#,
+                "missing field `balance`",
+            ),
+            (
+                r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1", "colour": 1}}}"#,
+                "unknown field `colour`",
+            ),
+            (
+                r#"{"alloc": {"0xzz": {"balance": "0x1"}}}"#,
+                "invalid string length",
+            ),
             (r#"{"alloc": {}, "alloc": {}}"#, "duplicate field `alloc`"),
-            (r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1", "storage": {"0x01": "0x000000000000000000000000000000000000000000000000000000000000000001"}}}}"#, "too long"),
+            (
+                r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1", "storage": {"0x01": "0x000000000000000000000000000000000000000000000000000000000000000001"}}}}"#,
+                "too long",
+            ),
             (r#"{"gasLimit": "many", "alloc": {}}"#, "many"),
-            (r#"{"alloc": {}, "gasLimit": "many"}"#, "top-level fields: invalid value"),
+            (
+                r#"{"alloc": {}, "gasLimit": "many"}"#,
+                "top-level fields: invalid value",
+            ),
             (r#"{"alloc": {}} trailing"#, "trailing"),
-            (r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1"}"#, "EOF"),
+            (
+                r#"{"alloc": {"0x00000000000000000000000000000000000000aa": {"balance": "0x1"}"#,
+                "EOF",
+            ),
         ];
         for (text, expected) in cases {
             let error = match read_genesis("bad.json", text.as_bytes(), &mut Collected::default()) {
@@ -573,10 +619,9 @@ mod tests {
             ..Collected::default()
         };
         match read_genesis("genesis.json", GENESIS.as_bytes(), &mut sink) {
-            Err(StreamError::Sink(error)) => assert_eq!(
-                error,
-                "refused 0x00000000000000000000000000000000000000bb"
-            ),
+            Err(StreamError::Sink(error)) => {
+                assert_eq!(error, "refused 0x00000000000000000000000000000000000000bb")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(sink.accounts.len(), 1);

@@ -83,14 +83,7 @@ pub fn build_buckets(
     range: BucketRange,
     mut after_bucket: impl FnMut(u32) -> Result<(), RebuildError>,
 ) -> Result<BucketBuild, RebuildError> {
-    let mut build = Build {
-        store,
-        keys,
-        builder: AccountTrieBuilder::new(),
-        counts: BuildCounts::default(),
-        started: Instant::now(),
-        logged: Instant::now(),
-    };
+    let mut build = Build::new(store, keys);
     for bucket in 0..BUCKETS {
         let (accounts, slots) = buckets.load(bucket)?;
         if bucket < range.built {
@@ -110,6 +103,27 @@ pub fn build_buckets(
         }
         build.bucket(bucket, accounts, slots)?;
         after_bucket(bucket + 1)?;
+    }
+    let (root, counts) = build.finish()?;
+    Ok(BucketBuild {
+        root: Some(root),
+        finished: BUCKETS,
+        counts,
+        seconds: build.started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Build every bucket of `buckets` at once (nothing resumed, no hook): the state root and what
+/// was done. With `store` `None` nothing is written.
+pub fn build_all(
+    store: Option<&dyn Store>,
+    keys: &Keys,
+    buckets: &SpilledBuckets,
+) -> Result<(B256, BuildCounts), RebuildError> {
+    let mut build = Build::new(store, keys);
+    for bucket in 0..BUCKETS {
+        let (accounts, slots) = buckets.load(bucket)?;
+        build.bucket(bucket, accounts, slots)?;
     }
     build.finish()
 }
@@ -132,7 +146,18 @@ struct Build<'a> {
     logged: Instant,
 }
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    fn new(store: Option<&'a dyn Store>, keys: &'a Keys) -> Self {
+        Self {
+            store,
+            keys,
+            builder: AccountTrieBuilder::new(),
+            counts: BuildCounts::default(),
+            started: Instant::now(),
+            logged: Instant::now(),
+        }
+    }
+
     /// Feed a finished bucket's account leaves again (their storage roots from their spilled
     /// JSON), dropping the nodes handed out: they were written before the bucket was finished.
     fn refeed(&mut self, accounts: Vec<SpilledAccount>) -> Result<(), RebuildError> {
@@ -221,6 +246,7 @@ impl Build<'_> {
                 slots = counts.slots,
                 nodes = counts.nodes,
                 accounts_per_sec = (counts.accounts as f64 / seconds) as u64,
+                keys_per_sec = ((counts.nodes + counts.rewritten) as f64 / seconds) as u64,
                 "building the state tries"
             );
         }
@@ -264,8 +290,8 @@ impl Build<'_> {
         Ok((roots, nodes))
     }
 
-    /// Complete the account trie and write its last nodes.
-    fn finish(mut self) -> Result<BucketBuild, RebuildError> {
+    /// Complete the account trie and write its last nodes: the state root and the counts.
+    fn finish(&mut self) -> Result<(B256, BuildCounts), RebuildError> {
         let builder = std::mem::take(&mut self.builder);
         let (root, rest) = builder.finish();
         let mut writer = NodeWriter::new(self.store, self.keys);
@@ -274,12 +300,7 @@ impl Build<'_> {
         }
         writer.flush()?;
         self.counts.nodes += writer.nodes;
-        Ok(BucketBuild {
-            root: Some(root),
-            finished: BUCKETS,
-            counts: self.counts,
-            seconds: self.started.elapsed().as_secs_f64(),
-        })
+        Ok((root, self.counts))
     }
 }
 
