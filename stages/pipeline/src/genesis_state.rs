@@ -183,7 +183,10 @@ pub fn load_genesis<R: Read, C: GenesisChecks>(
         },
     };
     let read = read_genesis(origin, reader, &mut sink);
-    let flushed = sink.flush();
+    let flushed = match read {
+        Ok(_) => sink.flush(),
+        Err(_) => Ok(()),
+    };
     let Sink {
         spill,
         writing,
@@ -451,5 +454,310 @@ impl<C: GenesisChecks> AllocSink for Sink<'_, '_, C> {
         }
         self.log_progress();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tries::build_genesis_tries;
+    use alloy_primitives::keccak256;
+    use evm::collision::storage_only_accounts;
+    use evm::genesis::GenesisBlock;
+    use primitives::memory::MemoryStore;
+    use serde_json::{json, Map, Value};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A genesis of `count` accounts with balances, nonces, code (every eleventh, each its
+    /// own), storage (every seventh, up to 39 slots, one with 3,000 so its trie is written in
+    /// several batches; short keys and a zero value among them) and EIP-7610 candidates
+    /// (storage, nonce 0, no code).
+    fn genesis_json(count: u64) -> Value {
+        let mut alloc = Map::new();
+        for i in 0..count {
+            let address = Address::from_slice(&keccak256(i.to_be_bytes())[12..]);
+            let mut account = Map::new();
+            account.insert(
+                "balance".into(),
+                json!(format!("{:#x}", U256::from(i) << 80)),
+            );
+            account.insert("nonce".into(), json!(format!("{:#x}", i % 3)));
+            if i % 11 == 0 {
+                let code = [&[0x60, 0x01, 0x60, 0x00, 0x55][..], &i.to_be_bytes()].concat();
+                account.insert(
+                    "code".into(),
+                    json!(alloy_primitives::hex::encode_prefixed(code)),
+                );
+            }
+            let slots = match i {
+                5 => 3000,
+                _ if i % 7 == 0 => i % 40,
+                _ => 0,
+            };
+            if slots > 0 {
+                let storage: Map<String, Value> = (0..slots)
+                    .map(|s| {
+                        let value = if s == 1 { 0 } else { i * 1000 + s };
+                        (format!("0x{s:04x}"), json!(format!("0x{value:08x}")))
+                    })
+                    .collect();
+                account.insert("storage".into(), Value::Object(storage));
+            }
+            alloc.insert(format!("{address:#x}"), Value::Object(account));
+        }
+        json!({
+            "config": {"chainId": 4242, "londonBlock": 0},
+            "gasLimit": "0x1c9c380",
+            "alloc": alloc,
+        })
+    }
+
+    /// The checks of a test: write or not, refuse at the end or not.
+    struct Fixed {
+        write: bool,
+        refuse: bool,
+    }
+
+    impl GenesisChecks for Fixed {
+        type Error = &'static str;
+
+        fn before_alloc(&mut self, _head: &GenesisHead) -> Result<bool, &'static str> {
+            Ok(self.write)
+        }
+
+        fn after_read(&mut self, _head: &GenesisHead, _root: B256) -> Result<(), &'static str> {
+            if self.refuse {
+                return Err("refused");
+            }
+            Ok(())
+        }
+    }
+
+    fn work_dir() -> PathBuf {
+        static RUN: AtomicU64 = AtomicU64::new(0);
+        std::env::temp_dir().join(format!(
+            "genesis-state-test-{}-{}",
+            std::process::id(),
+            RUN.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// A memory store that counts the `st:latest` values set in it.
+    #[derive(Default)]
+    struct Counted {
+        inner: MemoryStore,
+        latest_set: AtomicU64,
+    }
+
+    impl Store for Counted {
+        fn backend_name(&self) -> &'static str {
+            "counted"
+        }
+
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, primitives::store::StoreError> {
+            self.inner.get(key)
+        }
+
+        fn multi_get(
+            &self,
+            keys: &[String],
+        ) -> Result<Vec<Option<Vec<u8>>>, primitives::store::StoreError> {
+            self.inner.multi_get(keys)
+        }
+
+        fn write(&self, batch: &WriteBatch) -> Result<(), primitives::store::StoreError> {
+            let latest = batch.ops().iter().filter(|op| {
+                matches!(op, primitives::store::WriteOp::Set { key, .. } if key.starts_with("st:latest:"))
+            });
+            self.latest_set
+                .fetch_add(latest.count() as u64, Ordering::Relaxed);
+            self.inner.write(batch)
+        }
+
+        fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, primitives::store::StoreError> {
+            self.inner.scan_prefix(prefix)
+        }
+
+        fn set_if_absent(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, primitives::store::StoreError> {
+            self.inner.set_if_absent(key, value, ttl)
+        }
+    }
+
+    fn load(
+        store: &dyn Store,
+        tries: bool,
+        text: &[u8],
+        checks: &mut Fixed,
+    ) -> Result<LoadedGenesis, LoadError<&'static str>> {
+        let target = GenesisTarget {
+            store,
+            keys: &Keys::default(),
+            tries,
+            work_dir: work_dir(),
+        };
+        let loaded = load_genesis(&target, "genesis.json", text, None, checks);
+        assert!(!target.work_dir.exists(), "the bucket files are removed");
+        loaded
+    }
+
+    /// What the in-memory way writes for `block` (without the header): every value of
+    /// `GenesisBlock::state_writes`, with the storage roots and nodes of `build_genesis_tries`
+    /// when tries are kept.
+    fn in_memory_writes(block: &GenesisBlock, tries: bool) -> BTreeMap<String, Vec<u8>> {
+        let keys = Keys::default();
+        let built = build_genesis_tries(block).unwrap();
+        let store = MemoryStore::new();
+        let batch = block.state_writes(&keys, |address| match tries {
+            true => built.storage_root(address),
+            false => B256::ZERO,
+        });
+        store.write(&batch).unwrap();
+        let mut nodes = WriteBatch::new();
+        for (node, rlp) in built.nodes.iter().filter(|_| tries) {
+            nodes.put(keys.trie_node(node), rlp);
+        }
+        store.write(&nodes).unwrap();
+        let mut snapshot = store.snapshot();
+        snapshot.remove(keys.header(0).as_str());
+        snapshot
+    }
+
+    #[test]
+    fn a_streamed_genesis_writes_what_the_in_memory_way_writes() {
+        let text = genesis_json(700).to_string();
+        let block = GenesisBlock::parse("genesis.json", text.as_bytes()).unwrap();
+        let slots: usize = block.accounts().map(|account| account.slots.len()).sum();
+        for tries in [true, false] {
+            let store = MemoryStore::new();
+            if tries {
+                // An earlier init's cut short: deleted before the tries are written.
+                let mut stale = WriteBatch::new();
+                stale.set("trie:acc:0a", b"stale".to_vec());
+                store.write(&stale).unwrap();
+            }
+            let mut checks = Fixed {
+                write: true,
+                refuse: false,
+            };
+            let loaded = load(&store, tries, text.as_bytes(), &mut checks).unwrap();
+            assert!(loaded.written);
+            assert_eq!(loaded.state_root, block.header.state_root, "tries: {tries}");
+            assert_eq!(loaded.storage_only, storage_only_accounts(&block.genesis));
+            // Every 21st but the contracts (every 11th): 34 - 4.
+            assert_eq!(loaded.storage_only.len(), 30);
+            assert_eq!(loaded.head.chain_id(), 4242);
+            assert_eq!(loaded.head.header(loaded.state_root), block.header);
+            let counts = loaded.counts;
+            assert_eq!((counts.accounts, counts.slots), (700, slots as u64));
+            let snapshot = store.snapshot();
+            assert_eq!(counts.keys(), snapshot.len() as u64, "tries: {tries}");
+            assert_eq!(counts.nodes > 0, tries);
+            assert_eq!(snapshot, in_memory_writes(&block, tries), "tries: {tries}");
+        }
+    }
+
+    #[test]
+    fn a_read_only_load_writes_nothing_and_gives_the_root() {
+        let text = genesis_json(300).to_string();
+        let block = GenesisBlock::parse("genesis.json", text.as_bytes()).unwrap();
+        let store = MemoryStore::new();
+        let mut checks = Fixed {
+            write: false,
+            refuse: false,
+        };
+        let loaded = load(&store, true, text.as_bytes(), &mut checks).unwrap();
+        assert!(!loaded.written);
+        assert_eq!(loaded.state_root, block.header.state_root);
+        assert_eq!((loaded.counts.keys(), loaded.counts.accounts), (0, 300));
+        assert!(store.snapshot().is_empty());
+    }
+
+    /// The keys of `store` but its `st:code` values (which a refused load leaves).
+    fn without_code(store: &Counted) -> Vec<String> {
+        store
+            .inner
+            .snapshot()
+            .into_keys()
+            .filter(|key| !key.starts_with("st:code:"))
+            .collect()
+    }
+
+    #[test]
+    fn a_genesis_refused_after_it_was_written_is_deleted_again() {
+        let text = genesis_json(400).to_string();
+        let store = Counted::default();
+        let mut stale = WriteBatch::new();
+        stale.set("trie:acc:0a", b"an earlier init's".to_vec());
+        store.write(&stale).unwrap();
+        let mut checks = Fixed {
+            write: true,
+            refuse: true,
+        };
+        match load(&store, true, text.as_bytes(), &mut checks) {
+            Err(LoadError::Refused("refused")) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store.latest_set.load(Ordering::Relaxed) > 400,
+            "it was written"
+        );
+        assert_eq!(without_code(&store), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_file_cut_short_is_refused_naming_the_problem_and_deleted_again() {
+        // Enough keys that batches are written before the cut.
+        let text = genesis_json(30_000).to_string();
+        let cut = &text.as_bytes()[..text.len() * 2 / 3];
+        let store = Counted::default();
+        let mut checks = Fixed {
+            write: true,
+            refuse: false,
+        };
+        match load(&store, false, cut, &mut checks) {
+            Err(LoadError::Genesis(error)) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("genesis.json") && message.contains("EOF"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store.latest_set.load(Ordering::Relaxed) >= WRITE_BATCH as u64,
+            "batches were written before the cut"
+        );
+        assert_eq!(without_code(&store), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_account_listed_twice_is_refused_and_deleted_again() {
+        let text = genesis_json(50).to_string();
+        let (head, alloc) = text.split_once(r#""alloc":{"#).unwrap();
+        let first = &alloc[..alloc.find("},").unwrap() + 2];
+        let twice = format!(r#"{head}"alloc":{{{first}{alloc}"#);
+        let store = Counted::default();
+        let mut checks = Fixed {
+            write: true,
+            refuse: false,
+        };
+        match load(&store, true, twice.as_bytes(), &mut checks) {
+            Err(LoadError::Tries(RebuildError::DuplicateAccount { address })) => {
+                assert!(first.contains(&format!("{address:#x}")), "{address}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store.latest_set.load(Ordering::Relaxed) > 50,
+            "it was written"
+        );
+        assert_eq!(without_code(&store), Vec::<String>::new());
     }
 }

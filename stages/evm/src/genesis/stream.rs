@@ -544,6 +544,21 @@ mod tests {
         assert_eq!(head.header(block.header.state_root), block.header);
         assert_eq!(head.chain_id(), 4242);
 
+        let summary = block.summary();
+        assert_eq!(
+            head.summary(
+                block.header.state_root,
+                summary.storage_only.clone(),
+                collected.accounts.len() as u64
+            ),
+            summary
+        );
+        assert_eq!(
+            summary.storage_only.witness(&Address::with_last_byte(0xcc)),
+            Some(B256::with_last_byte(5)),
+            "0xcc has storage, no code and nonce 0"
+        );
+
         let at_alloc = collected.head_at_alloc.unwrap();
         assert_eq!(at_alloc.chain_id(), 4242, "the config came before alloc");
         assert_eq!(at_alloc.genesis.gas_limit, 0, "gasLimit comes after alloc");
@@ -562,6 +577,24 @@ mod tests {
         assert_eq!(head.chain_id(), 1);
         assert_eq!(head.header(block.header.state_root), block.header);
         assert_eq!(block.hash, head.header(block.header.state_root).hash_slow());
+    }
+
+    #[test]
+    fn every_built_in_genesis_streams_to_the_networks_header() {
+        for chain in crate::chain_data::BUILT_IN_CHAINS {
+            let mut collected = Collected::default();
+            let head = read_genesis(
+                &chain.genesis_origin(),
+                chain.genesis_text().as_bytes(),
+                &mut collected,
+            )
+            .unwrap()
+            .with_spec(&chain.spec().unwrap());
+            let block = chain.genesis().unwrap();
+            assert_eq!(as_in_memory(&collected).len(), block.genesis.alloc.len());
+            let header = head.header(block.header.state_root);
+            assert_eq!(header.hash_slow(), chain.genesis_hash, "{}", chain.name);
+        }
     }
 
     #[test]
