@@ -201,10 +201,7 @@ pub fn load_genesis<R: Read, C: GenesisChecks>(
         let head = match read {
             Ok(head) => head,
             Err(StreamError::Genesis(error)) => return Err(LoadError::Genesis(error)),
-            Err(StreamError::Sink(SinkError::Refused(error))) => {
-                return Err(LoadError::Refused(error))
-            }
-            Err(StreamError::Sink(SinkError::Tries(error))) => return Err(error.into()),
+            Err(StreamError::Sink(error)) => return Err(error),
         };
         flushed?;
         tracing::info!(
@@ -295,24 +292,6 @@ struct Progress {
     size: Option<u64>,
 }
 
-/// Why the sink stopped the read.
-enum SinkError<E> {
-    Refused(E),
-    Tries(RebuildError),
-}
-
-impl<E> From<RebuildError> for SinkError<E> {
-    fn from(error: RebuildError) -> Self {
-        SinkError::Tries(error)
-    }
-}
-
-impl<E> From<SpillError> for SinkError<E> {
-    fn from(error: SpillError) -> Self {
-        SinkError::Tries(error.into())
-    }
-}
-
 /// Takes the allocation as it is read: into the write batch and the bucket files.
 struct Sink<'t, 'c, C> {
     target: &'t GenesisTarget<'t>,
@@ -385,10 +364,10 @@ impl<C> Sink<'_, '_, C> {
 }
 
 impl<C: GenesisChecks> AllocSink for Sink<'_, '_, C> {
-    type Error = SinkError<C::Error>;
+    type Error = LoadError<C::Error>;
 
     fn begin_alloc(&mut self, head: &GenesisHead) -> Result<(), Self::Error> {
-        self.writing = self.checks.before_alloc(head).map_err(SinkError::Refused)?;
+        self.writing = self.checks.before_alloc(head).map_err(LoadError::Refused)?;
         if self.writing && self.target.tries {
             // Tries of an earlier init cut short would be taken for this genesis's.
             delete_tries(self.target.store, self.target.keys).map_err(RebuildError::from)?;
@@ -606,6 +585,13 @@ mod tests {
         loaded
     }
 
+    /// A trie key an earlier init cut short left: deleted before tries are written.
+    fn add_stale_trie_key(store: &dyn Store) {
+        let mut stale = WriteBatch::new();
+        stale.set("trie:acc:0a", b"stale".to_vec());
+        store.write(&stale).unwrap();
+    }
+
     /// What the in-memory way writes for `block` (without the header): every value of
     /// `GenesisBlock::state_writes`, with the storage roots and nodes of `build_genesis_tries`
     /// when tries are kept.
@@ -636,10 +622,7 @@ mod tests {
         for tries in [true, false] {
             let store = MemoryStore::new();
             if tries {
-                // An earlier init's cut short: deleted before the tries are written.
-                let mut stale = WriteBatch::new();
-                stale.set("trie:acc:0a", b"stale".to_vec());
-                store.write(&stale).unwrap();
+                add_stale_trie_key(&store);
             }
             let mut checks = Fixed {
                 write: true,
@@ -692,9 +675,7 @@ mod tests {
     fn a_genesis_refused_after_it_was_written_is_deleted_again() {
         let text = genesis_json(400).to_string();
         let store = Counted::default();
-        let mut stale = WriteBatch::new();
-        stale.set("trie:acc:0a", b"an earlier init's".to_vec());
-        store.write(&stale).unwrap();
+        add_stale_trie_key(&store);
         let mut checks = Fixed {
             write: true,
             refuse: true,

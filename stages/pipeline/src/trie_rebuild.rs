@@ -251,18 +251,9 @@ pub fn rebuild(
         built: resumed_at,
         limit: settings.stop_after,
     };
+    // After the bucket's nodes and accounts: their write has returned.
     let built = build_buckets(Some(store), keys, &buckets, range, |finished| {
-        let mut batch = WriteBatch::new();
-        batch.put(
-            keys.trie_rebuild(),
-            &TrieRebuildProgress {
-                block: target.block,
-                hash: target.hash,
-                finished,
-            },
-        );
-        // After the bucket's nodes and accounts: their write has returned.
-        Ok(store.write(&batch)?)
+        Ok(write_progress(store, keys, &target, finished)?)
     })?;
     drop(buckets);
     let report = RebuildReport {
@@ -382,22 +373,30 @@ fn target(store: &dyn Store, keys: &Keys) -> Result<Target, RebuildError> {
 /// progress at bucket 0, each write after the one before has landed.
 fn start_fresh(store: &dyn Store, keys: &Keys, target: &Target) -> Result<(), RebuildError> {
     delete_tries(store, keys)?;
-    let mut batch = WriteBatch::new();
-    batch.put(
-        keys.trie_rebuild(),
-        &TrieRebuildProgress {
-            block: target.block,
-            hash: target.hash,
-            finished: 0,
-        },
-    );
-    store.write(&batch)?;
+    write_progress(store, keys, target, 0)?;
     tracing::info!(
         block = target.block,
         "building the state tries of block {} from st:latest",
         target.block
     );
     Ok(())
+}
+
+/// Write `idx:trie:rebuild`: `finished` buckets of `target`'s tries are built.
+fn write_progress(
+    store: &dyn Store,
+    keys: &Keys,
+    target: &Target,
+    finished: u32,
+) -> Result<(), StoreError> {
+    let mut batch = WriteBatch::new();
+    let progress = TrieRebuildProgress {
+        block: target.block,
+        hash: target.hash,
+        finished,
+    };
+    batch.put(keys.trie_rebuild(), &progress);
+    store.write(&batch)
 }
 
 /// Delete the merkle checkpoint, then (once that write has landed) every `trie:*` key: tries
