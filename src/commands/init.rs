@@ -1,6 +1,10 @@
-//! `init`: the genesis state into `st:latest:*` and `st:code:*`, the genesis header into
-//! `blk:hdr:0`, `idx:exec:progress` at block 0, and last the chain record `idx:chain` (its
-//! presence marks a complete init, so an interrupted init is simply rerun).
+//! `init`: the genesis state into `st:latest:*` and `st:code:*` with its tries, the genesis
+//! header into `blk:hdr:0`, `idx:exec:progress` at block 0, and last the chain record
+//! `idx:chain` (its presence marks a complete init, so an interrupted init is simply rerun).
+//!
+//! The genesis is streamed into the store in bounded memory
+//! ([`pipeline::genesis_state`]); this module decides whether a read writes, and checks the
+//! genesis against the configured chain and the store.
 //!
 //! A built-in chain's genesis is built into the program ([`evm::chain_data`]); `--genesis
 //! FILE` gives a custom chain's (or a built-in chain's, which must then be the network's
@@ -9,7 +13,7 @@
 
 use super::{adopt, chain_record, check_config_matches, setting_for, CommandError, Context};
 use crate::config::VerifyRootConfig;
-use alloy_consensus::Sealed;
+use alloy_consensus::{Header, Sealed};
 use alloy_primitives::B256;
 use evm::chain::ChainSpec;
 use evm::chain_data::{self, BuiltInChain};
@@ -91,91 +95,42 @@ pub fn init(
     }
 
     let record = ctx.chain_record()?;
-    let progress_key = ctx.keys.exec_progress();
-    let progress = ctx.store.read(&progress_key)?;
-    let header_key = ctx.keys.header(0);
-    let stored_header = ctx.store.read(&header_key)?;
+    let progress = ctx.store.read(&ctx.keys.exec_progress())?;
+    let stored_header = ctx.store.read(&ctx.keys.header(0))?;
     let executed = progress.as_ref().map_or(0, |p| p.latest_executed_block);
-    let fresh = record.is_none() && executed == 0 && stored_header.is_none();
-    let mode = if fresh {
+    let mode = if record.is_none() && executed == 0 && stored_header.is_none() {
         Mode::WriteIfAccepted
     } else {
         let read = input.load(ctx, Mode::Read)?.summary;
-        let genesis_hash = read.hash;
         if let Some(record) = record {
-            if record.genesis_hash != genesis_hash {
+            if record.genesis_hash != read.hash {
                 return Err(CommandError::ChainMismatch(format!(
                     "the store already holds genesis {:#x} (chain {:?}, id {}); {} has genesis \
-                     {genesis_hash:#x}. Point storage at another store for this chain, or set {} \
-                     to serve the store's chain",
+                     {:#x}. Point storage at another store for this chain, or set {} to serve \
+                     the store's chain",
                     record.genesis_hash,
                     record.name,
                     record.chain_id,
                     input.shown,
+                    read.hash,
                     setting_for(&record.name, record.chain_id)
                 )));
             }
-            tracing::info!(genesis = %genesis_hash, "store already initialised with this genesis");
+            tracing::info!(genesis = %read.hash, "store already initialised with this genesis");
             return Ok(outcome(&read, None, None));
         }
-        // Progress at block 0 without a chain record is an init cut short; above it, the
-        // store holds executed state that the genesis would overwrite.
-        if executed > 0 {
-            return Err(CommandError::Takeover(format!(
-                "{progress_key} says blocks up to {executed} are executed but there is no {} \
-                 (a store the original service wrote?); `init` would overwrite that state with \
-                 the genesis. Take the store over instead: `evm-executor init --adopt` (with \
-                 `--genesis FILE` for chain.name = \"custom\"; `run` does it by itself for a \
-                 built-in chain)",
-                ctx.keys.chain()
-            )));
-        }
-        if let Some(stored) = stored_header {
-            let stored_hash = stored.hash();
-            if stored_hash != genesis_hash {
-                return Err(CommandError::ChainMismatch(format!(
-                    "{header_key} holds block {stored_hash:#x}, not this genesis {genesis_hash:#x}"
-                )));
-            }
-        }
-        Mode::Write(genesis_hash)
+        check_uninitialised_store(ctx, executed, stored_header, read.hash)?;
+        Mode::Write(read.hash)
     };
     let mut loaded = input.load(ctx, mode)?;
     if !loaded.written {
         // Accepted by its hash (or by a `config` after `alloc`) in the read just done.
         loaded = input.load(ctx, Mode::Write(loaded.summary.hash))?;
     }
-    let summary = &loaded.summary;
-
-    let mut batch = WriteBatch::new();
-    batch.put(
-        ctx.keys.header(0),
-        &Sealed::new_unchecked(summary.header.clone(), summary.hash),
-    );
-    if keeps_tries(ctx) {
-        let checkpoint = StageCheckpoint {
-            block: 0,
-            hash: summary.hash,
-            time: unix_now(),
-        };
-        batch.put(ctx.keys.stage_checkpoint(StageId::Merkle), &checkpoint);
-    }
-    if progress.is_none() {
-        let progress = ExecProgress {
-            latest_executed_block: 0,
-            last_execution_time: unix_now(),
-            total_txs_executed: 0,
-        };
-        batch.put(progress_key, &progress);
-    }
-    // Last, after everything else has landed: its presence marks a complete init.
-    batch
-        .fence()
-        .put(ctx.keys.chain(), &chain_record(&name, summary));
-    ctx.store.write(&batch)?;
+    write_genesis_block(ctx, &name, &loaded.summary, progress.is_none())?;
     let counts = loaded.counts;
     tracing::info!(
-        genesis = %summary.hash,
+        genesis = %loaded.summary.hash,
         accounts = counts.accounts,
         slots = counts.slots,
         keys = counts.keys(),
@@ -184,7 +139,74 @@ pub fn init(
         keys_per_sec = counts.keys_per_second() as u64,
         "genesis written"
     );
-    Ok(outcome(summary, Some(counts), None))
+    Ok(outcome(&loaded.summary, Some(counts), None))
+}
+
+/// Refuse a store without a chain record that the genesis `genesis_hash` must not be written
+/// into: one with blocks up to `executed` > 0 executed, or whose `blk:hdr:0`, `stored_header`,
+/// is another genesis. (Progress at block 0 without a chain record is an init cut short.)
+fn check_uninitialised_store(
+    ctx: &Context,
+    executed: u64,
+    stored_header: Option<Sealed<Header>>,
+    genesis_hash: B256,
+) -> Result<(), CommandError> {
+    if executed > 0 {
+        return Err(CommandError::Takeover(format!(
+            "{} says blocks up to {executed} are executed but there is no {} (a store the \
+             original service wrote?); `init` would overwrite that state with the genesis. Take \
+             the store over instead: `evm-executor init --adopt` (with `--genesis FILE` for \
+             chain.name = \"custom\"; `run` does it by itself for a built-in chain)",
+            ctx.keys.exec_progress(),
+            ctx.keys.chain()
+        )));
+    }
+    if let Some(stored) = stored_header {
+        let stored_hash = stored.hash();
+        if stored_hash != genesis_hash {
+            return Err(CommandError::ChainMismatch(format!(
+                "{} holds block {stored_hash:#x}, not this genesis {genesis_hash:#x}",
+                ctx.keys.header(0)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// After the state: `blk:hdr:0`, the merkle checkpoint when tries are kept, the progress at
+/// block 0 when `progress_missing`, and last the chain record.
+fn write_genesis_block(
+    ctx: &Context,
+    name: &str,
+    genesis: &GenesisSummary,
+    progress_missing: bool,
+) -> Result<(), CommandError> {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        ctx.keys.header(0),
+        &Sealed::new_unchecked(genesis.header.clone(), genesis.hash),
+    );
+    if keeps_tries(ctx) {
+        let checkpoint = StageCheckpoint {
+            block: 0,
+            hash: genesis.hash,
+            time: unix_now(),
+        };
+        batch.put(ctx.keys.stage_checkpoint(StageId::Merkle), &checkpoint);
+    }
+    if progress_missing {
+        let progress = ExecProgress {
+            latest_executed_block: 0,
+            last_execution_time: unix_now(),
+            total_txs_executed: 0,
+        };
+        batch.put(ctx.keys.exec_progress(), &progress);
+    }
+    // Last, after everything else has landed: its presence marks a complete init.
+    batch
+        .fence()
+        .put(ctx.keys.chain(), &chain_record(name, genesis));
+    Ok(ctx.store.write(&batch)?)
 }
 
 /// Whether the store keeps state tries (the merkle stage is on).
