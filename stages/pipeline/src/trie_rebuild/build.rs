@@ -3,8 +3,8 @@
 //! genesis file, each after spilling the state its own way.
 //!
 //! Bucket by bucket in ascending order: the bucket's accounts sorted by hashed address; their
-//! storage tries built on the rayon pool (slots sorted by hashed slot, nodes written in batches
-//! as they complete); then each account leaf, with its storage root, fed to one
+//! storage tries built on the rayon pool (slots sorted by hashed slot, nodes batched as they
+//! complete, the batches written by the calling thread); then each account leaf, with its storage root, fed to one
 //! [`AccountTrieBuilder`] across buckets, whose completed nodes are written likewise, and the
 //! account's JSON written with the real storageRoot where the spilled one differs (or was not
 //! in the contract's spelling). A caller's hook runs after each bucket's writes have returned.
@@ -17,7 +17,8 @@
 //! it hands out, and builds storage tries only for the rest.
 //!
 //! Memory: one bucket's accounts and slots (an account's storage is never split, so a bucket
-//! holding a big contract holds all its slots) and one write batch per rayon worker.
+//! holding a big contract holds all its slots) and one write batch per rayon worker, with as
+//! many more waiting to be written.
 
 use super::spill::{SpilledAccount, SpilledBuckets, SpilledSlot, BUCKETS};
 use super::RebuildError;
