@@ -221,8 +221,8 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             let outcome = commands::init::init(&ctx, source, adopt)?;
             let verb = match (outcome.adopted, outcome.written) {
                 (Some((block, hash)), _) => format!("taken over at block {block} ({hash:#x})"),
-                (None, true) => "initialised".to_string(),
-                (None, false) => "already initialised".to_string(),
+                (None, Some(_)) => "initialised".to_string(),
+                (None, None) => "already initialised".to_string(),
             };
             println!(
                 "{verb}: chain id {}, {} accounts",
@@ -230,6 +230,18 @@ fn run(command: Command, config: Config) -> Result<(), CommandError> {
             );
             println!("genesis state root: {:#x}", outcome.state_root);
             println!("genesis block hash: {:#x}", outcome.genesis_hash);
+            if let Some(counts) = outcome.written {
+                println!(
+                    "wrote {} keys in {:.1} s ({:.0} keys/s): {} accounts, {} storage slots, {} \
+                     trie nodes",
+                    counts.keys(),
+                    counts.read_seconds + counts.build_seconds,
+                    counts.keys_per_second(),
+                    counts.accounts,
+                    counts.slots,
+                    counts.nodes
+                );
+            }
         }
         Command::Import { file } => {
             let outcome = commands::import::run(&ctx, &file)?;

@@ -17,7 +17,7 @@ use alloy_consensus::Header;
 use alloy_consensus::Sealed;
 use alloy_primitives::B256;
 use evm::chain_data;
-use evm::genesis::GenesisBlock;
+use evm::genesis::GenesisSummary;
 use primitives::contract::{ChainRecord, ExecProgress};
 use primitives::store::WriteBatch;
 use primitives::value::ContractRead;
@@ -56,15 +56,19 @@ pub fn chain_for_run(ctx: &Context) -> Result<ChainRecord, CommandError> {
             progress.latest_executed_block
         )));
     };
-    adopt(ctx, name, &chain.genesis()?)?;
+    adopt(ctx, name, &chain.genesis()?.summary())?;
     ctx.checked_chain()
 }
 
 /// Take the store over for the chain `name` with `genesis`: check it, then write `idx:chain`
 /// (and `blk:hdr:0` when the store lacks it), nothing else. A store that already holds this
 /// chain's record is left as it is.
-pub fn adopt(ctx: &Context, name: &str, genesis: &GenesisBlock) -> Result<Adoption, CommandError> {
-    check_config_matches(&ctx.config, name, genesis.chain_id())?;
+pub fn adopt(
+    ctx: &Context,
+    name: &str,
+    genesis: &GenesisSummary,
+) -> Result<Adoption, CommandError> {
+    check_config_matches(&ctx.config, name, genesis.chain_id)?;
     let progress_key = ctx.keys.exec_progress();
     let progress = exec_progress(ctx)?;
     if let Some(record) = ctx.chain_record()? {

@@ -12,9 +12,8 @@ pub mod trie;
 
 use crate::config::Config;
 use evm::chain_data;
-use evm::collision::storage_only_accounts;
 use evm::error::BlockError;
-use evm::genesis::{GenesisBlock, GenesisError};
+use evm::genesis::{GenesisError, GenesisSummary};
 use pipeline::stage::{Inconsistency, StageError};
 use primitives::block::{BodyMismatch, CorruptRlp};
 use primitives::contract::{ChainRecord, MalformedValue};
@@ -242,12 +241,12 @@ pub fn setting_for(name: &str, chain_id: u64) -> String {
 }
 
 /// The chain record `idx:chain` for the chain `name` with `genesis`.
-pub fn chain_record(name: &str, genesis: &GenesisBlock) -> ChainRecord {
+pub fn chain_record(name: &str, genesis: &GenesisSummary) -> ChainRecord {
     ChainRecord {
         name: name.to_string(),
-        chain_id: genesis.chain_id(),
+        chain_id: genesis.chain_id,
         genesis_hash: genesis.hash,
         config: genesis.config_json.clone(),
-        storage_only_accounts: storage_only_accounts(&genesis.genesis),
+        storage_only_accounts: genesis.storage_only.clone(),
     }
 }

@@ -308,8 +308,81 @@ fn init_explicit_zero_difficulty_genesis(backend: Backend) {
     assert_eq!(printed_genesis_hash(&stdout), expected, "{stdout}");
 }
 
+/// The store without the times `init` stamps (`idx:exec:progress`, `idx:stage:merkle`).
+fn without_times(mut store: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    for key in ["idx:exec:progress", "idx:stage:merkle"] {
+        let value = store.remove(key);
+        assert!(value.is_some(), "{key} is written");
+    }
+    store
+}
+
+/// A genesis that lists `alloc` before `config` (as a writer that sorts keys does) leaves the
+/// store the file in go-ethereum's order leaves: `init` checks the config read after the
+/// allocation before it writes anything.
+fn init_config_after_alloc_genesis(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    let reference = Backend::embedded();
+    init(&reference, &[], &chain.genesis_path());
+    let genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.genesis_path()).expect("read genesis"))
+            .expect("genesis JSON");
+    let text = genesis.to_string();
+    let position = |field: &str| text.find(&format!("\"{field}\"")).expect("field");
+    assert!(position("alloc") < position("config"), "sorted keys");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("genesis-alloc-first.json");
+    std::fs::write(&path, text).expect("write genesis");
+    init(&backend, &[], &path);
+    assert!(
+        without_times(backend.snapshot()) == without_times(reference.snapshot()),
+        "the store differs from the one the file in go-ethereum's order leaves"
+    );
+}
+
+/// A custom genesis cut short inside `alloc`, after more accounts than one write batch holds,
+/// is refused naming the file and the cut, and what was written of it is deleted again.
+fn init_cut_short_genesis(backend: Backend) {
+    let chain = ChainFixture::geth_ethtest();
+    let genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.genesis_path()).expect("read genesis"))
+            .expect("genesis JSON");
+    let alloc: serde_json::Map<String, serde_json::Value> = (1..=30_000u64)
+        .map(|i| {
+            let address = format!("{:#042x}", u128::from(i) << 64);
+            (address, json!({"balance": format!("{:#x}", i)}))
+        })
+        .collect();
+    // `config` first, so the state is written as it is read.
+    let text = format!(
+        r#"{{"config":{},"alloc":{}}}"#,
+        genesis["config"],
+        serde_json::Value::Object(alloc)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("genesis-cut.json");
+    std::fs::write(&path, &text[..text.len() * 9 / 10]).expect("write genesis");
+    let output = backend.cli(&[], &["init", "--genesis", path.to_str().expect("path")]);
+    let stderr = expect_exit_code(&output, COMMAND_FAILED);
+    assert!(
+        stderr.contains("genesis-cut.json") && stderr.contains("EOF while parsing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deleted the state the refused genesis wrote"),
+        "{stderr}"
+    );
+    assert_eq!(
+        backend.all_keys(),
+        BTreeSet::new(),
+        "a refused init left keys"
+    );
+}
+
 on_both_backends! {
     init_prints_geth_ethtest_genesis_hash => init_geth_ethtest_genesis;
+    init_of_a_genesis_with_config_after_alloc_writes_the_same_store => init_config_after_alloc_genesis;
+    init_of_a_genesis_cut_short_names_it_and_leaves_no_state => init_cut_short_genesis;
     init_keeps_an_explicit_zero_difficulty => init_explicit_zero_difficulty_genesis;
     init_prints_hive_sync_genesis_hash => init_hive_sync_genesis;
     init_prints_bsc_mainnet_genesis_hash => init_bsc_mainnet_genesis;

@@ -143,16 +143,36 @@ impl BuiltInChain {
 
     /// The chain's genesis block, checked against [`Self::genesis_hash`].
     pub fn genesis(&self) -> Result<GenesisBlock, ChainDataError> {
-        let origin = format!("the built-in genesis of {}", self.name);
-        let genesis = GenesisBlock::parse_for_spec(&origin, self.genesis.as_bytes(), &self.spec()?)
-            .map_err(|e| self.unusable(e.to_string()))?;
-        if genesis.hash != self.genesis_hash {
+        let genesis = GenesisBlock::parse_for_spec(
+            &self.genesis_origin(),
+            self.genesis.as_bytes(),
+            &self.spec()?,
+        )
+        .map_err(|e| self.unusable(e.to_string()))?;
+        self.check_genesis_hash(genesis.hash)?;
+        Ok(genesis)
+    }
+
+    /// The text of its genesis file, for a reader that streams it
+    /// ([`crate::genesis::stream`]); [`Self::genesis_origin`] names it in errors.
+    pub fn genesis_text(&self) -> &'static str {
+        self.genesis
+    }
+
+    /// How errors name its genesis file.
+    pub fn genesis_origin(&self) -> String {
+        format!("the built-in genesis of {}", self.name)
+    }
+
+    /// Refuse a genesis hash read from the built-in genesis file that is not the network's.
+    pub fn check_genesis_hash(&self, hash: B256) -> Result<(), ChainDataError> {
+        if hash != self.genesis_hash {
             return Err(self.unusable(format!(
-                "its genesis hashes to {:#x}, not the network's {:#x}",
-                genesis.hash, self.genesis_hash
+                "its genesis hashes to {hash:#x}, not the network's {:#x}",
+                self.genesis_hash
             )));
         }
-        Ok(genesis)
+        Ok(())
     }
 
     fn unusable(&self, reason: String) -> ChainDataError {

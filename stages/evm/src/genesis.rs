@@ -1,7 +1,12 @@
 //! Genesis: a geth-style `genesis.json` turned into the state it defines, its state root and
-//! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it.
+//! the block-0 header, the way go-ethereum's `Genesis.ToBlock` builds it. [`GenesisBlock`]
+//! holds a whole genesis in memory (the built-in chains', small files); [`stream`] reads a file
+//! of any size once, account by account.
+
+pub mod stream;
 
 use crate::chain::ChainSpec;
+use crate::collision::storage_only_accounts;
 use alloy_consensus::{
     constants::EMPTY_WITHDRAWALS, Header, Sealed, EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH,
 };
@@ -12,6 +17,7 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, B64, U256};
 use alloy_trie::{root, TrieAccount};
 use primitives::contract::{AccountJson, EMPTY_CODE_HASH};
 use primitives::keys::Keys;
+use primitives::storage_only::StorageOnlyAccounts;
 use primitives::store::WriteBatch;
 use std::path::Path;
 
@@ -172,6 +178,38 @@ impl GenesisBlock {
     }
 }
 
+/// What `init` and a takeover keep of a genesis besides its state: the chain it names, its
+/// block-0 header, and the EIP-7610 candidates of its allocation ([`crate::collision`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenesisSummary {
+    /// The chain id the genesis config declares.
+    pub chain_id: u64,
+    /// The raw `config` object of the file (null when it has none).
+    pub config_json: serde_json::Value,
+    /// The block-0 header.
+    pub header: Header,
+    /// Its hash.
+    pub hash: B256,
+    /// The allocation's accounts with storage but no code and nonce 0, with a witness slot.
+    pub storage_only: StorageOnlyAccounts,
+    /// Accounts in the allocation.
+    pub accounts: u64,
+}
+
+impl GenesisBlock {
+    /// This genesis summarised.
+    pub fn summary(&self) -> GenesisSummary {
+        GenesisSummary {
+            chain_id: self.chain_id(),
+            config_json: self.config_json.clone(),
+            header: self.header.clone(),
+            hash: self.hash,
+            storage_only: storage_only_accounts(&self.genesis),
+            accounts: self.genesis.alloc.len() as u64,
+        }
+    }
+}
+
 /// A genesis account as the state keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenesisAccount {
@@ -247,6 +285,15 @@ pub fn state_root(genesis: &Genesis) -> B256 {
 /// The block-0 header, with the optional fields each fork active at genesis adds.
 /// `difficulty_given` tells whether the file set `difficulty` (even to zero).
 pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
+    genesis_header_with_root(genesis, difficulty_given, state_root(genesis))
+}
+
+/// [`genesis_header`] with the state root given (computed elsewhere, the allocation not held).
+pub fn genesis_header_with_root(
+    genesis: &Genesis,
+    difficulty_given: bool,
+    state_root: B256,
+) -> Header {
     let config = &genesis.config;
     let number = genesis.number.unwrap_or_default();
     let time = genesis.timestamp;
@@ -264,7 +311,7 @@ pub fn genesis_header(genesis: &Genesis, difficulty_given: bool) -> Header {
         parent_hash: genesis.parent_hash.unwrap_or_default(),
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: genesis.coinbase,
-        state_root: state_root(genesis),
+        state_root,
         transactions_root: EMPTY_ROOT_HASH,
         receipts_root: EMPTY_ROOT_HASH,
         logs_bloom: Default::default(),

@@ -11,8 +11,9 @@
 //!   state kept between blocks.
 //! - [`startup`]: where each stage resumes, with the crash repair; [`reorg`]: the fork point
 //!   and the unwind; [`serial`]: the stages on one thread, block by block; [`tries`]: a whole
-//!   state's tries at once (init, ef-test); [`trie_rebuild`]: the tries built from an existing
-//!   `st:latest` in bounded memory (`trie rebuild`).
+//!   state's tries at once (ef-test); [`trie_rebuild`]: the tries built from an existing
+//!   `st:latest` in bounded memory (`trie rebuild`); [`genesis_state`]: a genesis file's state
+//!   and tries written as the file streams, in bounded memory (`init`).
 //! - [`meter`], [`metrics`] and [`progress`]: where the time goes, every Prometheus metric,
 //!   and the sampler that feeds them and logs progress.
 //! - `test_utils` (tests only): the harness of the unit tests beside each stage, a fixture
@@ -23,6 +24,7 @@
 //! checkpoints (the crash rule). The daemon (in the binary) only spawns, connects and joins
 //! the stages.
 
+pub mod genesis_state;
 pub mod meter;
 pub mod metrics;
 pub mod progress;

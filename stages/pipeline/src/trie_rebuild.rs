@@ -17,11 +17,9 @@
 //!    gone stale while verification was off), then writes the progress at bucket 0.
 //! 3. The two scans spill accounts and slots into [`spill::BUCKETS`] temp files by the first
 //!    byte of keccak256(address) ([`spill`]).
-//! 4. Bucket by bucket in ascending order: accounts sorted by hashed address; the storage
-//!    tries of the bucket's accounts built on the rayon pool (slots sorted by hashed slot,
-//!    nodes written in batches as they complete); then each account leaf, with its storage
-//!    root, fed to one [`AccountTrieBuilder`] across buckets, whose completed nodes are written
-//!    likewise, and the account's JSON rewritten with the real storageRoot where it differs;
+//! 4. Bucket by bucket, as [`build`] builds tries (shared with `init`): the bucket's storage
+//!    tries, then its account leaves into one account trie, the nodes written as they
+//!    complete and the account's JSON rewritten with the real storageRoot where it differs;
 //!    then `idx:trie:rebuild` moves past the bucket.
 //! 5. The root must be the header's stateRoot (else the error names both, the progress is
 //!    removed and no checkpoint is written); then the merkle checkpoint, then the progress's
@@ -29,12 +27,10 @@
 //!
 //! # Resuming
 //!
-//! Every node the builders hand out is a node of the final tries (the layout depends on the
-//! state alone), so nodes written before a crash are never wrong, only incomplete. A rerun
-//! for the same block scans and spills again and feeds the finished buckets' account leaves
-//! to the account builder once more, with the storage roots their rewritten JSON carries,
-//! dropping the nodes it hands out (written already: the progress moves only after a
-//! bucket's nodes are written); storage tries are built only for the unfinished buckets.
+//! Nodes written before a crash are never wrong, only incomplete ([`build`]). A rerun for the
+//! same block scans and spills again and resumes the build after the finished buckets (their
+//! account leaves fed again with the storage roots their rewritten JSON carries; the progress
+//! moves only after a bucket's nodes are written).
 //!
 //! # Memory
 //!
@@ -44,32 +40,26 @@
 //! store trait hands a prefix scan's keys over at once (about 100 bytes a key), and they are
 //! dropped chunk by chunk as they are spilled.
 
+pub mod build;
 pub mod spill;
 
-use crate::tries::node_id;
-use alloy_primitives::{keccak256, map::HashMap, Address, Bytes, B256, U256};
-use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH};
+use alloy_primitives::{Address, B256, U256};
+use build::{build_buckets, BucketRange, WRITE_BATCH};
 use primitives::clock::unix_now;
 use primitives::contract::{AccountJson, MalformedValue, StageCheckpoint, TrieRebuildProgress};
 use primitives::keys::Keys;
 use primitives::stage_id::StageId;
 use primitives::store::{Store, StoreError, WriteBatch};
 use primitives::value::{ContractRead, Decode, ReadError};
-use rayon::prelude::*;
 use spill::{
     bucket_of_address, Spill, SpillError, SpilledAccount, SpilledBuckets, SpilledSlot, BUCKETS,
 };
-use state_trie::{AccountTrieBuilder, BuildError, NodeKey, StorageTrieBuilder};
+use state_trie::BuildError;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Keys read per batched read (MGET) while spilling.
 const READ_BATCH: usize = 1000;
-/// Writes per store write: trie nodes, rewritten accounts, deletes of stale keys. Each rayon
-/// worker holds at most one such batch.
-const WRITE_BATCH: usize = 10_000;
-/// How often a progress line is logged.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// How to run a rebuild.
 #[derive(Debug, Clone)]
@@ -167,6 +157,18 @@ pub enum RebuildError {
     /// The state does not build into tries.
     #[error("the state in st:latest does not build into tries: {0}")]
     Build(#[from] BuildError),
+    /// The spilled state holds an account twice (a genesis allocation can list it twice).
+    #[error("account {address} is listed twice")]
+    DuplicateAccount {
+        /// The account.
+        address: Address,
+    },
+    /// The spilled state holds a slot of one account twice.
+    #[error("account {address}: a storage slot is listed twice")]
+    DuplicateSlot {
+        /// The account.
+        address: Address,
+    },
     /// The state in `st:latest` is not the state after the block.
     #[error(
         "block {block}: stateRoot mismatch: header says {expected:#x}, st:latest gives \
@@ -245,49 +247,91 @@ pub fn rebuild(
     let started = Instant::now();
     let (buckets, accounts) = spill_state(store, keys, &settings.work_dir, resumed_at)?;
     let scan_seconds = started.elapsed().as_secs_f64();
-    let mut build = Build {
-        store,
-        keys,
-        target,
-        builder: AccountTrieBuilder::new(),
-        report: RebuildReport {
-            block: target.block,
-            state_root: None,
-            resumed_at,
-            finished: resumed_at,
-            accounts,
-            accounts_built: 0,
-            slots: 0,
-            nodes: 0,
-            rewritten: 0,
-            scan_seconds,
-            build_seconds: 0.0,
-            complete: false,
-        },
-        started: Instant::now(),
-        logged: Instant::now(),
+    let range = BucketRange {
+        built: resumed_at,
+        limit: settings.stop_after,
     };
-    for bucket in 0..BUCKETS {
-        let (bucket_accounts, slots) = buckets.load(bucket)?;
-        if bucket < resumed_at {
-            build.refeed(bucket_accounts)?;
-            continue;
-        }
-        if settings
-            .stop_after
-            .is_some_and(|limit| bucket - resumed_at >= limit)
-        {
-            build.report.build_seconds = build.started.elapsed().as_secs_f64();
-            tracing::info!(
-                finished = bucket,
-                "stopped after bucket {bucket} of {BUCKETS}; rerun to continue"
-            );
-            return Ok(build.report);
-        }
-        build.bucket(bucket, bucket_accounts, slots)?;
-    }
+    // After the bucket's nodes and accounts: their write has returned.
+    let built = build_buckets(Some(store), keys, &buckets, range, |finished| {
+        Ok(write_progress(store, keys, &target, finished)?)
+    })?;
     drop(buckets);
-    build.finish()
+    let report = RebuildReport {
+        block: target.block,
+        state_root: built.root,
+        resumed_at,
+        finished: built.finished,
+        accounts,
+        accounts_built: built.counts.accounts,
+        slots: built.counts.slots,
+        nodes: built.counts.nodes,
+        rewritten: built.counts.rewritten,
+        scan_seconds,
+        build_seconds: built.seconds,
+        complete: false,
+    };
+    match built.root {
+        Some(root) => verify(store, keys, target, root, report),
+        None => {
+            tracing::info!(
+                finished = built.finished,
+                "stopped after bucket {} of {BUCKETS}; rerun to continue",
+                built.finished
+            );
+            Ok(report)
+        }
+    }
+}
+
+/// Check the built root against the header's (and that the store did not move meanwhile),
+/// then write the merkle checkpoint and remove the progress.
+fn verify(
+    store: &dyn Store,
+    keys: &Keys,
+    target: Target,
+    root: B256,
+    mut report: RebuildReport,
+) -> Result<RebuildReport, RebuildError> {
+    // A state that moved under the build explains a wrong root too: said first.
+    let now = self::target(store, keys)?;
+    if (now.block, now.hash) != (target.block, target.hash) {
+        return Err(RebuildError::Moved {
+            from: target.block,
+            from_hash: target.hash,
+            to: now.block,
+            to_hash: now.hash,
+        });
+    }
+    if root != target.state_root {
+        let mut batch = WriteBatch::new();
+        batch.remove(keys.trie_rebuild());
+        store.write(&batch)?;
+        return Err(RebuildError::StateRoot {
+            block: target.block,
+            expected: target.state_root,
+            got: root,
+        });
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(
+        keys.stage_checkpoint(StageId::Merkle),
+        &StageCheckpoint {
+            block: target.block,
+            hash: target.hash,
+            time: unix_now(),
+        },
+    );
+    batch.fence().remove(keys.trie_rebuild());
+    store.write(&batch)?;
+    report.complete = true;
+    tracing::info!(
+        block = target.block,
+        state_root = %root,
+        accounts = report.accounts,
+        nodes = report.nodes,
+        "state tries rebuilt and verified against the header"
+    );
+    Ok(report)
 }
 
 /// The block `st:latest` holds: `idx:exec:progress`, which the commit checkpoint (when there
@@ -328,6 +372,37 @@ fn target(store: &dyn Store, keys: &Keys) -> Result<Target, RebuildError> {
 /// Forget any previous tries: the merkle checkpoint first, then every `trie:*` key, then the
 /// progress at bucket 0, each write after the one before has landed.
 fn start_fresh(store: &dyn Store, keys: &Keys, target: &Target) -> Result<(), RebuildError> {
+    delete_tries(store, keys)?;
+    write_progress(store, keys, target, 0)?;
+    tracing::info!(
+        block = target.block,
+        "building the state tries of block {} from st:latest",
+        target.block
+    );
+    Ok(())
+}
+
+/// Write `idx:trie:rebuild`: `finished` buckets of `target`'s tries are built.
+fn write_progress(
+    store: &dyn Store,
+    keys: &Keys,
+    target: &Target,
+    finished: u32,
+) -> Result<(), StoreError> {
+    let mut batch = WriteBatch::new();
+    let progress = TrieRebuildProgress {
+        block: target.block,
+        hash: target.hash,
+        finished,
+    };
+    batch.put(keys.trie_rebuild(), &progress);
+    store.write(&batch)
+}
+
+/// Delete the merkle checkpoint, then (once that write has landed) every `trie:*` key: tries
+/// the state no longer matches (a rebuild's or an init's cut short, or kept while verification
+/// was off). Returns the number of trie keys deleted. Memory: the scan's key list.
+pub fn delete_tries(store: &dyn Store, keys: &Keys) -> Result<usize, StoreError> {
     let mut batch = WriteBatch::new();
     batch.remove(keys.stage_checkpoint(StageId::Merkle));
     store.write(&batch)?;
@@ -345,22 +420,7 @@ fn start_fresh(store: &dyn Store, keys: &Keys, target: &Target) -> Result<(), Re
         }
         store.write(&batch)?;
     }
-    let mut batch = WriteBatch::new();
-    batch.put(
-        keys.trie_rebuild(),
-        &TrieRebuildProgress {
-            block: target.block,
-            hash: target.hash,
-            finished: 0,
-        },
-    );
-    store.write(&batch)?;
-    tracing::info!(
-        block = target.block,
-        "building the state tries of block {} from st:latest",
-        target.block
-    );
-    Ok(())
+    Ok(stale.len())
 }
 
 /// Scan `st:latest` into bucket files under `dir`: every account, and the slots of the
@@ -444,304 +504,12 @@ fn spill_state(
     Ok((spill.finish()?, accounts))
 }
 
-/// An account of the bucket being built, keyed by its hashed address.
-struct BucketAccount {
-    hashed: B256,
-    spilled: SpilledAccount,
-    /// Its slots (unhashed until its storage trie is built).
-    slots: Vec<(B256, U256)>,
-}
-
-/// The build across buckets: the account trie's builder and what was done so far.
-struct Build<'a> {
-    store: &'a dyn Store,
-    keys: &'a Keys,
-    target: Target,
-    builder: AccountTrieBuilder,
-    report: RebuildReport,
-    started: Instant,
-    logged: Instant,
-}
-
-impl Build<'_> {
-    /// Feed a finished bucket's account leaves again (their storage roots from their
-    /// rewritten JSON), dropping the nodes handed out: they were written before the bucket
-    /// was marked finished.
-    fn refeed(&mut self, accounts: Vec<SpilledAccount>) -> Result<(), RebuildError> {
-        let mut accounts: Vec<(B256, SpilledAccount)> = accounts
-            .into_iter()
-            .map(|account| (keccak256(account.address), account))
-            .collect();
-        accounts.sort_unstable_by_key(|(hashed, _)| *hashed);
-        for (hashed, account) in &accounts {
-            let json = &account.json;
-            self.builder
-                .add_account(*hashed, &leaf(json, json.storage_root))?;
-            self.builder.drain_nodes().for_each(drop);
-        }
-        Ok(())
-    }
-
-    /// Build bucket `bucket` from its spilled accounts and slots, write it, and mark it
-    /// finished.
-    fn bucket(
-        &mut self,
-        bucket: u32,
-        accounts: Vec<SpilledAccount>,
-        slots: Vec<SpilledSlot>,
-    ) -> Result<(), RebuildError> {
-        let slot_count = slots.len() as u64;
-        let mut by_account: HashMap<Address, Vec<(B256, U256)>> = HashMap::default();
-        for slot in slots {
-            by_account
-                .entry(slot.address)
-                .or_default()
-                .push((slot.slot, slot.value));
-        }
-        let mut accounts: Vec<BucketAccount> = accounts
-            .into_iter()
-            .map(|spilled| BucketAccount {
-                hashed: keccak256(spilled.address),
-                slots: by_account.remove(&spilled.address).unwrap_or_default(),
-                spilled,
-            })
-            .collect();
-        if let Some((address, orphans)) = by_account.iter().next() {
-            tracing::warn!(
-                bucket,
-                accounts = by_account.len(),
-                example = %address,
-                slots = orphans.len(),
-                "slots in st:latest:stor of accounts absent from st:latest:acc are not in any trie"
-            );
-        }
-        accounts.sort_unstable_by_key(|account| account.hashed);
-        let (roots, storage_nodes) = self.storage_roots(&mut accounts)?;
-        let mut writer = NodeWriter::new(self.store, self.keys);
-        for (account, root) in accounts.iter().zip(roots) {
-            let json = &account.spilled.json;
-            self.builder
-                .add_account(account.hashed, &leaf(json, root))?;
-            for (key, rlp) in self.builder.drain_nodes() {
-                writer.node(&key, &rlp)?;
-            }
-            if !account.spilled.canonical || json.storage_root != root {
-                let rewritten = AccountJson {
-                    storage_root: root,
-                    ..*json
-                };
-                writer.account(&account.spilled.address, &rewritten)?;
-            }
-        }
-        writer.flush()?;
-        let mut batch = WriteBatch::new();
-        batch.put(
-            self.keys.trie_rebuild(),
-            &TrieRebuildProgress {
-                block: self.target.block,
-                hash: self.target.hash,
-                finished: bucket + 1,
-            },
-        );
-        // After the bucket's nodes and accounts: their write has returned.
-        self.store.write(&batch)?;
-        let report = &mut self.report;
-        report.finished = bucket + 1;
-        report.accounts_built += accounts.len() as u64;
-        report.slots += slot_count;
-        report.nodes += storage_nodes + writer.nodes;
-        report.rewritten += writer.accounts;
-        if self.logged.elapsed() >= PROGRESS_EVERY {
-            self.logged = Instant::now();
-            let seconds = self.started.elapsed().as_secs_f64();
-            tracing::info!(
-                bucket = bucket + 1,
-                buckets = BUCKETS,
-                accounts = report.accounts_built,
-                slots = report.slots,
-                nodes = report.nodes,
-                accounts_per_sec = (report.accounts_built as f64 / seconds) as u64,
-                "rebuilding the state tries"
-            );
-        }
-        Ok(())
-    }
-
-    /// The storage root of every account of the bucket, in order, and the nodes written: the
-    /// storage tries built in parallel, each worker writing the nodes as they complete.
-    fn storage_roots(
-        &self,
-        accounts: &mut [BucketAccount],
-    ) -> Result<(Vec<B256>, u64), RebuildError> {
-        let (store, keys) = (self.store, self.keys);
-        let (built, nodes) = accounts
-            .par_iter_mut()
-            .enumerate()
-            .filter(|(_, account)| !account.slots.is_empty())
-            .try_fold(
-                || (NodeWriter::new(store, keys), Vec::new()),
-                |(mut writer, mut roots), (index, account)| {
-                    roots.push((index, storage_trie(&mut writer, account)?));
-                    Ok::<_, RebuildError>((writer, roots))
-                },
-            )
-            .map(|folded| {
-                let (mut writer, roots) = folded?;
-                writer.flush()?;
-                Ok::<_, RebuildError>((roots, writer.nodes))
-            })
-            .try_reduce(
-                || (Vec::new(), 0),
-                |(mut all, nodes), (part, more)| {
-                    all.extend(part);
-                    Ok((all, nodes + more))
-                },
-            )?;
-        let mut roots = vec![EMPTY_ROOT_HASH; accounts.len()];
-        for (index, root) in built {
-            roots[index] = root;
-        }
-        Ok((roots, nodes))
-    }
-
-    /// Complete the account trie, check its root against the header, and write the merkle
-    /// checkpoint.
-    fn finish(mut self) -> Result<RebuildReport, RebuildError> {
-        let builder = std::mem::take(&mut self.builder);
-        let (root, rest) = builder.finish();
-        let mut writer = NodeWriter::new(self.store, self.keys);
-        for (key, rlp) in &rest {
-            writer.node(key, rlp)?;
-        }
-        writer.flush()?;
-        self.report.nodes += writer.nodes;
-        self.report.state_root = Some(root);
-        self.report.build_seconds = self.started.elapsed().as_secs_f64();
-        let target = self.target;
-        // A state that moved under the build explains a wrong root too: said first.
-        let now = self::target(self.store, self.keys)?;
-        if (now.block, now.hash) != (target.block, target.hash) {
-            return Err(RebuildError::Moved {
-                from: target.block,
-                from_hash: target.hash,
-                to: now.block,
-                to_hash: now.hash,
-            });
-        }
-        if root != target.state_root {
-            let mut batch = WriteBatch::new();
-            batch.remove(self.keys.trie_rebuild());
-            self.store.write(&batch)?;
-            return Err(RebuildError::StateRoot {
-                block: target.block,
-                expected: target.state_root,
-                got: root,
-            });
-        }
-        let mut batch = WriteBatch::new();
-        batch.put(
-            self.keys.stage_checkpoint(StageId::Merkle),
-            &StageCheckpoint {
-                block: target.block,
-                hash: target.hash,
-                time: unix_now(),
-            },
-        );
-        batch.fence().remove(self.keys.trie_rebuild());
-        self.store.write(&batch)?;
-        self.report.complete = true;
-        tracing::info!(
-            block = target.block,
-            state_root = %root,
-            accounts = self.report.accounts,
-            nodes = self.report.nodes,
-            "state tries rebuilt and verified against the header"
-        );
-        Ok(self.report)
-    }
-}
-
-/// Build `account`'s storage trie, writing its nodes through `writer`; its root.
-fn storage_trie(
-    writer: &mut NodeWriter<'_>,
-    account: &mut BucketAccount,
-) -> Result<B256, RebuildError> {
-    for (slot, _) in account.slots.iter_mut() {
-        *slot = keccak256(*slot);
-    }
-    account.slots.sort_unstable_by_key(|(hashed, _)| *hashed);
-    let mut builder = StorageTrieBuilder::new(account.spilled.address);
-    for (hashed, value) in &account.slots {
-        builder.add_slot(*hashed, *value)?;
-        for (key, rlp) in builder.drain_nodes() {
-            writer.node(&key, &rlp)?;
-        }
-    }
-    let (root, rest) = builder.finish();
-    for (key, rlp) in &rest {
-        writer.node(key, rlp)?;
-    }
-    Ok(root)
-}
-
-/// The account-trie leaf of an account with `storage_root`.
-fn leaf(json: &AccountJson, storage_root: B256) -> TrieAccount {
-    TrieAccount::new(json.nonce, json.balance, storage_root, json.code_hash)
-}
-
-/// Writes trie nodes and rewritten accounts in batches of [`WRITE_BATCH`].
-struct NodeWriter<'a> {
-    store: &'a dyn Store,
-    keys: &'a Keys,
-    batch: WriteBatch,
-    /// Nodes written so far.
-    nodes: u64,
-    /// Accounts rewritten so far.
-    accounts: u64,
-}
-
-impl<'a> NodeWriter<'a> {
-    fn new(store: &'a dyn Store, keys: &'a Keys) -> Self {
-        Self {
-            store,
-            keys,
-            batch: WriteBatch::new(),
-            nodes: 0,
-            accounts: 0,
-        }
-    }
-
-    fn node(&mut self, key: &NodeKey, rlp: &Bytes) -> Result<(), StoreError> {
-        self.batch.put(self.keys.trie_node(&node_id(key)), rlp);
-        self.nodes += 1;
-        self.flush_when_full()
-    }
-
-    fn account(&mut self, address: &Address, json: &AccountJson) -> Result<(), StoreError> {
-        self.batch.put(self.keys.latest_account(address), json);
-        self.accounts += 1;
-        self.flush_when_full()
-    }
-
-    fn flush_when_full(&mut self) -> Result<(), StoreError> {
-        if self.batch.len() >= WRITE_BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.batch.is_empty() {
-            self.store.write(&std::mem::take(&mut self.batch))?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::build::leaf;
     use super::*;
     use alloy_consensus::Header;
+    use alloy_primitives::keccak256;
     use alloy_primitives::Sealable;
     use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
     use primitives::contract::{ExecProgress, EMPTY_CODE_HASH};

@@ -1,7 +1,8 @@
-//! The state tries of a whole state written at once, for the commands that start a store's
-//! tries from a state held in memory: `init` (the genesis) and `ef-test` (a test's pre-state);
-//! `trie rebuild` builds them from a store's `st:latest` in parts ([`crate::trie_rebuild`]).
-//! The merkle stage keeps them up to date from there.
+//! The state tries of a whole state written at once, for a state held in memory: `ef-test`'s
+//! pre-state, and a genesis held whole ([`build_genesis_tries`], the tests' reference for what
+//! `init` writes); `init` builds a genesis file's tries as it streams
+//! ([`crate::genesis_state`]) and `trie rebuild` a store's `st:latest`
+//! ([`crate::trie_rebuild`]), both in parts. The merkle stage keeps them up to date from there.
 
 use alloy_primitives::{map::HashMap, Address, Bytes, B256, U256};
 use evm::genesis::GenesisBlock;
