@@ -15,8 +15,8 @@
 //! In `run` the writes go out on a thread of their own (`trie writer`), so the next batch is
 //! computed while the last is written: its node reads see the nodes still being written
 //! ([`Unwritten`]), and a batch is passed on to commit only once its write has returned, so the
-//! merkle checkpoint is never behind commit's. At most one write waits behind the one in
-//! progress.
+//! merkle checkpoint is never behind commit's. One write is in progress at a time: the next
+//! is handed over when it returns.
 //!
 //! With `verify_root = "batch"` the blocks waiting (up to `batch_size`) are verified together
 //! against the last one's header (while catching up; at the head each block comes alone); on a
