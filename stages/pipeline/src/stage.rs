@@ -614,6 +614,15 @@ where
     Ok(())
 }
 
+/// Pass `item` to every output without counting the wait: for a stage's writer thread, whose
+/// backpressure shows in the wait of the thread handing it work. A receiver that is gone has
+/// stopped; its own error says why.
+pub fn forward<T: Clone>(outputs: &[Sender<T>], item: T) {
+    for output in outputs {
+        let _ = output.send(item.clone());
+    }
+}
+
 /// Send every item to every receiver still there, in order.
 pub fn send_all<T: Clone>(shared: &Shared, stage: StageId, outputs: &[Sender<T>], items: Vec<T>) {
     let meter = shared.meter(stage);

@@ -11,7 +11,7 @@
 use super::senders::SendersBlock;
 use crate::meter::{fill_batch, thread_round_trips};
 use crate::metrics::metrics;
-use crate::stage::{Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
+use crate::stage::{forward, Shared, Stage, StageError, StageIo, UnwindBatch, CATCH_UP_LINGER};
 use crate::state::execution::ExecutionState;
 use crate::state::prewarm::{BlockKeys, PrewarmMode};
 use crate::state::StateLayers;
@@ -299,12 +299,8 @@ fn write_records(
         let (unwritten, _) = fill_batch(&input, first, max, CATCH_UP_LINGER, |(record, _)| {
             shared.control.behind_head(record.number)
         });
-        // Unmetered: the executing thread's wait on this thread's queue shows the backpressure.
         for record in write_batch(shared, unwritten)? {
-            for output in outputs {
-                // A stage that is gone has stopped; its own error says why.
-                let _ = output.send(Arc::clone(&record));
-            }
+            forward(outputs, record);
         }
     }
     Ok(())

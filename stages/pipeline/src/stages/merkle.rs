@@ -24,7 +24,7 @@
 //! before it are written and passed on, and the stage stops with both roots. `"every"`
 //! verifies block by block; `"off"` passes the records on untouched (no tries kept).
 
-use crate::stage::{send_all, BlockFailure, Shared, Stage, StageError, StageIo, UnwindBatch};
+use crate::stage::{forward, BlockFailure, Shared, Stage, StageError, StageIo, UnwindBatch};
 use crate::tries::node_id;
 use alloy_primitives::{map::HashMap, Address, Bytes, B256};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -468,7 +468,7 @@ fn write_all(
             .write(shared)
             .inspect_err(|_| shared.control.request_stop())?;
         unwritten.pop();
-        send_all(shared, STAGE, outputs, vec![verified]);
+        forward(outputs, verified);
     }
     Ok(())
 }
