@@ -435,6 +435,28 @@ impl Shared {
         self.meters.stage(stage)
     }
 
+    /// [`Self::record_progress`] for a block whose execution record the stage handled.
+    pub fn record_record_progress(
+        &self,
+        stage: StageId,
+        record: &ExecutionRecord,
+        started: std::time::Instant,
+    ) {
+        let totals = (record.tx_count() as u64, record.gas_used);
+        self.record_progress(stage, record.number, totals, started);
+    }
+
+    /// [`Self::record_progress`] for a block the stage handled before execution.
+    pub fn record_block_progress(
+        &self,
+        stage: StageId,
+        block: &primitives::block::ChainBlock,
+        started: std::time::Instant,
+    ) {
+        let totals = (block.body.transactions.len() as u64, block.header.gas_used);
+        self.record_progress(stage, block.number(), totals, started);
+    }
+
     /// Report that `stage` finished block `number` (`transactions` and `gas` in it, gas 0
     /// where the stage does not know it), begun at `started`.
     pub fn record_progress(

@@ -110,8 +110,7 @@ impl Stage for CommitStage {
                 .set((m.sync_height.get() - record.number as i64).max(0));
             m.txs_executed_total.inc_by(record.tx_count() as u64);
             m.gas_used_total.inc_by(record.gas_used);
-            let totals = (record.tx_count() as u64, record.gas_used);
-            shared.record_progress(STAGE, record.number, totals, started);
+            shared.record_record_progress(STAGE, record, started);
         }
         Ok(vec![last.number])
     }

@@ -329,8 +329,7 @@ fn write_batch(
     Ok(unwritten
         .into_iter()
         .map(|(record, started)| {
-            let totals = (record.tx_count() as u64, record.gas_used);
-            shared.record_progress(STAGE, record.number, totals, started);
+            shared.record_record_progress(STAGE, &record, started);
             Arc::new(record)
         })
         .collect())

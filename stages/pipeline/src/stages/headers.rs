@@ -177,8 +177,7 @@ impl Stage for HeadersStage {
             for result in loaded {
                 let failure = match result {
                     Ok(block) if block.header.parent_hash == self.parent_hash => {
-                        let totals = (block.body.transactions.len() as u64, block.header.gas_used);
-                        shared.record_progress(StageId::Headers, block.number(), totals, started);
+                        shared.record_block_progress(StageId::Headers, &block, started);
                         self.parent_hash = block.hash;
                         self.next += 1;
                         blocks.push(block);

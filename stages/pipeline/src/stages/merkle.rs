@@ -417,8 +417,7 @@ impl TrieWrite {
         }
         shared.store.write(STAGE, self.batch)?;
         for record in &self.verified.records {
-            let totals = (record.tx_count() as u64, record.gas_used);
-            shared.record_progress(STAGE, record.number, totals, self.started);
+            shared.record_record_progress(STAGE, record, self.started);
         }
         Ok(self.verified)
     }
@@ -445,12 +444,13 @@ impl Unwritten {
         self.queue().pop_front();
     }
 
-    /// The newest unwritten value of `key`: `Some(None)` when it is being removed.
-    fn get(&self, key: &NodeKey) -> Option<Option<Bytes>> {
-        self.queue()
-            .iter()
-            .rev()
-            .find_map(|nodes| nodes.get(key).cloned())
+    /// The newest unwritten value of each of `keys` (one lock for all): `Some(None)` for a
+    /// node being removed, `None` for one to read from the store.
+    fn get(&self, keys: &[NodeKey]) -> Vec<Option<Option<Bytes>>> {
+        let queue = self.queue();
+        keys.iter()
+            .map(|key| queue.iter().rev().find_map(|nodes| nodes.get(key).cloned()))
+            .collect()
     }
 }
 
@@ -770,7 +770,7 @@ impl NodeSource for StoreNodes<'_> {
     type Error = primitives::store::StoreError;
 
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Bytes>>, Self::Error> {
-        let mut found: Vec<_> = keys.iter().map(|key| self.unwritten.get(key)).collect();
+        let mut found = self.unwritten.get(keys);
         let stored: Vec<_> = keys
             .iter()
             .zip(&found)
@@ -981,17 +981,24 @@ mod tests {
             (a, Some(Bytes::from_static(b"a2"))),
             (b, None),
         ]));
-        assert_eq!(unwritten.get(&a), Some(Some(Bytes::from_static(b"a2"))));
-        assert_eq!(unwritten.get(&b), Some(None), "removed by the newer write");
         assert_eq!(
-            unwritten.get(&c),
+            unwritten.get(&[a])[0],
+            Some(Some(Bytes::from_static(b"a2")))
+        );
+        assert_eq!(
+            unwritten.get(&[b])[0],
+            Some(None),
+            "removed by the newer write"
+        );
+        assert_eq!(
+            unwritten.get(&[c])[0],
             None,
             "not unwritten: read from the store"
         );
         unwritten.pop();
-        assert_eq!(unwritten.get(&b), Some(None));
+        assert_eq!(unwritten.get(&[b])[0], Some(None));
         unwritten.pop();
-        assert_eq!(unwritten.get(&a), None);
+        assert_eq!(unwritten.get(&[a])[0], None);
     }
 
     #[test]

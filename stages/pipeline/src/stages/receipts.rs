@@ -64,8 +64,7 @@ impl Stage for ReceiptsStage {
         self.written = last.number;
         shared.control.note_written(STAGE, last.number);
         for record in &input {
-            let totals = (record.tx_count() as u64, record.gas_used);
-            shared.record_progress(STAGE, record.number, totals, started);
+            shared.record_record_progress(STAGE, record, started);
         }
         Ok(vec![last.number])
     }

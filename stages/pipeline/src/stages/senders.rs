@@ -122,8 +122,7 @@ impl<'a> SendersStage<'a> {
                     )
                 })?
                 .map_err(|error| failed(shared, StageError::block(STAGE, error)))?;
-            let totals = (block.body.transactions.len() as u64, block.header.gas_used);
-            shared.record_progress(STAGE, block.number(), totals, started);
+            shared.record_block_progress(STAGE, &block, started);
             crate::stage::send_all(shared, STAGE, &io.outputs, vec![(block, senders)]);
         }
         Ok(())
@@ -149,8 +148,7 @@ impl Stage for SendersStage<'_> {
                 let senders = self
                     .install(|| recover_senders(&block, homestead))
                     .map_err(|error| StageError::block(STAGE, error))?;
-                let totals = (block.body.transactions.len() as u64, block.header.gas_used);
-                shared.record_progress(STAGE, block.number(), totals, started);
+                shared.record_block_progress(STAGE, &block, started);
                 Ok((block, senders))
             })
             .collect()
