@@ -11,7 +11,6 @@ pub mod relay;
 
 use super::{CommandError, Context};
 use crate::config::{Backend, Config};
-use crate::store::embedded::EmbeddedStore;
 use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::{keccak256, U256};
 use evm::chain::ChainSpec;
@@ -277,12 +276,8 @@ pub fn run(
     let relay = relay
         .map(|delay| start_relay(&mut bench_config, delay))
         .transpose()?;
-    let fresh = FreshStore::open(&bench_config, work_dir)?;
-    let ctx = Context {
-        config: bench_config,
-        store: Arc::clone(&fresh.store),
-        keys: fresh.keys.clone(),
-    };
+    let fresh = FreshStore::open(&mut bench_config, work_dir)?;
+    let ctx = fresh.context(&bench_config);
     let init_started = Instant::now();
     super::init::run(&ctx, &genesis_path)?;
     let init_seconds = init_started.elapsed().as_secs_f64();
@@ -293,6 +288,11 @@ pub fn run(
     // mean: on a shared machine the speed drifts, and bracketing cancels a steady drift.
     let before = in_memory_run(&spec, &genesis_path, &blocks)?;
     super::import::run(&ctx, &chain_path)?;
+    // The daemon's `run` opens the store `init` and `import` wrote in processes of their own:
+    // the pipeline starts without their caches.
+    drop(ctx);
+    let fresh = fresh.reopen(&bench_config)?;
+    let ctx = fresh.context(&bench_config);
     let peak_before_pipeline = peak_rss::peak();
     let peak_reset = peak_rss::reset_peak();
     let started = Instant::now();
@@ -399,7 +399,9 @@ struct FreshStore {
 }
 
 impl FreshStore {
-    fn open(config: &Config, work_dir: &Path) -> Result<Self, CommandError> {
+    /// A store of the configured backend under a name of its own: on the embedded store a
+    /// new file in `work_dir` (which `config` then names), on a server a key prefix of its own.
+    fn open(config: &mut Config, work_dir: &Path) -> Result<Self, CommandError> {
         let run_id = format!(
             "bench-{}-{}",
             std::process::id(),
@@ -409,11 +411,9 @@ impl FreshStore {
             Backend::Embedded => {
                 std::fs::create_dir_all(work_dir).map_err(|e| CommandError::io(work_dir, e))?;
                 let file = work_dir.join(format!("{run_id}.redb"));
+                config.storage.embedded.path = file.clone();
                 Ok(Self {
-                    store: Arc::new(
-                        EmbeddedStore::open(&file)?
-                            .with_sync_interval(config.storage.embedded.sync_interval()),
-                    ),
+                    store: crate::store::open(&config.storage)?,
                     keys: Keys::default(),
                     file: Some(file),
                 })
@@ -424,6 +424,29 @@ impl FreshStore {
                 file: None,
             }),
         }
+    }
+
+    /// A command context on this store.
+    fn context(&self, config: &Config) -> Context {
+        Context {
+            config: config.clone(),
+            store: Arc::clone(&self.store),
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// Close the store and open it again (every context on it dropped first: the embedded
+    /// file takes one handle at a time), handing the allocator's freed memory back to the
+    /// kernel in between.
+    fn reopen(self, config: &Config) -> Result<Self, CommandError> {
+        let Self { store, keys, file } = self;
+        drop(store);
+        peak_rss::release_free_memory();
+        Ok(Self {
+            store: crate::store::open(&config.storage)?,
+            keys,
+            file,
+        })
     }
 
     /// Delete what the bench wrote.

@@ -20,7 +20,7 @@ pub fn reset_peak() -> bool {
 
 /// Give the pages the allocator holds free back to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_memory() {
+pub fn release_free_memory() {
     extern "C" {
         /// glibc: release free memory from the heap's arenas; returns 1 when some was released.
         fn malloc_trim(pad: usize) -> i32;
@@ -35,7 +35,7 @@ fn release_free_memory() {
 
 /// Other allocators: nothing to release.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() {}
+pub fn release_free_memory() {}
 
 /// A `kB` line of `/proc/self/status`.
 fn status_kib(field: &str) -> Option<u64> {
