@@ -23,7 +23,7 @@ use pipeline::stages::senders::SendersStage;
 use pipeline::startup::{start_point, StartPoint};
 use pipeline::state::{cache::CacheSizes, StateLayers};
 use primitives::stage_id::StageId;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 use std::time::Duration;
@@ -200,7 +200,8 @@ fn run_stages(
         let max = batch_size as usize;
         let applied_by_commit = applied_tx.clone();
         let (commit, receipts) = (&mut commit, &mut receipts);
-        let pipeline_done = AtomicBool::new(false);
+        // Dropped when every stage has ended: the reporter stops at once.
+        let (pipeline_running, pipeline_done) = bounded::<()>(0);
         std::thread::scope(|scope| -> Result<HeadersEnd, StageError> {
             let reporter = scope.spawn(|| report_progress(shared, queues, &pipeline_done));
             let headers = spawn(scope, shared, StageId::Headers, || {
@@ -236,7 +237,7 @@ fn run_stages(
                 .zip(stages)
                 .map(|(stage, handle)| join(*stage, handle))
                 .collect();
-            pipeline_done.store(true, Ordering::Relaxed);
+            drop(pipeline_running);
             let _ = reporter.join();
             results.into_iter().collect::<Result<Vec<()>, _>>()?;
             headers_end

@@ -12,6 +12,7 @@
 //! of more than a third of the lease inside one renewal; clocks are only compared within one
 //! process.
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use primitives::clock::unix_now_ms;
 use primitives::keys::Keys;
 use primitives::store::{Store, StoreError, WriteBatch};
@@ -87,16 +88,12 @@ impl LeaderLease {
         Ok(None)
     }
 
-    /// Renew the lease every third of its lifetime until `done` is set, moving `deadline`
+    /// Renew the lease every third of its lifetime until `done` disconnects, moving `deadline`
     /// forward after each renewal; when the lease is found in other hands, the deadline is
     /// dropped to zero at once (the pipeline then stops writing).
-    pub fn keep(&self, deadline: &AtomicU64, done: &AtomicBool) {
+    pub fn keep(&self, deadline: &AtomicU64, done: &Receiver<()>) {
         let step = self.ttl / 3;
-        while !done.load(Ordering::Relaxed) {
-            sleep_unless(done, step);
-            if done.load(Ordering::Relaxed) {
-                break;
-            }
+        while done.recv_timeout(step) == Err(RecvTimeoutError::Timeout) {
             match self.store.get(&self.key) {
                 Ok(Some(holder)) if holder == self.token.as_bytes() => {
                     let renewed_at = self.deadline_from_now();
@@ -128,16 +125,6 @@ impl LeaderLease {
                 tracing::info!("leader lease released");
             }
         }
-    }
-}
-
-fn sleep_unless(done: &AtomicBool, total: Duration) {
-    let slice = Duration::from_millis(50);
-    let mut left = total;
-    while !left.is_zero() && !done.load(Ordering::Relaxed) {
-        let nap = left.min(slice);
-        std::thread::sleep(nap);
-        left -= nap;
     }
 }
 

@@ -127,7 +127,8 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
             });
         };
         metrics().leader.set(1);
-        let renewing_done = AtomicBool::new(false);
+        // Dropped when the pipeline returns: the renewals stop at once.
+        let (renewing, renewing_done) = crossbeam_channel::bounded::<()>(0);
         let result = std::thread::scope(|scope| {
             scope.spawn(|| lease.keep(&deadline, &renewing_done));
             let result = crate::daemon::run(
@@ -137,7 +138,7 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
                 Arc::clone(&stop),
                 Some(Arc::clone(&deadline)),
             );
-            renewing_done.store(true, std::sync::atomic::Ordering::Relaxed);
+            drop(renewing);
             result
         });
         metrics().leader.set(0);

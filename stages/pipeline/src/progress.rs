@@ -6,10 +6,9 @@ use crate::metrics::metrics;
 use crate::stage::Shared;
 use crate::stages::merkle::VerifiedBatch;
 use crate::stages::senders::SendersBlock;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use primitives::block::ChainBlock;
 use primitives::record::ExecutionRecord;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,25 +26,28 @@ pub struct Queues {
     pub receipts: Receiver<Arc<VerifiedBatch>>,
 }
 
+/// How often queue lengths and cache statistics are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
 /// How often a progress line is logged.
 pub const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// Until `done`: sample queue lengths and cache statistics into the metrics four times a
+/// Until `done` disconnects: sample queue lengths and cache statistics into the metrics four times a
 /// second, and log one progress line (block range, tx/s, Mgas/s, lag) every [`REPORT_EVERY`].
 /// The receivers are dropped as soon as the pipeline stops, so a stage blocked on a full
 /// channel sees the disconnect instead of waiting for ever.
-pub fn report_progress(shared: &Shared, queues: Queues, done: &AtomicBool) {
+pub fn report_progress(shared: &Shared, queues: Queues, done: &Receiver<()>) {
     let m = metrics();
     let mut since = Instant::now();
     let mut from_block = m.execution_height.get();
     let (mut from_txs, mut from_gas) = (m.txs_executed_total.get(), m.gas_used_total.get());
     // Also ends when loading stops, so that its clone of the senders queue no longer keeps a
     // headers stage blocked on a full queue.
-    while !done.load(Ordering::Relaxed)
-        && !shared.control.stopping()
-        && !shared.control.loading_stopped()
-    {
-        std::thread::sleep(Duration::from_millis(250));
+    while !shared.control.stopping() && !shared.control.loading_stopped() {
+        // Ends at once when the pipeline is done (the sender dropped), not a sample later.
+        if done.recv_timeout(SAMPLE_EVERY) != Err(RecvTimeoutError::Timeout) {
+            break;
+        }
         for (pool, len) in [
             ("senders", queues.senders.len()),
             ("execution", queues.execution.len()),

@@ -219,21 +219,6 @@ impl LatestWrite {
     }
 }
 
-/// A history write, ready to queue.
-enum HistoryWrite {
-    Account(Key<Option<AccountJson>>, Option<AccountJson>),
-    Slot(Key<U256>, U256),
-}
-
-impl HistoryWrite {
-    fn key(&self) -> &str {
-        match self {
-            HistoryWrite::Account(key, _) => key.as_str(),
-            HistoryWrite::Slot(key, _) => key.as_str(),
-        }
-    }
-}
-
 impl StateWrites {
     /// Add the changes of `records` (consecutive blocks of one verified batch, after those
     /// added so far) with the batch's `storage_roots` (after its last block), which the latest
@@ -273,8 +258,8 @@ impl StateWrites {
         }
     }
 
-    /// Queue everything into `batch`, history with `history_ttl`; each group in key order, which
-    /// the embedded store inserts with fewer page visits.
+    /// Queue everything into `batch`, history with `history_ttl`; the latest values in key
+    /// order, which the embedded store inserts with fewer page visits.
     fn queue(self, keys: &Keys, history_ttl: Duration, batch: &mut WriteBatch) {
         for (hash, code) in &self.codes {
             batch.put(keys.code(hash), code);
@@ -297,26 +282,14 @@ impl StateWrites {
                 LatestWrite::Slot(key, value) => batch.put(key, &value),
             };
         }
-        let accounts = self
-            .history_accounts
-            .into_iter()
-            .map(|(number, address, json)| {
-                HistoryWrite::Account(keys.history_account(number, &address), json)
-            });
-        let slots = self
-            .history_slots
-            .into_iter()
-            .map(|(number, address, slot, value)| {
-                HistoryWrite::Slot(keys.history_storage(number, &address, &slot), value)
-            });
-        let mut history: Vec<HistoryWrite> = accounts.chain(slots).collect();
-        // Stable: were a key listed twice, its last value would still be written last.
-        history.sort_by(|a, b| a.key().cmp(b.key()));
-        for write in history {
-            match write {
-                HistoryWrite::Account(key, json) => batch.put_with_ttl(key, &json, history_ttl),
-                HistoryWrite::Slot(key, value) => batch.put_with_ttl(key, &value, history_ttl),
-            };
+        // In block order, unsorted: the embedded store files them by block itself, and a
+        // server takes them in any order.
+        for (number, address, json) in self.history_accounts {
+            batch.put_with_ttl(keys.history_account(number, &address), &json, history_ttl);
+        }
+        for (number, address, slot, value) in self.history_slots {
+            let key = keys.history_storage(number, &address, &slot);
+            batch.put_with_ttl(key, &value, history_ttl);
         }
     }
 }
