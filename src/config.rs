@@ -186,12 +186,19 @@ pub struct EmbeddedConfig {
     /// The longest time between durable (fsynced) commits, milliseconds; 0 makes every
     /// commit durable. A crash loses at most this much progress, redone on restart.
     pub sync_interval_ms: u64,
+    /// MiB of memory for redb's page cache and write buffer.
+    pub cache_mb: u64,
 }
 
 impl EmbeddedConfig {
     /// `sync_interval_ms` as a duration.
     pub fn sync_interval(&self) -> Duration {
         Duration::from_millis(self.sync_interval_ms)
+    }
+
+    /// `cache_mb` in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        usize::try_from(self.cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 }
 
@@ -200,6 +207,7 @@ impl Default for EmbeddedConfig {
         Self {
             path: PathBuf::from("data/evm-executor.redb"),
             sync_interval_ms: crate::store::embedded::DEFAULT_SYNC_INTERVAL.as_millis() as u64,
+            cache_mb: (crate::store::embedded::DEFAULT_CACHE_BYTES >> 20) as u64,
         }
     }
 }

@@ -12,8 +12,11 @@ use std::sync::Arc;
 pub fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config.backend {
         Backend::Embedded => Arc::new(
-            embedded::EmbeddedStore::open(&config.embedded.path)?
-                .with_sync_interval(config.embedded.sync_interval()),
+            embedded::EmbeddedStore::open_with_cache(
+                &config.embedded.path,
+                config.embedded.cache_bytes(),
+            )?
+            .with_sync_interval(config.embedded.sync_interval()),
         ),
         Backend::Pika => Arc::new(pika::PikaStore::connect_with_prefix(
             &config.pika,

@@ -230,6 +230,9 @@ fn move_history_out_of_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// How often commits are made durable unless configured otherwise.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Default memory for redb's page cache and write buffer (`storage.embedded.cache_mb`).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 /// The store in one redb file.
 pub struct EmbeddedStore {
     db: Database,
@@ -239,20 +242,29 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Open (or create) the store at `path`, creating parent directories.
+    /// Open (or create) the store at `path`, creating parent directories, with redb's default
+    /// cache ([`DEFAULT_CACHE_BYTES`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Self::open`] with `cache_bytes` of memory for redb's page cache and write buffer.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         let shown = path.display();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| backend_error(&format!("cannot create {}", parent.display()), e))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => backend_error(
-                &format!("{shown}"),
-                "already opened by another evm-executor process",
-            ),
-            other => backend_error(&format!("cannot open {shown}"), other),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => backend_error(
+                    &format!("{shown}"),
+                    "already opened by another evm-executor process",
+                ),
+                other => backend_error(&format!("cannot open {shown}"), other),
+            })?;
         let txn = db
             .begin_write()
             .map_err(|e| backend_error("begin write", e))?;
