@@ -2,6 +2,10 @@
 //! command implementations. The stage logic lives in the
 //! workspace crates under `stages/` (`pipeline`, `evm`, `primitives`, `state-trie`).
 
+/// jemalloc for every allocation of the program (and its tests).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod commands;
 pub mod config;
 pub mod daemon;
