@@ -436,12 +436,11 @@ impl FreshStore {
     }
 
     /// Close the store and open it again (every context on it dropped first: the embedded
-    /// file takes one handle at a time), handing the allocator's freed memory back to the
-    /// kernel in between.
+    /// file takes one handle at a time). The memory it freed goes back to the kernel with the
+    /// peak reset that follows.
     fn reopen(self, config: &Config) -> Result<Self, CommandError> {
         let Self { store, keys, file } = self;
         drop(store);
-        peak_rss::release_free_memory();
         Ok(Self {
             store: crate::store::open(&config.storage)?,
             keys,

@@ -21,7 +21,7 @@ pub fn reset_peak() -> bool {
 
 /// Give the pages the allocators hold free back to the kernel: jemalloc's (the program's
 /// allocator) and glibc's (the C libraries').
-pub fn release_free_memory() {
+fn release_free_memory() {
     purge_jemalloc();
     trim_glibc();
 }

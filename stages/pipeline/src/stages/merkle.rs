@@ -490,9 +490,9 @@ impl Stage for MerkleStage {
             VerifyRoot::Batch | VerifyRoot::Off => input.len().max(1),
         };
         let mut verified = Vec::new();
-        let unwritten = Unwritten::default();
         for part in input.chunks(chunk) {
-            let (writes, failure) = self.verify(shared, part.to_vec(), &unwritten)?;
+            // Each write returns before the next part is computed: nothing is on its way.
+            let (writes, failure) = self.verify(shared, part.to_vec(), &SETTLED)?;
             for write in writes {
                 verified.push(
                     write
