@@ -2,6 +2,7 @@
 #   make run    the main job on the embedded store (no server needed)
 #   make test   everything CI runs: installs redis-server and prometheus if missing, fmt check,
 #               clippy, all tests
+#   make bench, make bench-reth   performance: against the in-memory ceiling, against reth
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -26,7 +27,7 @@ BENCH_AOF ?= no
 # network hop, as a remote Pika).
 BENCH_RELAY ?= no
 
-.PHONY: build run bench test test-deps lint fmt clean
+.PHONY: build run bench bench-reth test test-deps lint fmt clean
 
 build:
 	$(CARGO) build --release
@@ -43,12 +44,15 @@ run: build
 	$(DEMO_ENV) $(BIN) run --exit-at-head
 	$(DEMO_ENV) $(BIN) status
 
+# Generate the bench chain once.
+BENCH_GEN = @test -f $(BENCH_CHAIN)/chain.rlp || \
+	$(BIN) gen --blocks $(BENCH_BLOCKS) --txs-per-block $(BENCH_TXS) --out $(BENCH_CHAIN) \
+		$(if $(BENCH_ACCOUNTS),--accounts $(BENCH_ACCOUNTS))
+
 # The pipeline against the in-memory ceiling on both backends: the embedded store, then a
 # redis-server of its own on a free port (stopped afterwards); see BENCH_* above.
 bench: build
-	@test -f $(BENCH_CHAIN)/chain.rlp || \
-		$(BIN) gen --blocks $(BENCH_BLOCKS) --txs-per-block $(BENCH_TXS) --out $(BENCH_CHAIN) \
-			$(if $(BENCH_ACCOUNTS),--accounts $(BENCH_ACCOUNTS))
+	$(BENCH_GEN)
 	EVM_EXECUTOR_STORAGE_BACKEND=embedded $(BIN) bench --chain $(BENCH_CHAIN)
 	@dir=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
 		redis-server --port $$port --dir $$dir --save '' --appendonly $(BENCH_AOF) --daemonize yes --pidfile $$dir/redis.pid >/dev/null; \
@@ -58,6 +62,13 @@ bench: build
 		if [ $$status = 0 ] && [ "$(BENCH_RELAY)" = yes ]; then \
 			$(BIN) bench --chain $(BENCH_CHAIN) --relay; status=$$?; fi; \
 		kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
+
+# Against reth 2.5.1 (../shared/peers) on the bench chain: whole processes from empty data
+# directories, alternating BENCH_ROUNDS times after a warm-up (benches/against-reth.sh).
+BENCH_ROUNDS ?= 3
+bench-reth: build
+	$(BENCH_GEN)
+	benches/against-reth.sh $(BENCH_CHAIN) $(BENCH_ROUNDS)
 
 # Tests start their own redis-server (redis-cli joins clusters; openssl makes TLS
 # certificates) and Prometheus (the dashboard's queries are evaluated on a real one;

@@ -2,6 +2,7 @@
 //! With `--exit-at-head` it stops once caught up; SIGINT/SIGTERM stop it cleanly.
 
 use super::{CommandError, Context};
+use crate::config::Backend;
 use crate::lease::LeaderLease;
 use alloy_consensus::Header;
 use alloy_genesis::ChainConfig;
@@ -110,8 +111,14 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
     let progress_key = ctx.keys.exec_progress();
     let before = ctx.store.read(&progress_key)?;
     let started = Instant::now();
+    // The embedded store's file lock already lets only one process in: no replica can share
+    // it, so there is no leader to elect (and no renewal to queue behind the stages' writes).
+    let single_process = ctx.config.storage.backend == Backend::Embedded;
+    if ctx.config.leader.enabled && single_process {
+        tracing::info!("embedded store: its file lock admits one process, no leader lease needed");
+    }
     let outcome = loop {
-        if !ctx.config.leader.enabled {
+        if !ctx.config.leader.enabled || single_process {
             metrics().leader.set(1);
             break crate::daemon::run(ctx, spec, exit_at_head, Arc::clone(&stop), None)?;
         }

@@ -98,9 +98,10 @@ fn geth_reference() -> &'static Reference {
 // ---------------------------------------------------------------------------------------------
 // 1. kill -9 at random instants
 
-/// `leader.enabled = false`. A killed leader's lease outlives it by up to `lease_seconds`
-/// (15 s), during which a restarted process waits as a standby: with the lease on, most kills
-/// would land in that wait instead of in the pipeline. One executor per store is the case here.
+/// `leader.enabled = false`. On a Redis store a killed leader's lease outlives it by up to
+/// `lease_seconds` (15 s), during which a restarted process waits as a standby: with the lease
+/// on, most kills would land in that wait instead of in the pipeline. One executor per store is
+/// the case here (the embedded store takes no lease anyway).
 fn without_leader_lease() -> (String, String) {
     var("EVM_EXECUTOR_LEADER_ENABLED", "false")
 }

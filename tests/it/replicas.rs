@@ -4,7 +4,7 @@
 //! lease held by someone else holds a run off until it expires; and a leader stalled past its
 //! lease writes nothing once it wakes up while another holds the lease. Every finished store
 //! must equal what one uninterrupted run of the binary leaves on a fresh store, the run times
-//! aside. Lease tokens are checked against the replicas' own pids and host names, read from
+//! aside. On the embedded store, whose file lock admits one process, no lease is taken. Lease tokens are checked against the replicas' own pids and host names, read from
 //! `/proc` and set by the test.
 
 use crate::common::branch::checkpoint;
@@ -15,8 +15,11 @@ use crate::common::daemon::{
 use crate::common::exec::{exec_progress, without_run_times, ExecProgress};
 use crate::common::redis_server::RedisServer;
 use crate::common::{assert_same_snapshot, var, Backend};
+use evm_executor::store::embedded::EmbeddedStore;
+use primitives::store::{Store, WriteBatch};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -551,4 +554,41 @@ fn a_leader_cut_off_past_its_lease_drops_the_writes_it_was_retrying() {
     );
     let status = leader.terminate(STOP_TIMEOUT);
     assert_clean_exit(status, &leader, "SIGTERM after the outage");
+}
+
+/// The embedded store admits one process (redb locks the file), so `run` takes no lease there:
+/// a `lock:leader` left in the file, as a SIGKILLed earlier run leaves its own, holds nothing
+/// off. The run goes to the head at once (a run that stood by would wait out the hour the key
+/// still has), never stands by, and leaves the key as it was.
+#[test]
+fn a_lease_left_in_the_embedded_store_holds_no_run_off() {
+    let chain = ChainFixture::hive_sync();
+    let backend = Backend::embedded();
+    init_and_import(&backend, &chain.genesis_path(), &chain.chain_path());
+    let left = b"killed-earlier:1:1";
+    {
+        let store = EmbeddedStore::open(Path::new(&backend.location())).expect("open the store");
+        let mut batch = WriteBatch::new();
+        batch.set_with_ttl(LOCK_KEY.to_string(), left, Duration::from_secs(3600));
+        store.write(&batch).expect("leave a lease in the store");
+    }
+    let daemon = Daemon::start(&backend, &[], &["run", "--exit-at-head"]);
+    let output = daemon.finish_within(PROGRESS_TIMEOUT);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "run failed:\n{stderr}");
+    assert!(
+        !stderr.contains(STANDBY_LOG),
+        "a run on the embedded store stood by:\n{stderr}"
+    );
+    let store = backend.snapshot();
+    assert_eq!(
+        exec_progress(&store).latest_executed_block,
+        chain.block_count as u64,
+        "executed to the head"
+    );
+    assert_eq!(
+        store.get(LOCK_KEY).map(Vec::as_slice),
+        Some(left.as_slice()),
+        "the lease left in the store is untouched"
+    );
 }

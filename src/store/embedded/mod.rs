@@ -228,7 +228,7 @@ fn move_history_out_of_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// How often commits are made durable unless configured otherwise.
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Default memory for redb's page cache and write buffer (`storage.embedded.cache_mb`).
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
