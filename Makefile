@@ -23,8 +23,8 @@ BENCH_ACCOUNTS ?=
 BENCH_CHAIN ?= data/bench-chain$(if $(BENCH_ACCOUNTS),-$(BENCH_ACCOUNTS)-accounts-$(BENCH_BLOCKS)x$(BENCH_TXS))
 # The bench's redis-server persists with AOF when BENCH_AOF=yes (appendonly yes, as a real store).
 BENCH_AOF ?= no
-# BENCH_RELAY=yes: after the direct run, the same server once more through bench's relay (one
-# network hop, as a remote Pika).
+# BENCH_RELAY=yes: after the direct run, a fresh server of the same kind through bench's relay
+# (one network hop, as a remote Pika).
 BENCH_RELAY ?= no
 
 .PHONY: build run bench bench-reth test test-deps lint fmt clean
@@ -50,18 +50,22 @@ BENCH_GEN = @test -f $(BENCH_CHAIN)/chain.rlp || \
 		$(if $(BENCH_ACCOUNTS),--accounts $(BENCH_ACCOUNTS))
 
 # The pipeline against the in-memory ceiling on both backends: the embedded store, then a
-# redis-server of its own on a free port (stopped afterwards); see BENCH_* above.
+# redis-server of its own on a free port (stopped afterwards), and with BENCH_RELAY=yes a fresh
+# one reached through the relay (so both server runs start from the same empty server); see
+# BENCH_* above.
 bench: build
 	$(BENCH_GEN)
 	EVM_EXECUTOR_STORAGE_BACKEND=embedded $(BIN) bench --chain $(BENCH_CHAIN)
-	@dir=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+	@for how in direct $(if $(filter yes,$(BENCH_RELAY)),relay); do \
+		dir=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
 		redis-server --port $$port --dir $$dir --save '' --appendonly $(BENCH_AOF) --daemonize yes --pidfile $$dir/redis.pid >/dev/null; \
 		sleep 0.5; \
-		export EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port; \
-		$(BIN) bench --chain $(BENCH_CHAIN); status=$$?; \
-		if [ $$status = 0 ] && [ "$(BENCH_RELAY)" = yes ]; then \
-			$(BIN) bench --chain $(BENCH_CHAIN) --relay; status=$$?; fi; \
-		kill $$(cat $$dir/redis.pid); rm -rf $$dir; exit $$status
+		EVM_EXECUTOR_STORAGE_BACKEND=pika EVM_EXECUTOR_STORAGE_PIKA_ADDR=127.0.0.1:$$port \
+			$(BIN) bench --chain $(BENCH_CHAIN) $$([ $$how = relay ] && echo --relay); status=$$?; \
+		kill $$(cat $$dir/redis.pid); for i in $$(seq 600); do [ -e $$dir/redis.pid ] || break; sleep 0.1; done; \
+		rm -rf $$dir; \
+		[ $$status = 0 ] || exit $$status; \
+	done
 
 # Against reth 2.5.1 (../shared/peers) on the bench chain: whole processes from empty data
 # directories, alternating BENCH_ROUNDS times after a warm-up (benches/against-reth.sh).
