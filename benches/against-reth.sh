@@ -51,10 +51,10 @@ measure() {
 
 run_ours() {
     rm -rf "$work/ours" && mkdir -p "$work/ours"
-    export EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_BACKEND=embedded \
-        EVM_EXECUTOR_STORAGE_EMBEDDED_PATH="$work/ours/store.redb" EVM_EXECUTOR_METRICS_ENABLED=false
-    measure ours "$1" sh -c "'$ours' init --genesis '$chain/genesis.json' &&
-        '$ours' import '$chain/chain.rlp' && '$ours' run --exit-at-head"
+    measure ours "$1" env EVM_EXECUTOR_CHAIN_NAME=custom EVM_EXECUTOR_STORAGE_BACKEND=embedded \
+        EVM_EXECUTOR_STORAGE_EMBEDDED_PATH="$work/ours/store.redb" EVM_EXECUTOR_METRICS_ENABLED=false \
+        sh -c "'$ours' init --genesis '$chain/genesis.json' &&
+            '$ours' import '$chain/chain.rlp' && '$ours' run --exit-at-head"
 }
 
 run_reth() {

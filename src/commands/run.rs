@@ -113,12 +113,12 @@ pub fn run(ctx: &Context, exit_at_head: bool) -> Result<RunOutcome, CommandError
     let started = Instant::now();
     // The embedded store's file lock already lets only one process in: no replica can share
     // it, so there is no leader to elect (and no renewal to queue behind the stages' writes).
-    let single_process = ctx.config.storage.backend == Backend::Embedded;
-    if ctx.config.leader.enabled && single_process {
+    let elect_leader = ctx.config.leader.enabled && ctx.config.storage.backend != Backend::Embedded;
+    if ctx.config.leader.enabled && !elect_leader {
         tracing::info!("embedded store: its file lock admits one process, no leader lease needed");
     }
     let outcome = loop {
-        if !ctx.config.leader.enabled || single_process {
+        if !elect_leader {
             metrics().leader.set(1);
             break crate::daemon::run(ctx, spec, exit_at_head, Arc::clone(&stop), None)?;
         }

@@ -4,8 +4,9 @@
 //! lease held by someone else holds a run off until it expires; and a leader stalled past its
 //! lease writes nothing once it wakes up while another holds the lease. Every finished store
 //! must equal what one uninterrupted run of the binary leaves on a fresh store, the run times
-//! aside. On the embedded store, whose file lock admits one process, no lease is taken. Lease tokens are checked against the replicas' own pids and host names, read from
-//! `/proc` and set by the test.
+//! aside. Lease tokens are checked against the replicas' own pids and host names, read from
+//! `/proc` and set by the test. On the embedded store, whose file lock admits one process, no
+//! lease is taken.
 
 use crate::common::branch::checkpoint;
 use crate::common::chain::ChainFixture;

@@ -32,8 +32,9 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// How often a progress line is logged.
 pub const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// Until `done` disconnects: sample queue lengths and cache statistics into the metrics four times a
-/// second, and log one progress line (block range, tx/s, Mgas/s, lag) every [`REPORT_EVERY`].
+/// Until `done` disconnects: sample queue lengths and cache statistics into the metrics every
+/// [`SAMPLE_EVERY`], and log one progress line (block range, tx/s, Mgas/s, lag) every
+/// [`REPORT_EVERY`].
 /// The receivers are dropped as soon as the pipeline stops, so a stage blocked on a full
 /// channel sees the disconnect instead of waiting for ever.
 pub fn report_progress(shared: &Shared, queues: Queues, done: &Receiver<()>) {
