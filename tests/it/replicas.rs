@@ -113,11 +113,25 @@ fn lease_token(server: &RedisServer) -> Option<Token> {
 }
 
 /// The pid of this test process's only child whose environment holds `HOSTNAME={host}`, read
-/// from `/proc`.
+/// from `/proc`. A child just forked still shows the test's own environment until it has
+/// exec'ed, so the lookup is repeated for up to [`PROGRESS_TIMEOUT`] until one is found.
 fn child_pid(host: &str) -> u32 {
+    let started = Instant::now();
+    loop {
+        let found = children_with_host(host);
+        if !found.is_empty() || started.elapsed() > PROGRESS_TIMEOUT {
+            assert_eq!(found.len(), 1, "children with HOSTNAME={host}: {found:?}");
+            return found[0];
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pids of this test process's children whose environment holds `HOSTNAME={host}`.
+fn children_with_host(host: &str) -> Vec<u32> {
     let me = std::process::id();
     let wanted = format!("HOSTNAME={host}");
-    let found: Vec<u32> = std::fs::read_dir("/proc")
+    std::fs::read_dir("/proc")
         .expect("read /proc")
         .filter_map(|entry| {
             let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
@@ -134,9 +148,7 @@ fn child_pid(host: &str) -> u32 {
                 .any(|entry| entry == wanted.as_bytes())
                 .then_some(pid)
         })
-        .collect();
-    assert_eq!(found.len(), 1, "children with {wanted}: {found:?}");
-    found[0]
+        .collect()
 }
 
 /// Send `signal` (`STOP`, `CONT`) to `pid`.
