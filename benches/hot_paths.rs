@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the pipeline's hot pieces on a generated workload (200 transactions
 //! per block: transfers, ERC-20 calls, swaps, deployments, storage fills): decoding a block,
 //! recovering its senders on one and on two threads, executing it over the store-backed state
-//! layers, and committing the state writes of a batch of blocks to the embedded store.
+//! layers, encoding its execution record (compressed) and reading back what pruning needs of
+//! it, and committing the state writes of a batch of blocks to the embedded store.
 //!
 //! `cargo bench --bench hot_paths`; `cargo test --benches` runs each once as a smoke test.
 
@@ -19,7 +20,7 @@ use pipeline::state::{cache::CacheSizes, StateLayers};
 use primitives::block::{decode_block, ChainBlock};
 use primitives::keys::Keys;
 use primitives::load::recover_senders;
-use primitives::record::ExecutionRecord;
+use primitives::record::{ExecutionRecord, RecordSummary};
 use primitives::value::ContractRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -153,6 +154,13 @@ fn benches(c: &mut Criterion) {
     workload.execute_last(&layers);
     c.bench_function("execute_block/200_txs_warm_layers", |b| {
         b.iter(|| workload.execute_last(&layers))
+    });
+
+    let record = workload.execute_last(&layers);
+    c.bench_function("encode_record/200_txs", |b| b.iter(|| record.encode()));
+    let stored = record.encode();
+    c.bench_function("decode_record_summary/200_txs", |b| {
+        b.iter(|| RecordSummary::decode(&stored).expect("a record's summary"))
     });
 
     let records: Vec<Arc<ExecutionRecord>> = workload

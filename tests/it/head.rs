@@ -66,18 +66,26 @@ fn blocks_published_every_450_ms_are_executed_at_once() {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        latencies.push(published.elapsed());
+        latencies.push((published.elapsed(), n));
         std::thread::sleep(CADENCE.saturating_sub(tick.elapsed()));
     }
     daemon.assert_running("while following the head");
     latencies.sort();
-    let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
+    let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize].0;
     let (p50, p99) = (at(0.5), at(0.99));
+    let ms = |latency: Duration| latency.as_secs_f64() * 1e3;
+    let slowest: Vec<String> = latencies
+        .iter()
+        .rev()
+        .take(3)
+        .map(|(latency, n)| format!("block {n} {:.1} ms", ms(*latency)))
+        .collect();
     println!(
-        "head latency over {} blocks at {CADENCE:?}: p50 {:.1} ms, p99 {:.1} ms",
+        "head latency over {} blocks at {CADENCE:?}: p50 {:.1} ms, p99 {:.1} ms (slowest: {})",
         latencies.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3
+        ms(p50),
+        ms(p99),
+        slowest.join(", ")
     );
     assert!(
         p50 <= Duration::from_millis(100) && p99 <= Duration::from_millis(300),
