@@ -257,6 +257,16 @@ impl Control {
         self.loading_stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Stop after a stage failed with `error`: a bad block stops only the loading, so the
+    /// stages after the failing one still finish the blocks before it (stopping them all could
+    /// drop those blocks while they wait in a stage's batch); any other error stops every stage.
+    pub fn stop_after(&self, error: &StageError) {
+        match error {
+            StageError::Block { .. } => self.stop_loading(),
+            _ => self.request_stop(),
+        }
+    }
+
     /// True once loading was stopped.
     pub fn loading_stopped(&self) -> bool {
         self.loading_stopped.load(Ordering::Relaxed)

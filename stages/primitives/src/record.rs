@@ -145,50 +145,28 @@ struct RecordRlp {
 
 /// A record as it is encoded: [`RecordRlp`]'s fields, the receipts and slots borrowed rather
 /// than copied.
+#[derive(RlpEncodable)]
 struct RecordRlpRef<'a> {
     number: u64,
     hash: B256,
     parent_hash: B256,
     gas_used: u64,
-    receipts: &'a [ReceiptEnvelope],
+    receipts: RlpList<'a, ReceiptEnvelope>,
     accounts: Vec<AccountChangeRlp>,
-    storage: &'a [StorageChange],
+    storage: RlpList<'a, StorageChange>,
     codes: Vec<CodeRlp>,
 }
 
-impl RecordRlpRef<'_> {
-    fn payload_length(&self) -> usize {
-        self.number.length()
-            + self.hash.length()
-            + self.parent_hash.length()
-            + self.gas_used.length()
-            + alloy_rlp::list_length(self.receipts)
-            + self.accounts.length()
-            + alloy_rlp::list_length(self.storage)
-            + self.codes.length()
-    }
-}
+/// A borrowed slice encoded as an RLP list, as a `Vec` of the same items is.
+struct RlpList<'a, T>(&'a [T]);
 
-impl Encodable for RecordRlpRef<'_> {
+impl<T: Encodable> Encodable for RlpList<'_, T> {
     fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
-        alloy_rlp::Header {
-            list: true,
-            payload_length: self.payload_length(),
-        }
-        .encode(out);
-        self.number.encode(out);
-        self.hash.encode(out);
-        self.parent_hash.encode(out);
-        self.gas_used.encode(out);
-        alloy_rlp::encode_list::<_, ReceiptEnvelope>(self.receipts, out);
-        self.accounts.encode(out);
-        alloy_rlp::encode_list::<_, StorageChange>(self.storage, out);
-        self.codes.encode(out);
+        alloy_rlp::encode_list::<_, T>(self.0, out);
     }
 
     fn length(&self) -> usize {
-        let payload_length = self.payload_length();
-        payload_length + alloy_rlp::length_of_length(payload_length)
+        alloy_rlp::list_length(self.0)
     }
 }
 
@@ -206,7 +184,7 @@ impl ExecutionRecord {
             hash: self.hash,
             parent_hash: self.parent_hash,
             gas_used: self.gas_used,
-            receipts: &self.receipts,
+            receipts: RlpList(&self.receipts),
             accounts: self
                 .accounts
                 .iter()
@@ -219,7 +197,7 @@ impl ExecutionRecord {
                     post: change.post.unwrap_or_default(),
                 })
                 .collect(),
-            storage: &self.storage,
+            storage: RlpList(&self.storage),
             codes: self
                 .codes
                 .iter()
@@ -229,13 +207,13 @@ impl ExecutionRecord {
                 })
                 .collect(),
         };
-        let mut plain = Vec::with_capacity(rlp.length() + 1);
-        plain.push(PLAIN_RECORD_VERSION);
+        let mut plain = Vec::with_capacity(rlp.length());
         rlp.encode(&mut plain);
-        match compress(&plain[1..]) {
-            Ok(compressed) => [&[RECORD_VERSION], compressed.as_slice()].concat(),
-            Err(_) => plain,
-        }
+        let (version, body) = match compress(&plain) {
+            Ok(compressed) => (RECORD_VERSION, compressed),
+            Err(_) => (PLAIN_RECORD_VERSION, plain),
+        };
+        [&[version], body.as_slice()].concat()
     }
 
     /// Parse stored bytes.

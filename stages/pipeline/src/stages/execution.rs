@@ -116,13 +116,7 @@ impl<'a> ExecutionStage<'a> {
             // A write failure comes first: it is why execution stopped.
             written.and(executed)
         })
-        .inspect_err(|error| match error {
-            // As in the senders and merkle stages: a bad block stops the loading, and the
-            // stages after this one still finish the blocks before it (stopping them all could
-            // drop those blocks while they wait in a stage's batch).
-            StageError::Block { .. } => shared.control.stop_loading(),
-            _ => shared.control.request_stop(),
-        })
+        .inspect_err(|error| shared.control.stop_after(error))
     }
 
     /// Execute blocks until the input ends, a block fails, or the writer is gone; each block's

@@ -238,7 +238,7 @@ impl MerkleStage {
             // verification stops only the loading, below.
             let (writes, failure) = self
                 .verify(shared, input, unwritten)
-                .inspect_err(|_| shared.control.request_stop())?;
+                .inspect_err(|error| shared.control.stop_after(error))?;
             for write in writes {
                 unwritten.push(&write);
                 if !meter.send(STAGE, &to_writer, write) {
@@ -466,7 +466,7 @@ fn write_all(
         // A store failure (or a lost lease) stops every stage.
         let verified = write
             .write(shared)
-            .inspect_err(|_| shared.control.request_stop())?;
+            .inspect_err(|error| shared.control.stop_after(error))?;
         unwritten.pop();
         forward(outputs, verified);
     }

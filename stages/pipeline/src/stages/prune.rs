@@ -45,7 +45,7 @@ impl PruneStage {
             }
             prune()
         });
-        result.inspect_err(|_| shared.control.request_stop())
+        result.inspect_err(|error| shared.control.stop_after(error))
     }
 }
 
